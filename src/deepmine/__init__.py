@@ -1,0 +1,73 @@
+"""deepmine: deep learning for data mining.
+
+Public API::
+
+    import deepmine
+    predictor = deepmine.fit("adult.csv", target="income")
+    predictor.evaluate("adult_test.csv")
+    predictor.save("adult-model")
+    deepmine.load("adult-model").predict(new_rows)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["fit", "load", "profile", "Predictor", "RunConfig", "TabularClassifier", "TabularRegressor"]
+
+if TYPE_CHECKING:
+    from deepmine.config import RunConfig
+    from deepmine.predictor import Predictor
+    from deepmine.sklearn_api import TabularClassifier, TabularRegressor
+
+
+def fit(data: Any, target: str | None = None, *, valid: Any = None, config: Any = None, **settings: Any) -> Predictor:
+    """Fit a model on ``data`` (path, SQL URL or DataFrame) to predict ``target``.
+
+    ``settings`` are config fields, either dotted (``**{"trainer.epochs": 5}``) or by section
+    (``trainer={"epochs": 5}``), or top-level fields such as ``seed`` and ``task``.
+    """
+    from deepmine.config import build_config
+    from deepmine.tasks.supervised import fit_table
+
+    overrides: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and key not in ("columns.roles",):
+            overrides.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            overrides[key.replace("__", ".")] = value
+    if target is not None:
+        overrides["columns.target"] = target
+    return fit_table(data, build_config(config, overrides), valid=valid)
+
+
+def load(path: Any) -> Predictor:
+    """Load a saved artifact folder."""
+    from deepmine.artifact import load_predictor
+
+    return load_predictor(path)
+
+
+def profile(data: Any, target: str | None = None, **read_options: Any) -> dict[str, Any]:
+    """Per-column roles (with reasons), missing share, distinct counts, statistics, target balance."""
+    from deepmine.config import DataConfig
+    from deepmine.profile import profile_table
+
+    return profile_table(data, target, DataConfig(**read_options))
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("TabularClassifier", "TabularRegressor"):
+        from deepmine import sklearn_api
+
+        return getattr(sklearn_api, name)
+    if name == "Predictor":
+        from deepmine.predictor import Predictor
+
+        return Predictor
+    if name == "RunConfig":
+        from deepmine.config import RunConfig
+
+        return RunConfig
+    raise AttributeError(f"module 'deepmine' has no attribute {name!r}")

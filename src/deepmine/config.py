@@ -1,0 +1,197 @@
+"""Run configuration: one pydantic model, loadable from YAML and overridable by ``--set key=value``."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from deepmine.exceptions import ConfigError, did_you_mean
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """How to read the source."""
+
+    sep: str | None = Field(None, description="CSV delimiter; sniffed when unset.")
+    encoding: str | None = Field(None, description="Text encoding; sniffed when unset.")
+    header: bool | None = Field(None, description="Whether the first row names the columns; sniffed when unset.")
+    table: str | None = Field(None, description="SQL table name (SQLAlchemy URL sources).")
+    query: str | None = Field(None, description="SQL query (SQLAlchemy URL sources).")
+    na_values: list[str] = Field(default_factory=lambda: ["", "?", "NA", "N/A", "NaN", "nan", "null", "NULL"])
+
+
+class ColumnsConfig(_Section):
+    """Which column is the target, which keeps ids, and role overrides."""
+
+    target: str | None = None
+    id: str | None = Field(None, description="Column copied into predictions to identify rows.")
+    roles: dict[str, str] = Field(default_factory=dict, description="Force a role per column.")
+    drop: list[str] = Field(default_factory=list)
+
+
+class PreprocessConfig(_Section):
+    """Per-role preprocessing settings."""
+
+    rare_min_count: int = Field(5, ge=1, description="Categories seen fewer times fold into one 'rare' bucket.")
+    max_categories: int = Field(1000, ge=2)
+    numeric_scaling: Literal["quantile", "standard"] = "quantile"
+    numeric_bins: int = Field(16, ge=0, description="Quantile bins per numeric column for piecewise-linear encoding; 0 = off.")
+    infinite: Literal["error", "missing"] = "error"
+    text_vocab_size: int = Field(20000, ge=10)
+    text_max_tokens: int = Field(256, ge=1)
+
+
+Activation = Literal["relu", "tanh", "sigmoid", "gelu"]
+
+
+class ModelConfig(_Section):
+    """The network built from the schema."""
+
+    name: str = "mlp"
+    hidden: list[int] = Field(default_factory=lambda: [256, 128])
+    activation: Activation = "relu"
+    dropout: float = Field(0.15, ge=0.0, lt=1.0)
+    batch_norm: bool = False
+    embedding_dim: int | None = Field(None, ge=1, description="Categorical embedding size; auto when unset.")
+
+
+class OptimizerConfig(_Section):
+    """Optimizer and penalties."""
+
+    name: Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0, description="L2 penalty.")
+    l1: float = Field(0.0, ge=0, description="L1 penalty on weights.")
+
+
+class TrainerConfig(_Section):
+    """The training loop."""
+
+    epochs: int = Field(40, ge=1)
+    batch_size: int | Literal["full"] = 256
+    schedule: Literal["none", "cosine", "onecycle", "plateau"] = "none"
+    early_stopping: bool = True
+    patience: int = Field(6, ge=1)
+    monitor: str = Field("auto", description="Validation metric for early stopping; 'auto' = loss.")
+    class_weight: Literal["none", "balanced"] = "none"
+    grad_clip: float | None = Field(None, gt=0)
+    valid_fraction: float = Field(0.15, gt=0, lt=0.9)
+    checkpoint: bool = True
+    progress: bool | None = Field(None, description="Show a progress bar; auto = when stderr is a terminal.")
+
+
+class RunConfig(_Section):
+    """Everything one run needs. Every field can be set with ``--set section.key=value``."""
+
+    task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
+    seed: int = 42
+    data: DataConfig = Field(default_factory=DataConfig)
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+
+
+SECTION_ALIASES = {"module": "model"}
+
+
+def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    """Every dotted key a config accepts (``trainer.lr`` style)."""
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(config_keys(annotation, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _format_validation_error(err: ValidationError, where: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {loc}: {first['msg']} (got {first.get('input')!r})"
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    if parts[0] in SECTION_ALIASES:
+        parts[0] = SECTION_ALIASES[parts[0]]
+    dotted = ".".join(parts)
+    known = config_keys()
+    if dotted not in known and not (len(parts) == 3 and ".".join(parts[:2]) == "columns.roles"):
+        raise ConfigError(f"unknown config key '{key}'{did_you_mean(dotted, known)}; see `deepmine fit --help`")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``key=value``; the value is read as YAML (numbers, lists, booleans)."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got '{text}' (for example --set trainer.lr=0.003)")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def build_config(
+    base: RunConfig | dict[str, Any] | str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Merge a base config (object, dict or YAML path) with dotted overrides and validate."""
+    if base is None:
+        tree: dict[str, Any] = {}
+    elif isinstance(base, RunConfig):
+        tree = base.model_dump()
+    elif isinstance(base, dict):
+        tree = copy.deepcopy(base)
+    else:
+        tree = load_yaml(Path(base))
+    where = "config"
+    for key, value in (overrides or {}).items():
+        _set_dotted(tree, key, value)
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, where)) from err
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict, with clear errors."""
+    if not path.exists():
+        raise ConfigError(f"config file '{path}' does not exist; pass an existing YAML file to --config")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from err
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping of sections, got {type(tree).__name__}")
+    flat: dict[str, Any] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict) and dotted != "columns.roles":
+                walk(value, dotted + ".")
+            else:
+                flat[dotted] = value
+
+    walk(tree, "")
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        _set_dotted(out, key, value)
+    return out

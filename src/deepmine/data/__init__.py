@@ -1,0 +1,1 @@
+"""Sources, schema inference and splits."""

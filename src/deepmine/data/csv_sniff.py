@@ -1,0 +1,101 @@
+"""Sniff a delimited text file's encoding, delimiter and header from its first bytes."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepmine.exceptions import DataError
+
+SAMPLE_BYTES = 256 * 1024
+DELIMITERS = ",;\t|"
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """What a CSV reader needs to know."""
+
+    encoding: str
+    sep: str
+    header: bool
+
+
+def read_sample(path: Path, size: int = SAMPLE_BYTES) -> bytes:
+    """First ``size`` bytes of a (possibly gzip-compressed) file."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        return handle.read(size)
+
+
+def sniff_encoding(sample: bytes, path: Path) -> str:
+    """Pick an encoding: a BOM wins, then UTF-8, then charset-normalizer's confident guess."""
+    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if sample.startswith(bom):
+            return name
+    try:
+        sample.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as err:
+        if err.start >= len(sample) - 4:  # a multi-byte character cut by the sample's end
+            return "utf-8"
+        first_bad = err.start
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(sample).best()
+    if best is None or b"\x00" in sample:
+        raise DataError(
+            f"file '{path}' is not UTF-8 text (byte 0x{sample[first_bad]:02x} at offset {first_bad}) and its "
+            "encoding could not be recognised; pass --encoding (for example --encoding latin-1)"
+        )
+    return best.encoding
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text.strip())
+        return True
+    except ValueError:
+        return False
+
+
+def sniff_header(rows: list[list[str]]) -> bool:
+    """A first row of unique non-numeric names over data with numbers, or unseen values, is a header."""
+    if len(rows) < 2:
+        return True
+    first = [cell.strip() for cell in rows[0]]
+    if any(not cell or _looks_numeric(cell) for cell in first) or len(set(first)) != len(first):
+        return False
+    body = rows[1:]
+    for col, name in enumerate(first):
+        values = [r[col].strip() for r in body if col < len(r)]
+        if values and sum(_looks_numeric(v) for v in values) >= 0.8 * len(values):
+            return True
+        if name in values:
+            return False
+    return True
+
+
+def sniff_dialect(path: Path, sep: str | None, encoding: str | None, header: bool | None) -> CsvDialect:
+    """Fill in whatever of delimiter, encoding and header the user left unset."""
+    sample = read_sample(path)
+    if not sample.strip():
+        raise DataError(f"file '{path}' is empty; expected a header row and data rows")
+    encoding = encoding or sniff_encoding(sample, path)
+    text = sample.decode(encoding, errors="ignore")
+    lines = text.splitlines()
+    if len(sample) == SAMPLE_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut
+    lines = [line for line in lines if line.strip()][:200]
+    if sep is None:
+        try:
+            sep = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=DELIMITERS).delimiter
+        except csv.Error:
+            sep = "\t" if path.name.endswith((".tsv", ".tsv.gz")) else ","
+    if header is None:
+        rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=sep, skipinitialspace=True))
+        header = sniff_header(rows)
+    return CsvDialect(encoding=encoding, sep=sep, header=header)

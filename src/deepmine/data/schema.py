@@ -1,0 +1,219 @@
+"""Schema inference: a role per column (with the reason) and the task from the target."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepmine.exceptions import ColumnError, ConfigError, DataError, did_you_mean
+
+ROLES = ("numeric", "categorical", "binary", "text", "datetime", "id", "constant")
+FEATURE_ROLES = ("numeric", "categorical", "binary", "text", "datetime")
+TASKS = ("binary", "multiclass", "regression")
+_ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|key)$|^id[_\s-]|Id$|ID$")
+MAX_CLASSES_FOR_INTEGER_TARGET = 10
+
+
+@dataclass
+class ColumnSpec:
+    """One input column: its role and why."""
+
+    name: str
+    role: str
+    reason: str
+
+
+@dataclass
+class Schema:
+    """Column roles, the target and the task."""
+
+    columns: list[ColumnSpec]
+    target: str | None = None
+    task: str | None = None
+    task_reason: str = ""
+    classes: list[Any] = field(default_factory=list)
+
+    @property
+    def features(self) -> list[ColumnSpec]:
+        """Columns that feed the model."""
+        return [c for c in self.columns if c.role in FEATURE_ROLES]
+
+    def names(self, role: str) -> list[str]:
+        """Names of the feature columns with ``role``."""
+        return [c.name for c in self.columns if c.role == role]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Schema:
+        cols = [ColumnSpec(**c) for c in state["columns"]]
+        return cls(cols, state.get("target"), state.get("task"), state.get("task_reason", ""), state["classes"])
+
+
+def to_native(value: Any) -> Any:
+    """numpy scalar → plain Python value (JSON-safe)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _is_integral(values: pd.Series) -> bool:
+    if pd.api.types.is_integer_dtype(values):
+        return True
+    if pd.api.types.is_float_dtype(values):
+        finite = values[np.isfinite(values)]
+        return bool(len(finite)) and bool(np.all(np.mod(finite, 1) == 0))
+    return False
+
+
+def _numeric_view(column: pd.Series) -> pd.Series | None:
+    """The column as numbers when (almost) every value parses as one."""
+    if pd.api.types.is_bool_dtype(column):
+        return None
+    if pd.api.types.is_numeric_dtype(column):
+        return column.astype("float64")
+    nonnull = column.dropna()
+    parsed = pd.to_numeric(nonnull, errors="coerce")
+    if len(nonnull) and parsed.notna().mean() >= 0.99:
+        return pd.to_numeric(column, errors="coerce").astype("float64")
+    return None
+
+
+def _looks_datetime(nonnull: pd.Series) -> bool:
+    sample = nonnull.astype(str).head(200)
+    if not sample.str.contains(r"\d").all() or not sample.str.contains(r"[-/:]").mean() > 0.9:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return parsed.notna().mean() >= 0.95
+
+
+def infer_role(column: pd.Series, name: str) -> tuple[str, str]:
+    """Return ``(role, reason)`` for one column."""
+    n = len(column)
+    nonnull = column.dropna()
+    distinct = nonnull.nunique()
+    if len(nonnull) == 0:
+        return "constant", "every value is missing"
+    if distinct == 1:
+        return "constant", f"every value is {to_native(nonnull.iloc[0])!r}"
+    if pd.api.types.is_bool_dtype(column) or distinct == 2:
+        shown = ", ".join(repr(to_native(v)) for v in sorted(nonnull.unique(), key=str))
+        return "binary", f"two distinct values ({shown})"
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return "datetime", "stored as date/time"
+    numeric = _numeric_view(column)
+    if numeric is not None:
+        unique = distinct == len(nonnull) == n
+        if unique and _is_integral(numeric.dropna()) and (_ID_NAME.search(name) or _is_step_sequence(numeric)):
+            return "id", "unique integers in every row (an identifier, dropped)"
+        return "numeric", f"numbers ({distinct} distinct)"
+    text = nonnull.astype(str)
+    if _looks_datetime(nonnull):
+        return "datetime", "values parse as dates/times"
+    words = text.str.count(r"\s+").mean() + 1
+    if words >= 4 or (text.str.len().mean() >= 40 and distinct > 0.5 * len(nonnull)):
+        return "text", f"free text ({words:.1f} words per value on average)"
+    if len(nonnull) >= 20 and distinct >= 0.95 * len(nonnull):
+        return "id", f"{distinct} distinct values in {len(nonnull)} rows (an identifier, dropped)"
+    if _ID_NAME.search(name) and distinct >= 0.5 * len(nonnull):
+        return "id", f"named like an identifier with {distinct} distinct values (dropped)"
+    return "categorical", f"{distinct} distinct labels"
+
+
+def _is_step_sequence(values: pd.Series) -> bool:
+    diffs = np.diff(np.sort(values.to_numpy()))
+    return bool(len(diffs)) and bool(np.all(diffs == diffs[0]))
+
+
+def infer_task(target: pd.Series, name: str, forced: str = "auto") -> tuple[str, str]:
+    """Binary, multiclass or regression from the target's values (or the forced task)."""
+    nonnull = target.dropna()
+    distinct = nonnull.nunique()
+    numeric = _numeric_view(target)
+    if forced != "auto":
+        if forced not in TASKS:
+            raise ConfigError(f"unknown task '{forced}'{did_you_mean(forced, TASKS)}; expected one of {TASKS}")
+        if forced == "regression" and numeric is None:
+            raise DataError(
+                f"target column '{name}' holds labels like {to_native(nonnull.iloc[0])!r}, not numbers; "
+                "regression needs a numeric target (use task binary or multiclass)"
+            )
+        return forced, "set in the config"
+    if distinct == 2:
+        return "binary", "the target has two distinct values"
+    if numeric is None:
+        return "multiclass", f"the target holds {distinct} distinct labels"
+    if _is_integral(numeric.dropna()) and distinct <= MAX_CLASSES_FOR_INTEGER_TARGET:
+        return "multiclass", f"the target holds {distinct} distinct integers"
+    return "regression", f"the target holds numbers ({distinct} distinct)"
+
+
+def check_target(frame: pd.DataFrame, target: str | None, where: str) -> None:
+    """Raise a clear error when the target is missing from the table or unusable."""
+    if target is None:
+        raise ConfigError(f"no target column given; pass --target COLUMN (columns in {where}: {list(frame.columns)})")
+    if target not in frame.columns:
+        raise ColumnError(
+            f"target column '{target}' is not in {where}{did_you_mean(target, frame.columns)}; "
+            f"columns: {list(frame.columns)}"
+        )
+    values = frame[target]
+    if values.notna().sum() == 0:
+        raise DataError(f"target column '{target}' in {where} has no values (all {len(values)} rows are missing)")
+
+
+def infer_schema(
+    frame: pd.DataFrame,
+    target: str | None,
+    *,
+    task: str = "auto",
+    roles: dict[str, str] | None = None,
+    drop: list[str] | None = None,
+    id_column: str | None = None,
+    where: str = "the data",
+) -> Schema:
+    """Infer a role for every column, and the task when there is a target."""
+    roles = roles or {}
+    for col, role in roles.items():
+        if col not in frame.columns:
+            raise ColumnError(f"columns.roles names column '{col}', which is not in {where}{did_you_mean(col, frame.columns)}")
+        if role not in ROLES:
+            raise ConfigError(f"unknown role '{role}' for column '{col}'{did_you_mean(role, ROLES)}; expected one of {ROLES}")
+    for col in [*(drop or []), *([id_column] if id_column else [])]:
+        if col not in frame.columns:
+            raise ColumnError(f"column '{col}' is not in {where}{did_you_mean(col, frame.columns)}")
+    specs: list[ColumnSpec] = []
+    for name in frame.columns:
+        if name == target:
+            continue
+        if name in roles:
+            specs.append(ColumnSpec(name, roles[name], "set in the config"))
+        elif drop and name in drop:
+            specs.append(ColumnSpec(name, "constant", "dropped in the config"))
+        elif name == id_column:
+            specs.append(ColumnSpec(name, "id", "chosen as the id column (kept in predictions, not a feature)"))
+        else:
+            specs.append(ColumnSpec(name, *infer_role(frame[name], name)))
+    schema = Schema(specs, target=target)
+    if target is None:
+        return schema
+    check_target(frame, target, where)
+    schema.task, schema.task_reason = infer_task(frame[target], target, task)
+    if schema.task != "regression":
+        labels = frame[target].dropna()
+        classes = sorted(labels.unique().tolist(), key=lambda v: (str(type(v)), v))
+        if len(classes) < 2:
+            raise DataError(
+                f"target column '{target}' has a single value {to_native(classes[0])!r} in every row; "
+                "a classifier needs at least two classes (check the target or the file)"
+            )
+        schema.classes = [to_native(c) for c in classes]
+    if not schema.features:
+        raise DataError(f"{where} has no usable feature columns besides the target '{target}'")
+    return schema

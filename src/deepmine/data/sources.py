@@ -1,0 +1,163 @@
+"""Read a table from a file (CSV/TSV, Parquet, JSON Lines), a SQLAlchemy URL, or a DataFrame."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from deepmine.config import DataConfig
+from deepmine.data.csv_sniff import sniff_dialect
+from deepmine.exceptions import DataError, SourceNotFoundError, did_you_mean
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json")
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+]*://")
+
+DataSource = Any  # str | Path | pandas.DataFrame
+
+
+def is_sql_url(source: object) -> bool:
+    """True for SQLAlchemy URLs such as ``sqlite:///shop.db`` or ``postgresql://host/db``."""
+    return isinstance(source, str) and bool(_URL.match(source))
+
+
+def describe(source: DataSource) -> str:
+    """A short name for messages."""
+    if isinstance(source, pd.DataFrame):
+        return "the DataFrame"
+    return str(source)
+
+
+def load_table(source: DataSource, data: DataConfig | None = None) -> pd.DataFrame:
+    """Load any supported source into a DataFrame; raise a one-line :class:`DataError` on bad input."""
+    data = data or DataConfig()
+    if isinstance(source, pd.DataFrame):
+        frame = source.copy()
+    elif is_sql_url(source):
+        frame = _read_sql(source, data)
+    else:
+        frame = _read_file(Path(source), data)
+    name = describe(source)
+    if frame.shape[1] == 0:
+        raise DataError(f"{name} has no columns; expected a table with a header row and data rows")
+    if len(frame) == 0:
+        raise DataError(f"{name} has a header but no data rows; add rows or point at the right file")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    duplicated = frame.columns[frame.columns.duplicated()].tolist()
+    if duplicated:
+        raise DataError(f"{name} has duplicate column names {duplicated}; rename them so each is unique")
+    return frame
+
+
+def _read_file(path: Path, data: DataConfig) -> pd.DataFrame:
+    if not path.exists():
+        raise SourceNotFoundError(f"file '{path}' does not exist; check the path (current folder: {Path.cwd()})")
+    if path.is_dir():
+        raise DataError(f"'{path}' is a folder; expected a table file (CSV, TSV, Parquet, JSON Lines) or a SQL URL")
+    if path.stat().st_size == 0:
+        raise DataError(f"file '{path}' is empty; expected a header row and data rows")
+    lower = path.name.lower()
+    if lower.endswith(PARQUET_SUFFIXES):
+        return _read_parquet(path)
+    if lower.endswith(JSONL_SUFFIXES):
+        return _read_jsonl(path)
+    return _read_csv(path, data)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several types for damaged files
+        raise DataError(f"file '{path}' could not be read as Parquet: {str(err).splitlines()[0]}") from err
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_json(path, lines=True)
+    except ValueError as err:
+        raise DataError(
+            f"file '{path}' is not JSON Lines (one JSON object per line): {str(err).splitlines()[0]}"
+        ) from err
+
+
+_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _read_csv(path: Path, data: DataConfig) -> pd.DataFrame:
+    dialect = sniff_dialect(path, data.sep, data.encoding, data.header)
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=dialect.sep,
+            encoding=dialect.encoding,
+            header=0 if dialect.header else None,
+            skipinitialspace=True,
+            na_values=data.na_values,
+            keep_default_na=False,
+            low_memory=False,
+        )
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"file '{path}' is not valid {dialect.encoding} text ({err.reason} at byte {err.start}); "
+            "pass the file's encoding, for example --encoding latin-1"
+        ) from err
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"file '{path}' is empty; expected a header row and data rows") from err
+    except pd.errors.ParserError as err:
+        match = _RAGGED.search(str(err))
+        if match:
+            expected, line, saw = match.groups()
+            raise DataError(
+                f"file '{path}' line {line} has {saw} fields but the header has {expected}; "
+                "fix that row, quote fields that contain the delimiter, or pass the right --sep"
+            ) from err
+        raise DataError(f"file '{path}' could not be parsed as CSV: {str(err).splitlines()[-1]}") from err
+    except LookupError as err:
+        raise DataError(f"unknown encoding '{dialect.encoding}'; pass a valid --encoding such as utf-8") from err
+    if not dialect.header:
+        frame.columns = [f"column_{i + 1}" for i in range(frame.shape[1])]
+    return frame
+
+
+def _sqlite_path(url: str) -> Path | None:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + ":memory:"):
+        return Path(url[len(prefix) :].split("?")[0])
+    return None
+
+
+def _read_sql(url: str, data: DataConfig) -> pd.DataFrame:
+    import sqlalchemy as sa
+
+    db_file = _sqlite_path(url)
+    if db_file is not None and not db_file.exists():
+        raise SourceNotFoundError(f"database file '{db_file}' does not exist; check the URL '{url}'")
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as err:
+        raise DataError(f"'{url}' is not a usable SQLAlchemy URL: {str(err).splitlines()[0]}") from err
+    try:
+        with engine.connect() as conn:
+            if data.query:
+                return pd.read_sql_query(sa.text(data.query), conn)
+            tables = sa.inspect(conn).get_table_names()
+            table = data.table
+            if table is None:
+                if len(tables) != 1:
+                    raise DataError(
+                        f"database '{url}' holds {len(tables)} tables {tables}; choose one with --table NAME "
+                        "or pass --query \"SELECT ...\""
+                    )
+                table = tables[0]
+            if table not in tables:
+                raise DataError(
+                    f"table '{table}' is not in database '{url}'{did_you_mean(table, tables)}; tables: {tables}"
+                )
+            return pd.read_sql_table(table, conn)
+    except sa.exc.SQLAlchemyError as err:
+        raise DataError(f"reading '{url}' failed: {str(err).splitlines()[0]}") from err
+    finally:
+        engine.dispose()

@@ -1,0 +1,34 @@
+"""Train/validation splits (stratified for classification when every class allows it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from deepmine.exceptions import DataError
+
+MIN_ROWS = 4
+
+
+def train_valid_split(
+    frame: pd.DataFrame, target: str, fraction: float, seed: int, stratify: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Carve a validation split from ``frame``; stratified by ``target`` when asked and possible."""
+    if len(frame) < MIN_ROWS:
+        raise DataError(
+            f"the training data has {len(frame)} labelled row(s); at least {MIN_ROWS} are needed "
+            "(some for validation)"
+        )
+    labels = frame[target]
+    strat = None
+    if stratify:
+        counts = labels.value_counts()
+        n_valid = max(1, round(fraction * len(frame)))
+        if counts.min() >= 2 and n_valid >= len(counts):
+            strat = labels
+    index = np.arange(len(frame))
+    train_idx, valid_idx = train_test_split(index, test_size=fraction, random_state=seed, stratify=strat)
+    return frame.iloc[np.sort(train_idx)].reset_index(drop=True), frame.iloc[np.sort(valid_idx)].reset_index(
+        drop=True
+    )

@@ -1,0 +1,52 @@
+"""Task metrics computed with scikit-learn, under the names of DESIGN.md's output contract."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn import metrics as skm
+
+CLASSIFICATION_METRICS = (
+    "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "average_precision",
+)
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Metrics from class indices and an (n, n_classes) probability matrix."""
+    y_pred = proba.argmax(axis=1)
+    labels = np.arange(n_classes)
+    out: dict[str, float] = {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # undefined precision for a class never predicted → 0, as documented
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        out.update(precision=p, recall=r, f1=f)
+        present = np.unique(y_true)
+        out["log_loss"] = skm.log_loss(y_true, np.clip(proba, 1e-15, 1), labels=labels)
+        if len(present) >= 2:
+            if n_classes == 2:
+                out["roc_auc"] = skm.roc_auc_score(y_true, proba[:, 1])
+                out["average_precision"] = skm.average_precision_score(y_true, proba[:, 1])
+            elif len(present) == n_classes:
+                out["roc_auc"] = skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels)
+                onehot = np.eye(n_classes)[y_true]
+                out["average_precision"] = skm.average_precision_score(onehot, proba, average="macro")
+    return {k: float(v) for k, v in out.items()}
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:
+    """Confusion matrix, rows = true class, columns = predicted class."""
+    return skm.confusion_matrix(y_true, y_pred, labels=np.arange(n_classes)).tolist()
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """rmse, mae and r2 on the original scale."""
+    return {
+        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
+        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
+        "r2": float(skm.r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan"),
+    }

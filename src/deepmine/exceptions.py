@@ -1,0 +1,60 @@
+"""deepmine's exceptions.
+
+Every error meant for a user subclasses :class:`DeepmineError` and a builtin
+(``ValueError``, ``FileNotFoundError`` ...) so ``except ValueError`` keeps working.
+Messages are one line: what was received, what was expected, how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
+
+class DeepmineError(Exception):
+    """Base class of every error deepmine raises on purpose."""
+
+    exit_code = 1
+
+
+class DataError(DeepmineError, ValueError):
+    """The data (a file, a table, a column, a value) is not what was expected."""
+
+
+class SourceNotFoundError(DataError, FileNotFoundError):
+    """A data file or folder does not exist."""
+
+
+class ColumnError(DataError):
+    """A named column is missing or unusable."""
+
+
+class ConfigError(DeepmineError, ValueError):
+    """A configuration key or value is wrong (a usage error)."""
+
+    exit_code = 2
+
+
+class ArtifactError(DeepmineError, ValueError):
+    """An artifact folder is missing, damaged, tampered with, or from a newer deepmine."""
+
+
+class NotFittedError(DeepmineError, _SklearnNotFittedError):
+    """A model was used before ``fit``."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        if str(name).lower() in lowered:
+            close = [lowered[str(name).lower()]]
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class DeepmineWarning(UserWarning):
+    """Something the user should know that does not stop the run (shown as one line on stderr)."""

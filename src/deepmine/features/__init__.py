@@ -1,0 +1,1 @@
+"""One fitted preprocessor per column role, and the pipeline that runs them."""

@@ -1,0 +1,76 @@
+"""Datetime columns: parsed, split into calendar parts, each part scaled like a number."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepmine.features.numeric import NumericEncoder
+
+PARTS = ("year", "month", "day", "dayofweek", "hour", "epoch_days")
+
+
+def parse_dates(column: pd.Series) -> pd.Series:
+    """Parse any date/time strings; unparseable values become missing."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        parsed = column
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(column, errors="coerce", format="mixed", utc=True)
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed
+
+
+def date_parts(column: pd.Series) -> pd.DataFrame:
+    """Calendar parts of a datetime column as float columns (NaN where missing)."""
+    dates = parse_dates(column)
+    epoch = (dates - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0
+    parts = {
+        "year": dates.dt.year,
+        "month": dates.dt.month,
+        "day": dates.dt.day,
+        "dayofweek": dates.dt.dayofweek,
+        "hour": dates.dt.hour,
+        "epoch_days": epoch,
+    }
+    return pd.DataFrame({k: pd.to_numeric(v).astype("float64") for k, v in parts.items()}, index=column.index)
+
+
+class DatetimeEncoder:
+    """One standardized numeric encoder per calendar part (parts constant in training are skipped)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, NumericEncoder] = {}
+
+    def fit(self, column: pd.Series) -> DatetimeEncoder:
+        frame = date_parts(column)
+        self.parts = {
+            name: NumericEncoder(scaling="standard").fit(frame[name])
+            for name in PARTS
+            if frame[name].nunique(dropna=True) > 1
+        }
+        return self
+
+    @property
+    def width(self) -> int:
+        return sum(enc.width for enc in self.parts.values())
+
+    def transform(self, column: pd.Series) -> np.ndarray:
+        frame = date_parts(column)
+        if not self.parts:
+            return np.zeros((len(column), 0), dtype="float32")
+        return np.concatenate([enc.transform(frame[name]) for name, enc in self.parts.items()], axis=1)
+
+    def state(self) -> dict[str, Any]:
+        return {"parts": {name: enc.state() for name, enc in self.parts.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> DatetimeEncoder:
+        encoder = cls()
+        encoder.parts = {name: NumericEncoder.from_state(s) for name, s in state["parts"].items()}
+        return encoder

@@ -1,0 +1,109 @@
+"""Numeric columns: median imputation with a missing flag, quantile-normal or standard scaling,
+and piecewise-linear encoding over quantile bins (Gorishniy et al., 2022)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtri
+
+from deepmine.exceptions import DataError
+
+N_QUANTILES = 256
+_CLIP = 1e-7
+
+
+def to_numbers(column: pd.Series, *, infinite: str = "error") -> np.ndarray:
+    """Parse a column as float64; NaN stays missing, unparseable text and (by default) inf raise."""
+    values = pd.to_numeric(column, errors="coerce")
+    bad = values.isna() & column.notna()
+    if bad.any():
+        first = bad.to_numpy().nonzero()[0][0]
+        raise DataError(
+            f"column '{column.name}' should hold numbers but row {first} holds {column.iloc[first]!r}; "
+            "fix the value or set its role to categorical (--set columns.roles.NAME=categorical)"
+        )
+    array = values.to_numpy(dtype="float64", na_value=np.nan)
+    infinite_rows = np.isinf(array)
+    if infinite_rows.any():
+        if infinite == "error":
+            first = int(infinite_rows.nonzero()[0][0])
+            raise DataError(
+                f"column '{column.name}' has {int(infinite_rows.sum())} infinite value(s) (first at row {first}); "
+                "expected finite numbers: replace them, or treat them as missing with "
+                "--set preprocess.infinite=missing"
+            )
+        array = np.where(infinite_rows, np.nan, array)
+    return array
+
+
+class NumericEncoder:
+    """Fitted state for one numeric column."""
+
+    def __init__(self, scaling: str = "quantile", bins: int = 0, infinite: str = "error") -> None:
+        self.scaling = scaling
+        self.bins = bins
+        self.infinite = infinite
+        self.median = 0.0
+        self.mean = 0.0
+        self.std = 1.0
+        self.quantiles: list[float] = []
+        self.edges: list[float] = []
+        self.flag_missing = False
+
+    def fit(self, column: pd.Series) -> NumericEncoder:
+        values = to_numbers(column, infinite=self.infinite)
+        finite = values[~np.isnan(values)]
+        if finite.size == 0:
+            finite = np.zeros(1)
+        self.flag_missing = bool(np.isnan(values).any())
+        self.median = float(np.median(finite))
+        self.mean = float(finite.mean())
+        self.std = float(finite.std()) or 1.0
+        self.quantiles = np.quantile(finite, np.linspace(0, 1, N_QUANTILES)).tolist()
+        if self.bins:
+            edges = np.unique(np.quantile(finite, np.linspace(0, 1, self.bins + 1)))
+            self.edges = edges.tolist() if edges.size >= 2 else []
+        return self
+
+    @property
+    def width(self) -> int:
+        return 1 + int(self.flag_missing) + max(len(self.edges) - 1, 0)
+
+    def transform(self, column: pd.Series) -> np.ndarray:
+        values = to_numbers(column, infinite=self.infinite)
+        missing = np.isnan(values)
+        filled = np.where(missing, self.median, values)
+        parts = [self._scale(filled)]
+        if self.flag_missing:
+            parts.append(missing.astype("float64"))
+        if len(self.edges) >= 2:
+            parts.extend(self._piecewise_linear(filled).T)
+        return np.stack(parts, axis=1).astype("float32")
+
+    def _scale(self, values: np.ndarray) -> np.ndarray:
+        if self.scaling == "standard":
+            return (values - self.mean) / self.std
+        quantiles = np.asarray(self.quantiles)
+        # average of forward and backward interpolation handles repeated quantiles (discrete columns)
+        ranks = np.linspace(0, 1, quantiles.size)
+        up = np.interp(values, quantiles, ranks)
+        down = -np.interp(-values, -quantiles[::-1], -ranks[::-1])
+        return ndtri(np.clip((up + down) / 2, _CLIP, 1 - _CLIP)) / 2.5
+
+    def _piecewise_linear(self, values: np.ndarray) -> np.ndarray:
+        edges = np.asarray(self.edges)
+        left, right = edges[:-1], edges[1:]
+        ratio = (values[:, None] - left[None, :]) / (right - left)[None, :]
+        return np.clip(ratio, 0.0, 1.0)
+
+    def state(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> NumericEncoder:
+        encoder = cls()
+        encoder.__dict__.update(state)
+        return encoder

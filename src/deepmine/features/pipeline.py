@@ -1,0 +1,170 @@
+"""FeaturePipeline: the fitted preprocessors of every input column plus the target encoding.
+
+The same pipeline runs at training and at prediction, so training/serving skew cannot happen.
+Its state is plain JSON.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepmine.config import PreprocessConfig
+from deepmine.data.schema import Schema, to_native
+from deepmine.exceptions import ColumnError, DataError, DeepmineWarning
+from deepmine.features.categorical import CategoricalEncoder, as_keys
+from deepmine.features.datetime import DatetimeEncoder
+from deepmine.features.numeric import NumericEncoder, to_numbers
+from deepmine.features.text import TextEncoder
+
+
+@dataclass
+class Blocks:
+    """Model inputs: a float block, a categorical-index block and one id block per text column."""
+
+    numeric: np.ndarray
+    categorical: np.ndarray
+    texts: list[np.ndarray]
+
+    def as_list(self) -> list[np.ndarray]:
+        return [self.numeric, self.categorical, *self.texts]
+
+    def __len__(self) -> int:
+        return len(self.numeric)
+
+
+class FeaturePipeline:
+    """Fit on the training split only; transform any split or new data the same way."""
+
+    def __init__(self, schema: Schema, preprocess: PreprocessConfig | None = None) -> None:
+        self.schema = schema
+        self.preprocess = preprocess or PreprocessConfig()
+        self.numeric: dict[str, NumericEncoder | DatetimeEncoder] = {}
+        self.categorical: dict[str, CategoricalEncoder] = {}
+        self.text: dict[str, TextEncoder] = {}
+        self.target_mean = 0.0
+        self.target_std = 1.0
+
+    # ---- fitting -------------------------------------------------------------------------
+    def fit(self, frame: pd.DataFrame) -> FeaturePipeline:
+        p = self.preprocess
+        for spec in self.schema.features:
+            column = frame[spec.name]
+            if spec.role == "numeric":
+                self.numeric[spec.name] = NumericEncoder(p.numeric_scaling, p.numeric_bins, p.infinite).fit(column)
+            elif spec.role == "datetime":
+                self.numeric[spec.name] = DatetimeEncoder().fit(column)
+            elif spec.role in ("categorical", "binary"):
+                self.categorical[spec.name] = CategoricalEncoder(p.rare_min_count, p.max_categories).fit(column)
+            elif spec.role == "text":
+                self.text[spec.name] = TextEncoder(p.text_vocab_size, p.text_max_tokens).fit(column)
+        if self.schema.task == "regression":
+            y = to_numbers(frame[self.schema.target].dropna())
+            self.target_mean, self.target_std = float(y.mean()), float(y.std()) or 1.0
+        return self
+
+    # ---- transforming --------------------------------------------------------------------
+    def check_columns(self, frame: pd.DataFrame, where: str) -> None:
+        """Missing training columns are an error; extra columns are ignored with a warning."""
+        needed = [s.name for s in self.schema.features]
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise ColumnError(
+                f"{where} lacks column(s) {missing} that the model was trained on; add them "
+                f"(values may be empty) — expected columns: {needed}"
+            )
+        known = {s.name for s in self.schema.columns} | {self.schema.target}
+        extra = [c for c in frame.columns if c not in known]
+        if extra:
+            warnings.warn(f"{where}: ignoring column(s) {extra} that the model was not trained on", DeepmineWarning,
+                          stacklevel=2)
+
+    def transform(self, frame: pd.DataFrame, where: str = "the data") -> Blocks:
+        self.check_columns(frame, where)
+        n = len(frame)
+        numeric = [enc.transform(frame[name]) for name, enc in self.numeric.items()]
+        categorical = [enc.transform(frame[name]) for name, enc in self.categorical.items()]
+        return Blocks(
+            numeric=np.concatenate(numeric, axis=1) if numeric else np.zeros((n, 0), dtype="float32"),
+            categorical=np.stack(categorical, axis=1) if categorical else np.zeros((n, 0), dtype="int64"),
+            texts=[enc.transform(frame[name]) for name, enc in self.text.items()],
+        )
+
+    def unseen_categories(self, frame: pd.DataFrame) -> dict[str, list[str]]:
+        """Per categorical column, values never seen in training (mapped to 'unknown')."""
+        found = {name: enc.unseen(frame[name]) for name, enc in self.categorical.items() if name in frame}
+        return {k: v for k, v in found.items() if v}
+
+    def encode_target(self, frame: pd.DataFrame, where: str = "the data") -> np.ndarray:
+        """Class indices (int64) or standardized values (float32)."""
+        column = frame[self.schema.target]
+        if self.schema.task == "regression":
+            return ((to_numbers(column) - self.target_mean) / self.target_std).astype("float32")
+        keys = as_keys(column)
+        lookup = {str(k) if not isinstance(k, str) else k: i for i, k in
+                  enumerate(as_keys(pd.Series(self.schema.classes)).tolist())}
+        codes = keys.map(lookup)
+        unknown = codes.isna() & keys.notna()
+        if unknown.any():
+            value = column[unknown].iloc[0]
+            raise DataError(
+                f"target column '{self.schema.target}' in {where} holds {to_native(value)!r}, which is not one of "
+                f"the trained classes {self.schema.classes}; fix the labels (for example strip a trailing '.')"
+            )
+        return codes.to_numpy(dtype="int64")
+
+    def decode_target(self, values: np.ndarray) -> np.ndarray:
+        """Model outputs back to labels or original-scale numbers."""
+        if self.schema.task == "regression":
+            return values * self.target_std + self.target_mean
+        classes = np.asarray(self.schema.classes, dtype=object)
+        return classes[values]
+
+    # ---- sizes for the model -------------------------------------------------------------
+    @property
+    def numeric_width(self) -> int:
+        return sum(enc.width for enc in self.numeric.values())
+
+    @property
+    def cardinalities(self) -> list[int]:
+        return [enc.cardinality for enc in self.categorical.values()]
+
+    @property
+    def text_cardinalities(self) -> list[int]:
+        return [enc.cardinality for enc in self.text.values()]
+
+    # ---- state -----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "numeric": {
+                name: {"kind": "datetime" if isinstance(enc, DatetimeEncoder) else "numeric", **enc.state()}
+                for name, enc in self.numeric.items()
+            },
+            "categorical": {name: enc.state() for name, enc in self.categorical.items()},
+            "text": {name: enc.state() for name, enc in self.text.items()},
+            "target_mean": self.target_mean,
+            "target_std": self.target_std,
+            "preprocess": self.preprocess.model_dump(),
+        }
+
+    @classmethod
+    def from_state(cls, schema: Schema, state: dict[str, Any]) -> FeaturePipeline:
+        pipeline = cls(schema, PreprocessConfig.model_validate(state["preprocess"]))
+        for name, enc_state in state["numeric"].items():
+            enc_state = dict(enc_state)
+            kind = enc_state.pop("kind")
+            encoder_cls = DatetimeEncoder if kind == "datetime" else NumericEncoder
+            pipeline.numeric[name] = encoder_cls.from_state(enc_state)
+        pipeline.categorical = {n: CategoricalEncoder.from_state(s) for n, s in state["categorical"].items()}
+        pipeline.text = {n: TextEncoder.from_state(s) for n, s in state["text"].items()}
+        pipeline.target_mean, pipeline.target_std = state["target_mean"], state["target_std"]
+        return pipeline
+
+
+def target_missing_rows(frame: pd.DataFrame, target: str) -> np.ndarray:
+    """Boolean mask of rows whose target is missing."""
+    return frame[target].isna().to_numpy()

@@ -1,0 +1,152 @@
+"""Predictor = Schema + FeaturePipeline + Model + config + metrics; predicts from raw data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from deepmine.config import RunConfig
+from deepmine.data.schema import Schema
+from deepmine.data.sources import DataSource, describe, load_table
+from deepmine.evaluate.metrics import classification_metrics, confusion, regression_metrics
+from deepmine.exceptions import ColumnError
+from deepmine.features.pipeline import Blocks, FeaturePipeline
+
+PREDICT_CHUNK = 8192
+
+
+def forward_in_chunks(model: nn.Module, inputs: list[torch.Tensor], chunk: int = PREDICT_CHUNK) -> torch.Tensor:
+    """Model outputs for every row, computed in chunks without gradients."""
+    model.eval()
+    n = len(inputs[0])
+    with torch.inference_mode():
+        outs = [model(*[t[i : i + chunk] for t in inputs]) for i in range(0, n, chunk)]
+    return torch.cat(outs) if outs else torch.zeros((0, 1))
+
+
+def to_tensors(blocks: Blocks) -> list[torch.Tensor]:
+    return [torch.from_numpy(np.ascontiguousarray(b)) for b in blocks.as_list()]
+
+
+class Predictor:
+    """A fitted model with everything needed to predict from raw rows."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        pipeline: FeaturePipeline,
+        model: nn.Module,
+        config: RunConfig,
+        model_spec: dict[str, Any],
+        metrics: dict[str, Any] | None = None,
+        history: list[dict[str, float]] | None = None,
+        training: dict[str, Any] | None = None,
+    ) -> None:
+        self.schema = schema
+        self.pipeline = pipeline
+        self.model = model
+        self.config = config
+        self.model_spec = model_spec
+        self.metrics = metrics or {}
+        self.history = history or []
+        self.training = training or {}
+
+    # ---- properties ---------------------------------------------------------------------------
+    @property
+    def task(self) -> str:
+        return self.schema.task or ""
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.schema.classes, dtype=object)
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.task in ("binary", "multiclass")
+
+    # ---- prediction -----------------------------------------------------------------------------
+    def _frame(self, data: DataSource) -> tuple[pd.DataFrame, str]:
+        return load_table(data, self.config.data), describe(data)
+
+    def _outputs(self, frame: pd.DataFrame, where: str) -> torch.Tensor:
+        blocks = self.pipeline.transform(frame, where)
+        return forward_in_chunks(self.model, to_tensors(blocks))
+
+    def _proba_and_values(self, frame: pd.DataFrame, where: str) -> tuple[np.ndarray | None, np.ndarray]:
+        outputs = self._outputs(frame, where)
+        if self.is_classifier:
+            proba = torch.softmax(outputs.float(), dim=1).numpy()
+            return proba, self.pipeline.decode_target(proba.argmax(axis=1))
+        return None, self.pipeline.decode_target(outputs.squeeze(-1).double().numpy())
+
+    def predict(self, data: DataSource) -> np.ndarray:
+        """Predicted labels (classification) or values (regression), one per input row."""
+        frame, where = self._frame(data)
+        return self._proba_and_values(frame, where)[1]
+
+    def predict_proba(self, data: DataSource) -> np.ndarray:
+        """Class probabilities, shape (rows, classes), columns in the order of ``classes_``."""
+        if not self.is_classifier:
+            raise TypeError(f"predict_proba needs a classifier; this model does {self.task}")
+        frame, where = self._frame(data)
+        proba, _ = self._proba_and_values(frame, where)
+        return proba
+
+    def predict_frame(self, data: DataSource, id_column: str | None = None) -> pd.DataFrame:
+        """One row per input row, in input order: [id], prediction, then ``proba_<class>`` columns."""
+        frame, where = self._frame(data)
+        id_column = id_column or self.config.columns.id
+        if id_column and id_column not in frame.columns:
+            from deepmine.exceptions import did_you_mean
+
+            raise ColumnError(f"id column '{id_column}' is not in {where}{did_you_mean(id_column, frame.columns)}")
+        proba, values = self._proba_and_values(frame, where)
+        out = pd.DataFrame(index=range(len(frame)))
+        if id_column:
+            out[id_column] = frame[id_column].to_numpy()
+        out["prediction"] = values
+        if proba is not None:
+            for i, label in enumerate(self.schema.classes):
+                out[f"proba_{label}"] = proba[:, i]
+        return out
+
+    def evaluate(self, data: DataSource) -> dict[str, Any]:
+        """Metrics on labelled data (it must hold the target column)."""
+        frame, where = self._frame(data)
+        target = self.schema.target
+        if target not in frame.columns:
+            from deepmine.exceptions import did_you_mean
+
+            raise ColumnError(
+                f"{where} has no target column '{target}'{did_you_mean(target, frame.columns)}; "
+                "evaluate needs labelled rows"
+            )
+        frame = frame[frame[target].notna()].reset_index(drop=True)
+        return self.score_frame(frame, where)
+
+    def score_frame(self, frame: pd.DataFrame, where: str) -> dict[str, Any]:
+        """Metrics for an in-memory labelled frame."""
+        y = self.pipeline.encode_target(frame, where)
+        proba, values = self._proba_and_values(frame, where)
+        if self.is_classifier:
+            metrics: dict[str, Any] = classification_metrics(y, proba, len(self.schema.classes))
+            metrics["confusion_matrix"] = confusion(y, proba.argmax(axis=1), len(self.schema.classes))
+        else:
+            metrics = regression_metrics(self.pipeline.decode_target(y.astype("float64")), values)
+        metrics["rows"] = len(frame)
+        return metrics
+
+    # ---- persistence ----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact folder atomically; return its path."""
+        from deepmine.artifact import save_predictor
+
+        return save_predictor(self, Path(path))
+
+    def __repr__(self) -> str:
+        return f"Predictor(task={self.task!r}, target={self.schema.target!r}, model={self.config.model.name!r})"

@@ -1,0 +1,1 @@
+"""Tasks: each turns a table and a config into a fitted Predictor."""

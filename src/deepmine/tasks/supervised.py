@@ -1,0 +1,152 @@
+"""Supervised learning on tables: binary, multiclass and regression."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.utils.class_weight import compute_class_weight
+from torch import nn
+
+from deepmine.config import RunConfig
+from deepmine.data.schema import check_target, infer_schema
+from deepmine.data.sources import DataSource, describe, load_table
+from deepmine.data.splits import train_valid_split
+from deepmine.evaluate.metrics import classification_metrics, regression_metrics
+from deepmine.exceptions import DeepmineWarning
+from deepmine.features.pipeline import FeaturePipeline
+from deepmine.nn.registry import get_model_builder
+from deepmine.predictor import Predictor, forward_in_chunks, to_tensors
+from deepmine.train.callbacks import Callback
+from deepmine.train.seeding import seed_everything
+from deepmine.train.trainer import Trainer
+
+
+class RegressionLoss(nn.Module):
+    """Mean squared error on a single-output head."""
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(output.squeeze(-1), target)
+
+
+def make_evaluator(task: str, n_classes: int, pipeline: FeaturePipeline):
+    """Validation metrics (with ``loss``) computed each epoch."""
+
+    def evaluate(model: nn.Module, inputs: Sequence[torch.Tensor], target: torch.Tensor) -> dict[str, float]:
+        outputs = forward_in_chunks(model, list(inputs)).float()
+        if task == "regression":
+            pred = outputs.squeeze(-1)
+            loss = float(nn.functional.mse_loss(pred, target))
+            scale = pipeline.decode_target
+            return {"loss": loss, **regression_metrics(scale(target.numpy().astype("float64")),
+                                                      scale(pred.numpy().astype("float64")))}
+        loss = float(nn.functional.cross_entropy(outputs, target))
+        proba = torch.softmax(outputs, dim=1).numpy()
+        return {"loss": loss, **classification_metrics(target.numpy(), proba, n_classes)}
+
+    return evaluate
+
+
+def _drop_missing_target(frame: pd.DataFrame, target: str, where: str) -> pd.DataFrame:
+    missing = frame[target].isna()
+    if missing.any():
+        warnings.warn(f"{where}: dropping {int(missing.sum())} row(s) with no value in target '{target}'",
+                      DeepmineWarning, stacklevel=3)
+        frame = frame[~missing].reset_index(drop=True)
+    return frame
+
+
+def fingerprint(frame: pd.DataFrame, config: RunConfig) -> str:
+    """Identifies the data and settings a checkpoint belongs to."""
+    settings = config.model_dump(mode="json")
+    settings["trainer"].pop("progress", None)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest.update(np.asarray(pd.util.hash_pandas_object(frame, index=False)).tobytes())
+    return digest.hexdigest()
+
+
+def fit_table(
+    data: DataSource,
+    config: RunConfig,
+    *,
+    valid: DataSource | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> Predictor:
+    """Load → infer → split → preprocess → train → score on validation; return the Predictor."""
+    started = time.perf_counter()
+    where = describe(data)
+    frame = load_table(data, config.data)
+    target = config.columns.target
+    check_target(frame, target, where)
+    frame = _drop_missing_target(frame, target, where)
+    schema = infer_schema(frame, target, task=config.task, roles=config.columns.roles, drop=config.columns.drop,
+                          id_column=config.columns.id, where=where)
+    classify = schema.task != "regression"
+    generator = seed_everything(config.seed)
+    if valid is not None:
+        valid_where = describe(valid)
+        valid_frame = load_table(valid, config.data)
+        check_target(valid_frame, target, valid_where)
+        train_frame, valid_frame = frame, _drop_missing_target(valid_frame, target, valid_where)
+    else:
+        valid_where = "the validation split"
+        train_frame, valid_frame = train_valid_split(frame, target, config.trainer.valid_fraction, config.seed,
+                                                     stratify=classify)
+    pipeline = FeaturePipeline(schema, config.preprocess).fit(train_frame)
+    x_train = to_tensors(pipeline.transform(train_frame, where))
+    y_train = torch.from_numpy(pipeline.encode_target(train_frame, where).copy())
+    x_valid = to_tensors(pipeline.transform(valid_frame, valid_where))
+    y_valid = torch.from_numpy(pipeline.encode_target(valid_frame, valid_where).copy())
+
+    n_classes = len(schema.classes)
+    spec: dict[str, Any] = {
+        "name": config.model.name,
+        "numeric_width": pipeline.numeric_width,
+        "cardinalities": pipeline.cardinalities,
+        "text_cardinalities": pipeline.text_cardinalities,
+        "out_features": n_classes if classify else 1,
+    }
+    model = get_model_builder(config.model.name)(**{k: v for k, v in spec.items() if k != "name"},
+                                                 config=config.model)
+    spec["parameters"] = sum(p.numel() for p in model.parameters())
+    if classify:
+        weight = None
+        if config.trainer.class_weight == "balanced":
+            present = np.unique(y_train.numpy())
+            w = np.ones(n_classes)
+            w[present] = compute_class_weight("balanced", classes=present, y=y_train.numpy())
+            weight = torch.tensor(w, dtype=torch.float32)
+        loss_fn: nn.Module = nn.CrossEntropyLoss(weight=weight)
+    else:
+        loss_fn = RegressionLoss()
+    trainer = Trainer(
+        model, loss_fn, config.trainer, config.optimizer,
+        generator=generator,
+        evaluate=make_evaluator(schema.task, n_classes, pipeline),
+        callbacks=callbacks,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        fingerprint=fingerprint(frame, config) if checkpoint_dir is not None else "",
+    )
+    history = trainer.fit(x_train, y_train, x_valid, y_valid)
+    predictor = Predictor(schema, pipeline, model, config, spec, history=history)
+    predictor.metrics = {"valid": predictor.score_frame(valid_frame, valid_where)}
+    predictor.training = {
+        "rows": len(train_frame),
+        "valid_rows": len(valid_frame),
+        "epochs": len(history),
+        "best_epoch": trainer.best_epoch + 1,
+        "seconds": round(time.perf_counter() - started, 3),
+        "source": where,
+    }
+    return predictor

@@ -1,0 +1,197 @@
+"""Trainer: one small hook-based loop for every task.
+
+Mini-batches (batch size 1 = SGD, ``full`` = batch gradient descent), the configured optimizer,
+L1/L2 penalties, LR schedules, early stopping with best-weight restore, gradient clipping,
+a checkpoint after every epoch and exact resume.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from deepmine.config import OptimizerConfig, TrainerConfig
+from deepmine.exceptions import ConfigError
+from deepmine.io_utils import int_keys, load_state, save_state
+from deepmine.train.callbacks import Callback, EarlyStopping
+from deepmine.train.optim import PER_BATCH_SCHEDULES, build_optimizer, build_scheduler, l1_penalty
+from deepmine.train.progress import TrainingProgress
+
+Evaluator = Callable[[nn.Module, Sequence[torch.Tensor], torch.Tensor], dict[str, float]]
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator, shuffle: bool = True) -> list[torch.Tensor]:
+    """Shuffled index batches; a trailing batch of one row is merged away when batches are larger."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    batches = list(torch.split(order, batch_size))
+    if len(batches) > 1 and batch_size > 1 and len(batches[-1]) == 1:
+        batches[-2] = torch.cat(batches[-2:])
+        batches.pop()
+    return batches
+
+
+class Trainer:
+    """Fits ``model`` on in-memory tensors. ``evaluate`` scores the validation split each epoch."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: nn.Module,
+        trainer: TrainerConfig,
+        optimizer: OptimizerConfig,
+        *,
+        generator: torch.Generator,
+        evaluate: Evaluator | None = None,
+        callbacks: Sequence[Callback] = (),
+        checkpoint_dir: Path | None = None,
+        resume: bool = False,
+        fingerprint: str = "",
+    ) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.config = trainer
+        self.optimizer_config = optimizer
+        self.generator = generator
+        self.evaluate = evaluate
+        self.callbacks = list(callbacks)
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
+        self.fingerprint = fingerprint
+        self.stop_training = False
+        self.best_epoch = -1
+        self.history: list[dict[str, float]] = []
+        self.optimizer = build_optimizer(model.parameters(), optimizer)
+        self.scheduler: Any = None
+
+    # ------------------------------------------------------------------------------------------
+    def monitor_key(self) -> str:
+        monitor = self.config.monitor
+        return "valid_loss" if monitor in ("auto", "loss") else f"valid_{monitor}"
+
+    def fit(
+        self,
+        inputs: Sequence[torch.Tensor],
+        target: torch.Tensor,
+        valid_inputs: Sequence[torch.Tensor] | None = None,
+        valid_target: torch.Tensor | None = None,
+    ) -> list[dict[str, float]]:
+        """Train; return the per-epoch history (train loss, validation metrics, seconds)."""
+        n = len(target)
+        batch_size = n if self.config.batch_size == "full" else min(int(self.config.batch_size), n)
+        steps = len(batch_indices(n, batch_size, torch.Generator().manual_seed(0), shuffle=False))
+        self.scheduler = build_scheduler(self.optimizer, self.config, self.optimizer_config.lr, steps)
+        has_valid = valid_inputs is not None and self.evaluate is not None
+        if self.config.early_stopping and has_valid:
+            if self.config.monitor not in ("auto", "loss") and not any(
+                isinstance(c, EarlyStopping) for c in self.callbacks
+            ):
+                self._check_monitor(valid_inputs, valid_target)
+            self.callbacks.append(EarlyStopping(self.monitor_key(), self.config.patience))
+        start_epoch = self._maybe_resume()
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        progress = TrainingProgress(self.config.progress, self.config.epochs, steps)
+        l1 = self.optimizer_config.l1
+        clip = self.config.grad_clip
+        per_batch_schedule = self.scheduler is not None and self.config.schedule in PER_BATCH_SCHEDULES
+        try:
+            for epoch in range(start_epoch, self.config.epochs):
+                if self.stop_training:
+                    break
+                started = time.perf_counter()
+                progress.start_epoch(epoch)
+                for cb in self.callbacks:
+                    cb.on_epoch_start(self, epoch)
+                self.model.train()
+                total = torch.zeros(())
+                for step, idx in enumerate(batch_indices(n, batch_size, self.generator), start=1):
+                    batch = [t[idx] for t in inputs]
+                    loss = self.loss_fn(self.model(*batch), target[idx])
+                    objective = loss + l1 * l1_penalty(self.model) if l1 else loss
+                    self.optimizer.zero_grad(set_to_none=True)
+                    objective.backward()
+                    if clip:
+                        nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                    self.optimizer.step()
+                    if per_batch_schedule:
+                        self.scheduler.step()
+                    total += loss.detach() * len(idx)
+                    for cb in self.callbacks:
+                        cb.on_batch_end(self, step, loss)
+                    if progress.enabled:
+                        progress.batch(step, float(total) / min(n, step * batch_size))
+                logs = {"epoch": epoch + 1, "train_loss": float(total) / n}
+                if has_valid:
+                    logs.update({f"valid_{k}": v for k, v in self.evaluate(self.model, valid_inputs,
+                                                                            valid_target).items()})
+                if self.scheduler is not None and not per_batch_schedule:
+                    self.scheduler.step(logs.get(self.monitor_key(), logs["train_loss"]))
+                logs["lr"] = self.optimizer.param_groups[0]["lr"]
+                logs["seconds"] = time.perf_counter() - started
+                self.history.append(logs)
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, epoch, logs)
+                progress.end_epoch(logs)
+                self._save_checkpoint(epoch)
+        finally:
+            progress.close()
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+        return self.history
+
+    def _check_monitor(self, valid_inputs, valid_target) -> None:
+        available = self.evaluate(self.model, valid_inputs, valid_target)
+        if self.config.monitor not in available:
+            from deepmine.exceptions import did_you_mean
+
+            raise ConfigError(
+                f"trainer.monitor '{self.config.monitor}' is not a validation metric for this task"
+                f"{did_you_mean(self.config.monitor, available)}; choose one of {sorted(available)}"
+            )
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "fingerprint": self.fingerprint,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "shuffle_rng": self.generator.get_state(),
+            "history": self.history,
+            "stop_training": self.stop_training,
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+        }
+
+    def _save_checkpoint(self, epoch: int) -> None:
+        if self.checkpoint_dir is not None and self.config.checkpoint:
+            save_state(self.checkpoint_dir, self._state(epoch))
+
+    def _maybe_resume(self) -> int:
+        if not (self.resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "state.json").exists()):
+            return 0
+        state = load_state(self.checkpoint_dir)
+        if state["fingerprint"] != self.fingerprint:
+            raise ConfigError(
+                f"the checkpoint in '{self.checkpoint_dir}' was made with other data or settings; "
+                "run without --resume to start over (or delete that folder)"
+            )
+        self.model.load_state_dict(state["model"])
+        optimizer_state = state["optimizer"]
+        optimizer_state["state"] = int_keys(optimizer_state["state"])
+        self.optimizer.load_state_dict(optimizer_state)
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.generator.set_state(state["shuffle_rng"])
+        self.history = state["history"]
+        self.stop_training = state["stop_training"]
+        for cb, cb_state in zip(self.callbacks, state["callbacks"], strict=False):
+            cb.load_state_dict(cb_state)
+        return int(state["epoch"]) + 1
