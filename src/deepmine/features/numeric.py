@@ -39,6 +39,18 @@ def to_numbers(column: pd.Series, *, infinite: str = "error") -> np.ndarray:
     return array
 
 
+def tree_edges(values: np.ndarray, target: np.ndarray, bins: int, regression: bool) -> np.ndarray:
+    """Split points of a small decision tree of ``values`` against the target (Gorishniy et al., 2022)."""
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    tree_cls = DecisionTreeRegressor if regression else DecisionTreeClassifier
+    min_leaf = max(1, len(values) // (4 * bins))
+    tree = tree_cls(max_leaf_nodes=bins, min_samples_leaf=min_leaf, random_state=0)
+    tree.fit(values.reshape(-1, 1), target)
+    inner = tree.tree_.feature >= 0
+    return np.sort(tree.tree_.threshold[inner])
+
+
 class NumericEncoder:
     """Fitted state for one numeric column."""
 
@@ -53,7 +65,8 @@ class NumericEncoder:
         self.edges: list[float] = []
         self.flag_missing = False
 
-    def fit(self, column: pd.Series) -> NumericEncoder:
+    def fit(self, column: pd.Series, target: np.ndarray | None = None, regression: bool = False) -> NumericEncoder:
+        """Fit on training values; with a target, bin edges come from a decision tree (target-aware PLE)."""
         values = to_numbers(column, infinite=self.infinite)
         finite = values[~np.isnan(values)]
         if finite.size == 0:
@@ -64,7 +77,11 @@ class NumericEncoder:
         self.std = float(finite.std()) or 1.0
         self.quantiles = np.quantile(finite, np.linspace(0, 1, N_QUANTILES)).tolist()
         if self.bins:
-            edges = np.unique(np.quantile(finite, np.linspace(0, 1, self.bins + 1)))
+            if target is not None:
+                edges = tree_edges(np.where(np.isnan(values), self.median, values), target, self.bins, regression)
+            else:
+                edges = np.quantile(finite, np.linspace(0, 1, self.bins + 1))
+            edges = np.unique(np.concatenate([[finite.min()], edges, [finite.max()]]))
             self.edges = edges.tolist() if edges.size >= 2 else []
         return self
 

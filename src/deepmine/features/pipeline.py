@@ -52,10 +52,16 @@ class FeaturePipeline:
     # ---- fitting -------------------------------------------------------------------------
     def fit(self, frame: pd.DataFrame) -> FeaturePipeline:
         p = self.preprocess
+        regression = self.schema.task == "regression"
+        target = None
+        if self.schema.target is not None and self.schema.target in frame.columns:
+            target = to_numbers(frame[self.schema.target]) if regression else as_keys(frame[self.schema.target]).to_numpy()
         for spec in self.schema.features:
             column = frame[spec.name]
             if spec.role == "numeric":
-                self.numeric[spec.name] = NumericEncoder(p.numeric_scaling, p.numeric_bins, p.infinite).fit(column)
+                self.numeric[spec.name] = NumericEncoder(p.numeric_scaling, p.numeric_bins, p.infinite).fit(
+                    column, target, regression
+                )
             elif spec.role == "datetime":
                 self.numeric[spec.name] = DatetimeEncoder().fit(column)
             elif spec.role in ("categorical", "binary"):

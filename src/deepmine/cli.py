@@ -1,0 +1,321 @@
+"""The `deepmine` command line (Typer). Heavy modules are imported inside commands so --help is instant.
+
+Exit codes: 0 success, 1 a problem with the data or the artifact, 2 a usage error.
+With --json a command prints exactly one JSON object on stdout; people's output goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="deepmine",
+    help="Deep learning for data mining: profile, fit, evaluate and predict from a table in one command.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEBUG = {"on": False}
+
+# ---- shared options -----------------------------------------------------------------------------
+DataArg = Annotated[str, typer.Argument(help="A CSV/TSV/Parquet/JSONL file or a SQLAlchemy URL (sqlite:///f.db).")]
+SepOpt = Annotated[str | None, typer.Option("--sep", help="Delimiter (sniffed when omitted).")]
+EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="Text encoding (sniffed when omitted).")]
+NoHeaderOpt = Annotated[bool, typer.Option("--no-header", help="The first row is data, not column names.")]
+TableOpt = Annotated[str | None, typer.Option("--table", help="SQL table to read.")]
+QueryOpt = Annotated[str | None, typer.Option("--query", help="SQL query to read.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def _read_overrides(sep, encoding, no_header, table, query) -> dict[str, Any]:
+    pairs = {"data.sep": sep, "data.encoding": encoding, "data.table": table, "data.query": query}
+    out = {k: v for k, v in pairs.items() if v is not None}
+    if sep is not None:
+        out["data.sep"] = sep.encode().decode("unicode_escape")  # lets users type --sep '\t'
+    if no_header:
+        out["data.header"] = False
+    return out
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    from deepmine.exceptions import DeepmineWarning
+
+    if issubclass(category, DeepmineWarning) or DEBUG["on"]:
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def _emit_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _write_atomic_table(frame, path: Path) -> None:
+    """Write predictions to a temporary file beside ``path`` and rename it into place."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        name = path.name.lower()
+        if name.endswith((".parquet", ".pq")):
+            frame.to_parquet(tmp, index=False)
+        elif name.endswith((".jsonl", ".ndjson")):
+            frame.to_json(tmp, orient="records", lines=True)
+        else:
+            frame.to_csv(tmp, index=False, sep="\t" if name.endswith(".tsv") else ",")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _metrics_table(title: str, metrics: dict[str, Any]):
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}")
+    return table
+
+
+# ---- commands -----------------------------------------------------------------------------------
+@app.command()
+def profile(
+    data: DataArg,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Target column (shows its balance).")] = None,
+    json_out: JsonOpt = False,
+    sep: SepOpt = None,
+    encoding: EncodingOpt = None,
+    no_header: NoHeaderOpt = False,
+    table: TableOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Show each column's role and why, missing share, distinct count, statistics and the target balance."""
+    from deepmine.config import build_config
+    from deepmine.profile import profile_table
+
+    config = build_config(None, _read_overrides(sep, encoding, no_header, table, query))
+    result = profile_table(data, target, config.data)
+    if json_out:
+        _emit_json(result)
+        return
+    from rich.table import Table
+
+    view = Table(title=f"{result['source']}: {result['rows']} rows × {len(result['columns'])} columns")
+    for heading in ("column", "role", "why", "missing", "distinct", "statistics"):
+        view.add_column(heading)
+    for col in result["columns"]:
+        stats = col["stats"]
+        shown = (
+            ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if isinstance(v, int | float) and k != "50%")
+            if "top" not in stats
+            else ", ".join(f"{k} ({v})" for k, v in list(stats["top"].items())[:3])
+        )
+        view.add_row(col["name"], col["role"], col["reason"], f"{col['missing_share']:.1%}", str(col["distinct"]),
+                     shown)
+    console = _stderr()
+    console.print(view)
+    if "target" in result:
+        info = result["target"]
+        console.print(f"target [bold]{info['name']}[/]: {info['task']} ({info['reason']})")
+        if "balance" in info:
+            console.print("balance: " + ", ".join(f"{k} {v:.1%}" for k, v in info["balance"].items()))
+
+
+@app.command()
+def fit(
+    data: DataArg,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Artifact folder to write.")] = None,
+    valid: Annotated[str | None, typer.Option("--valid", help="Validation file (else carved from DATA).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML run config.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: key=value.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for everything.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="binary, multiclass or regression.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
+    json_out: JsonOpt = False,
+    sep: SepOpt = None,
+    encoding: EncodingOpt = None,
+    no_header: NoHeaderOpt = False,
+    table: TableOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Train a model on DATA to predict --target, score it on validation data, and save an artifact."""
+    import shutil
+
+    from deepmine.config import build_config, parse_override
+    from deepmine.data.sources import is_sql_url
+    from deepmine.tasks.supervised import fit_table
+
+    overrides = _read_overrides(sep, encoding, no_header, table, query)
+    overrides.update(dict(parse_override(item) for item in set_ or []))
+    if target is not None:
+        overrides["columns.target"] = target
+    if seed is not None:
+        overrides["seed"] = seed
+    if task is not None:
+        overrides["task"] = task
+    run = build_config(config, overrides)
+    if out is None:
+        stem = (run.data.table or "query") if is_sql_url(data) else Path(data).name.split(".")[0]
+        out = Path(f"{stem}-model")
+    checkpoint_dir = out.parent / f".{out.name}.checkpoint"
+    if not resume and checkpoint_dir.exists():
+        shutil.rmtree(checkpoint_dir)
+    predictor = fit_table(data, run, valid=valid, checkpoint_dir=checkpoint_dir, resume=resume)
+    predictor.save(out)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    metrics = {k: v for k, v in predictor.metrics["valid"].items() if k != "rows"}
+    summary = {
+        "artifact": str(out),
+        "task": predictor.task,
+        "target": predictor.schema.target,
+        "split": "valid",
+        "rows": predictor.training["rows"],
+        "valid_rows": predictor.training["valid_rows"],
+        "epochs": predictor.training["epochs"],
+        "seconds": predictor.training["seconds"],
+        **metrics,
+    }
+    if json_out:
+        _emit_json(summary)
+        return
+    console = _stderr()
+    console.print(_metrics_table(f"validation metrics ({predictor.task}, target '{predictor.schema.target}')",
+                                 metrics))
+    console.print(f"trained {summary['epochs']} epochs on {summary['rows']} rows in {summary['seconds']:.1f} s; "
+                  f"artifact written to [bold]{out}[/]")
+
+
+@app.command()
+def evaluate(
+    artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `deepmine fit`.")],
+    data: DataArg,
+    json_out: JsonOpt = False,
+    sep: SepOpt = None,
+    encoding: EncodingOpt = None,
+    no_header: NoHeaderOpt = False,
+    table: TableOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Score a saved model on a labelled test file."""
+    from deepmine.artifact import load_predictor
+
+    predictor = load_predictor(artifact)
+    _apply_read_options(predictor, sep, encoding, no_header, table, query)
+    metrics = predictor.evaluate(data)
+    if json_out:
+        _emit_json(metrics)
+        return
+    console = _stderr()
+    console.print(_metrics_table(f"test metrics on {data} ({metrics['rows']} rows)", metrics))
+    if "confusion_matrix" in metrics:
+        console.print(f"confusion matrix (rows true {predictor.schema.classes}, columns predicted): "
+                      f"{metrics['confusion_matrix']}")
+
+
+@app.command()
+def predict(
+    artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `deepmine fit`.")],
+    data: DataArg,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write predictions here (CSV, "
+                                                 "TSV, Parquet or JSONL); stdout when omitted.")] = None,
+    id_column: Annotated[str | None, typer.Option("--id", help="Column to copy into the predictions.")] = None,
+    sep: SepOpt = None,
+    encoding: EncodingOpt = None,
+    no_header: NoHeaderOpt = False,
+    table: TableOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Predict every row of DATA: one output row per input row, in input order."""
+    from deepmine.artifact import load_predictor
+
+    predictor = load_predictor(artifact)
+    _apply_read_options(predictor, sep, encoding, no_header, table, query)
+    frame = predictor.predict_frame(data, id_column)
+    if output is None:
+        frame.to_csv(sys.stdout, index=False)
+        return
+    _write_atomic_table(frame, output)
+    _stderr().print(f"wrote {len(frame)} predictions to [bold]{output}[/]")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo's data and artifact.")] = Path(
+        "deepmine-demo"
+    ),
+    json_out: JsonOpt = False,
+) -> None:
+    """Profile → fit → evaluate → predict on scikit-learn's bundled breast-cancer table (no network)."""
+    from deepmine.demo import run_demo
+
+    result = run_demo(out, console=_stderr())
+    if json_out:
+        _emit_json(result)
+
+
+def _apply_read_options(predictor, sep, encoding, no_header, table, query) -> None:
+    overrides = _read_overrides(sep, encoding, no_header, table, query)
+    data = predictor.config.data.model_copy(update={k.split(".", 1)[1]: v for k, v in overrides.items()})
+    if not overrides:
+        data = data.model_copy(update={"sep": None, "encoding": None, "header": None, "table": None, "query": None})
+    predictor.config = predictor.config.model_copy(update={"data": data})
+
+
+# ---- entry point ----------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; user mistakes become one line on stderr and a non-zero exit (``--debug`` shows tracebacks)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    DEBUG["on"] = "--debug" in args or os.environ.get("DEEPMINE_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    warnings.showwarning = _show_warning
+    from deepmine.exceptions import DeepmineError
+
+    try:
+        app(args=args, prog_name="deepmine", standalone_mode=False)
+    except DeepmineError as err:
+        if DEBUG["on"]:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted; `deepmine fit ... --resume` continues from the last checkpoint", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (typer.Abort, EOFError):
+        sys.exit(1)
+    except Exception as err:  # click usage errors and genuine bugs
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        if DEBUG["on"]:
+            raise
+        print(f"internal error: {type(err).__name__}: {err} (run again with --debug for the traceback)",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

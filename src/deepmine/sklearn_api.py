@@ -1,0 +1,165 @@
+"""scikit-learn estimators over the tabular spine: clone, get/set_params, Pipeline, GridSearchCV.
+
+Nested settings route by prefix (skorch-style): ``module__hidden=[64]``, ``optimizer__lr=0.01``,
+``trainer__patience=3``, ``preprocess__numeric_bins=0``. ``__init__`` stores arguments unchanged;
+everything is validated in ``fit``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+from deepmine.exceptions import ConfigError, NotFittedError
+
+ROUTED_PREFIXES = ("module", "model", "optimizer", "trainer", "preprocess", "columns", "data")
+TARGET = "__target__"
+
+
+class _TabularEstimator(BaseEstimator):
+    _task = "auto"
+
+    def __init__(
+        self,
+        *,
+        hidden: tuple[int, ...] = (256, 128),
+        dropout: float = 0.15,
+        epochs: int = 40,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        optimizer: str = "adamw",
+        seed: int = 42,
+        progress: bool = False,
+        **routed: Any,
+    ) -> None:
+        self.hidden = hidden
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.seed = seed
+        self.progress = progress
+        for key, value in routed.items():
+            setattr(self, key, value)
+
+    # ---- parameters --------------------------------------------------------------------------
+    def _routed(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if "__" in k and not k.endswith("_")}
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {**super().get_params(deep=deep), **self._routed()}
+
+    def set_params(self, **params: Any) -> _TabularEstimator:
+        plain = {}
+        for key, value in params.items():
+            if "__" in key:
+                setattr(self, key, value)
+            else:
+                plain[key] = value
+        super().set_params(**plain)
+        return self
+
+    def _overrides(self) -> dict[str, Any]:
+        overrides: dict[str, Any] = {
+            "model.hidden": list(self.hidden),
+            "model.dropout": self.dropout,
+            "trainer.epochs": self.epochs,
+            "trainer.batch_size": self.batch_size,
+            "trainer.progress": self.progress,
+            "trainer.checkpoint": False,
+            "optimizer.lr": self.lr,
+            "optimizer.name": self.optimizer,
+            "seed": self.seed,
+        }
+        for key, value in self._routed().items():
+            prefix, _, rest = key.partition("__")
+            if prefix not in ROUTED_PREFIXES:
+                raise ConfigError(
+                    f"parameter '{key}' has an unknown prefix '{prefix}'; use one of "
+                    f"{[p + '__' for p in ROUTED_PREFIXES]}"
+                )
+            overrides[f"{prefix}.{rest.replace('__', '.')}"] = list(value) if isinstance(value, tuple) else value
+        return overrides
+
+    # ---- fitting and predicting --------------------------------------------------------------
+    @staticmethod
+    def _as_frame(X: Any, columns: list[str] | None = None) -> pd.DataFrame:
+        if isinstance(X, pd.DataFrame):
+            return X.reset_index(drop=True)
+        array = np.asarray(X)
+        if array.ndim == 1:
+            array = array.reshape(-1, 1)
+        if array.ndim != 2:
+            raise ValueError(f"X must be 2-D (rows × columns), got an array of shape {array.shape}")
+        names = columns if columns is not None and len(columns) == array.shape[1] else [
+            f"x{i}" for i in range(array.shape[1])
+        ]
+        return pd.DataFrame(array, columns=names)
+
+    def fit(self, X: Any, y: Any) -> _TabularEstimator:
+        """Fit on features ``X`` (DataFrame or array) and target ``y``; returns self."""
+        from deepmine.config import build_config
+        from deepmine.tasks.supervised import fit_table
+
+        frame = self._as_frame(X)
+        y_values = np.asarray(y)
+        if y_values.ndim != 1 or len(y_values) != len(frame):
+            raise ValueError(f"y must be 1-D with one value per row of X ({len(frame)}), got shape {y_values.shape}")
+        frame[TARGET] = y_values
+        overrides = self._overrides()
+        overrides["columns.target"] = TARGET
+        overrides["task"] = self._resolve_task(y_values)
+        self.predictor_ = fit_table(frame, build_config(None, overrides))
+        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns if c != TARGET], dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        self.history_ = self.predictor_.history
+        return self
+
+    def _resolve_task(self, y: np.ndarray) -> str:
+        return self._task
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "predictor_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(X, y) before predicting"
+            )
+
+    def _frame_for_predict(self, X: Any) -> pd.DataFrame:
+        self._check_fitted()
+        return self._as_frame(X, list(self.feature_names_in_))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels or values, one per row of ``X``."""
+        return self.predictor_.predict(self._frame_for_predict(X))
+
+
+class TabularClassifier(ClassifierMixin, _TabularEstimator):
+    """MLP with categorical embeddings for classification (binary or multiclass)."""
+
+    def _resolve_task(self, y: np.ndarray) -> str:
+        return "binary" if len(pd.unique(pd.Series(y).dropna())) == 2 else "multiclass"
+
+    def fit(self, X: Any, y: Any) -> TabularClassifier:
+        super().fit(X, y)
+        self.classes_ = np.asarray(self.predictor_.schema.classes)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(super().predict(X)).astype(self.classes_.dtype)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``."""
+        return self.predictor_.predict_proba(self._frame_for_predict(X))
+
+
+class TabularRegressor(RegressorMixin, _TabularEstimator):
+    """MLP with categorical embeddings for regression."""
+
+    _task = "regression"
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(super().predict(X), dtype="float64")
