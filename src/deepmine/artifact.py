@@ -111,12 +111,21 @@ def load_predictor(path: str | Path) -> Predictor:
     schema = Schema.from_dict(manifest["schema"])
     pipeline = FeaturePipeline.from_state(schema, manifest["pipeline"])
     spec = manifest["model"]
-    model = get_model_builder(spec["name"])(**{k: v for k, v in spec.items() if k not in ("name", "parameters")},
-                                            config=config.model)
+    model = get_model_builder(spec["name"])(
+        **{k: v for k, v in spec.items() if k not in ("name", "parameters")}, config=config.model
+    )
     try:
         model.load_state_dict(load_file(str(path / WEIGHTS)))
     except (SafetensorError, RuntimeError) as err:
         raise ArtifactError(f"artifact '{path}': weights do not fit the model ({str(err).splitlines()[0]})") from err
     model.eval()
-    return Predictor(schema, pipeline, model, config, spec, manifest.get("metrics"), manifest.get("history"),
-                     manifest.get("training"))
+    return Predictor(
+        schema,
+        pipeline,
+        model,
+        config,
+        spec,
+        manifest.get("metrics"),
+        manifest.get("history"),
+        manifest.get("training"),
+    )

@@ -129,8 +129,9 @@ def profile(
             if "top" not in stats
             else ", ".join(f"{k} ({v})" for k, v in list(stats["top"].items())[:3])
         )
-        view.add_row(col["name"], col["role"], col["reason"], f"{col['missing_share']:.1%}", str(col["distinct"]),
-                     shown)
+        view.add_row(
+            col["name"], col["role"], col["reason"], f"{col['missing_share']:.1%}", str(col["distinct"]), shown
+        )
     console = _stderr()
     console.print(view)
     if "target" in result:
@@ -199,10 +200,11 @@ def fit(
         _emit_json(summary)
         return
     console = _stderr()
-    console.print(_metrics_table(f"validation metrics ({predictor.task}, target '{predictor.schema.target}')",
-                                 metrics))
-    console.print(f"trained {summary['epochs']} epochs on {summary['rows']} rows in {summary['seconds']:.1f} s; "
-                  f"artifact written to [bold]{out}[/]")
+    console.print(_metrics_table(f"validation metrics ({predictor.task}, target '{predictor.schema.target}')", metrics))
+    console.print(
+        f"trained {summary['epochs']} epochs on {summary['rows']} rows in {summary['seconds']:.1f} s; "
+        f"artifact written to [bold]{out}[/]"
+    )
 
 
 @app.command()
@@ -228,16 +230,21 @@ def evaluate(
     console = _stderr()
     console.print(_metrics_table(f"test metrics on {data} ({metrics['rows']} rows)", metrics))
     if "confusion_matrix" in metrics:
-        console.print(f"confusion matrix (rows true {predictor.schema.classes}, columns predicted): "
-                      f"{metrics['confusion_matrix']}")
+        console.print(
+            f"confusion matrix (rows true {predictor.schema.classes}, columns predicted): {metrics['confusion_matrix']}"
+        )
 
 
 @app.command()
 def predict(
     artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `deepmine fit`.")],
     data: DataArg,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write predictions here (CSV, "
-                                                 "TSV, Parquet or JSONL); stdout when omitted.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write predictions here (CSV, TSV, Parquet or JSONL); stdout when omitted."
+        ),
+    ] = None,
     id_column: Annotated[str | None, typer.Option("--id", help="Column to copy into the predictions.")] = None,
     sep: SepOpt = None,
     encoding: EncodingOpt = None,
@@ -312,8 +319,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(err.exit_code)
         if DEBUG["on"]:
             raise
-        print(f"internal error: {type(err).__name__}: {err} (run again with --debug for the traceback)",
-              file=sys.stderr)
+        print(
+            f"internal error: {type(err).__name__}: {err} (run again with --debug for the traceback)", file=sys.stderr
+        )
         sys.exit(1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +43,9 @@ class PreprocessConfig(_Section):
     rare_min_count: int = Field(5, ge=1, description="Categories seen fewer times fold into one 'rare' bucket.")
     max_categories: int = Field(1000, ge=2)
     numeric_scaling: Literal["quantile", "standard"] = "quantile"
-    numeric_bins: int = Field(16, ge=0, description="Quantile bins per numeric column for piecewise-linear encoding; 0 = off.")
+    numeric_bins: int = Field(
+        16, ge=0, description="Quantile bins per numeric column for piecewise-linear encoding; 0 = off."
+    )
     infinite: Literal["error", "missing"] = "error"
     text_vocab_size: int = Field(20000, ge=10)
     text_max_tokens: int = Field(256, ge=1)
@@ -60,6 +63,7 @@ class ModelConfig(_Section):
     dropout: float = Field(0.15, ge=0.0, lt=1.0)
     batch_norm: bool = False
     embedding_dim: int | None = Field(None, ge=1, description="Categorical embedding size; auto when unset.")
+    numeric_embedding: int = Field(16, ge=0, description="Per-numeric-column embedding size; 0 feeds raw features.")
 
 
 class OptimizerConfig(_Section):
@@ -105,7 +109,7 @@ SECTION_ALIASES = {"module": "model"}
 
 
 def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
-    """Every dotted key a config accepts (``trainer.lr`` style)."""
+    """Every dotted key a config accepts (``optimizer.lr`` style)."""
     keys: list[str] = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
@@ -122,6 +126,20 @@ def _format_validation_error(err: ValidationError, where: str) -> str:
     return f"{where}: {loc}: {first['msg']} (got {first.get('input')!r})"
 
 
+def _suggest_key(dotted: str, known: list[str]) -> str:
+    """Suggest by the field name first (``trainer.lrr`` → ``optimizer.lr``), preferring the same section."""
+    section, _, leaf = dotted.rpartition(".")
+    by_leaf: dict[str, list[str]] = {}
+    for key in known:
+        by_leaf.setdefault(key.rpartition(".")[2], []).append(key)
+    close = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.6)
+    if not close:
+        return did_you_mean(dotted, known)
+    options = by_leaf[close[0]]
+    same_section = [k for k in options if k.rpartition(".")[0] == section]
+    return f" (did you mean '{(same_section or options)[0]}'?)"
+
+
 def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
     if parts[0] in SECTION_ALIASES:
@@ -129,7 +147,8 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     dotted = ".".join(parts)
     known = config_keys()
     if dotted not in known and not (len(parts) == 3 and ".".join(parts[:2]) == "columns.roles"):
-        raise ConfigError(f"unknown config key '{key}'{did_you_mean(dotted, known)}; see `deepmine fit --help`")
+        suggestion = _suggest_key(dotted, known)
+        raise ConfigError(f"unknown config key '{key}'{suggestion}; see `deepmine fit --help`")
     node = tree
     for part in parts[:-1]:
         node = node.setdefault(part, {})
@@ -139,7 +158,7 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
 def parse_override(text: str) -> tuple[str, Any]:
     """Split ``key=value``; the value is read as YAML (numbers, lists, booleans)."""
     if "=" not in text:
-        raise ConfigError(f"--set expects key=value, got '{text}' (for example --set trainer.lr=0.003)")
+        raise ConfigError(f"--set expects key=value, got '{text}' (for example --set optimizer.lr=0.003)")
     key, raw = text.split("=", 1)
     try:
         value = yaml.safe_load(raw) if raw.strip() else None

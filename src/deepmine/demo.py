@@ -48,14 +48,15 @@ def run_demo(out: Path, console: Console | None = None) -> dict[str, Any]:
     roles: dict[str, int] = {}
     for col in profile["columns"]:
         roles[col["role"]] = roles.get(col["role"], 0) + 1
-    console.print(f"{train_path}: {profile['rows']} rows; roles {roles}; "
-                  f"target balance {profile['target']['balance']}")
+    console.print(f"{train_path}: {profile['rows']} rows; roles {roles}; target balance {profile['target']['balance']}")
     console.rule("[bold]2. fit")
     config = build_config(None, {"columns.target": TARGET, "columns.id": "patient_id", "trainer.checkpoint": False})
     predictor = fit_table(train_path, config)
     artifact = predictor.save(out / "model")
-    console.print(f"trained {predictor.training['epochs']} epochs in {predictor.training['seconds']:.1f} s "
-                  f"→ artifact [bold]{artifact}[/]")
+    console.print(
+        f"trained {predictor.training['epochs']} epochs in {predictor.training['seconds']:.1f} s "
+        f"→ artifact [bold]{artifact}[/]"
+    )
     console.rule("[bold]3. evaluate (held-out test rows)")
     loaded = load_predictor(artifact)
     metrics = loaded.evaluate(test_path)

@@ -37,8 +37,10 @@ def profile_table(data: DataSource, target: str | None = None, read: DataConfig 
     where = describe(data)
     if target is not None:
         check_target(frame, target, where)
-    schema = infer_schema(frame, target, where=where) if target is None else infer_schema(
-        frame[frame[target].notna()], target, where=where
+    schema = (
+        infer_schema(frame, target, where=where)
+        if target is None
+        else infer_schema(frame[frame[target].notna()], target, where=where)
     )
     roles = {c.name: c for c in schema.columns}
     columns = []
@@ -48,20 +50,26 @@ def profile_table(data: DataSource, target: str | None = None, read: DataConfig 
             role, reason = "target", f"the target ({schema.task}: {schema.task_reason})"
         else:
             role, reason = roles[name].role, roles[name].reason
-        columns.append({
-            "name": name,
-            "role": role,
-            "reason": reason,
-            "dtype": str(column.dtype),
-            "missing_share": round(float(column.isna().mean()), 6),
-            "distinct": int(column.nunique(dropna=True)),
-            "stats": column_stats(column, "numeric" if role == "numeric" else "other"),
-        })
+        columns.append(
+            {
+                "name": name,
+                "role": role,
+                "reason": reason,
+                "dtype": str(column.dtype),
+                "missing_share": round(float(column.isna().mean()), 6),
+                "distinct": int(column.nunique(dropna=True)),
+                "stats": column_stats(column, "numeric" if role == "numeric" else "other"),
+            }
+        )
     result: dict[str, Any] = {"source": where, "rows": len(frame), "columns": columns}
     if target is not None:
         values = frame[target].dropna()
-        info: dict[str, Any] = {"name": target, "task": schema.task, "reason": schema.task_reason,
-                                "missing": int(frame[target].isna().sum())}
+        info: dict[str, Any] = {
+            "name": target,
+            "task": schema.task,
+            "reason": schema.task_reason,
+            "missing": int(frame[target].isna().sum()),
+        }
         if schema.task == "regression":
             info["stats"] = column_stats(values, "numeric")
         else:

@@ -82,7 +82,8 @@ class _TabularEstimator(BaseEstimator):
                     f"parameter '{key}' has an unknown prefix '{prefix}'; use one of "
                     f"{[p + '__' for p in ROUTED_PREFIXES]}"
                 )
-            overrides[f"{prefix}.{rest.replace('__', '.')}"] = list(value) if isinstance(value, tuple) else value
+            dotted = f"{prefix}.{rest.replace('__', '.')}"
+            overrides[dotted] = list(value) if isinstance(value, tuple) else value
         return overrides
 
     # ---- fitting and predicting --------------------------------------------------------------
@@ -95,9 +96,11 @@ class _TabularEstimator(BaseEstimator):
             array = array.reshape(-1, 1)
         if array.ndim != 2:
             raise ValueError(f"X must be 2-D (rows × columns), got an array of shape {array.shape}")
-        names = columns if columns is not None and len(columns) == array.shape[1] else [
-            f"x{i}" for i in range(array.shape[1])
-        ]
+        names = (
+            columns
+            if columns is not None and len(columns) == array.shape[1]
+            else [f"x{i}" for i in range(array.shape[1])]
+        )
         return pd.DataFrame(array, columns=names)
 
     def fit(self, X: Any, y: Any) -> _TabularEstimator:
@@ -124,9 +127,7 @@ class _TabularEstimator(BaseEstimator):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "predictor_"):
-            raise NotFittedError(
-                f"this {type(self).__name__} is not fitted yet; call fit(X, y) before predicting"
-            )
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) before predicting")
 
     def _frame_for_predict(self, X: Any) -> pd.DataFrame:
         self._check_fitted()
@@ -134,7 +135,8 @@ class _TabularEstimator(BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels or values, one per row of ``X``."""
-        return self.predictor_.predict(self._frame_for_predict(X))
+        frame = self._frame_for_predict(X)  # checks fitted before predictor_ is looked up
+        return self.predictor_.predict(frame)
 
 
 class TabularClassifier(ClassifierMixin, _TabularEstimator):
@@ -153,7 +155,8 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``."""
-        return self.predictor_.predict_proba(self._frame_for_predict(X))
+        frame = self._frame_for_predict(X)
+        return self.predictor_.predict_proba(frame)
 
 
 class TabularRegressor(RegressorMixin, _TabularEstimator):

@@ -33,7 +33,8 @@ def read_sample(path: Path, size: int = SAMPLE_BYTES) -> bytes:
 
 def sniff_encoding(sample: bytes, path: Path) -> str:
     """Pick an encoding: a BOM wins, then UTF-8, then charset-normalizer's confident guess."""
-    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+    boms = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+    for bom, name in boms:
         if sample.startswith(bom):
             return name
     try:
@@ -45,12 +46,17 @@ def sniff_encoding(sample: bytes, path: Path) -> str:
         first_bad = err.start
     from charset_normalizer import from_bytes
 
-    best = from_bytes(sample).best()
+    matches = from_bytes(sample)
+    best = matches.best()
     if best is None or b"\x00" in sample:
         raise DataError(
             f"file '{path}' is not UTF-8 text (byte 0x{sample[first_bad]:02x} at offset {first_bad}) and its "
             "encoding could not be recognised; pass --encoding (for example --encoding latin-1)"
         )
+    # Short samples often tie between single-byte code pages (cp1250, cp775, cp1252 ...); on a tie
+    # prefer Windows-1252 (the latin-1 superset), by far the most common legacy encoding of tables.
+    if any(m.chaos <= best.chaos and "cp1252" in m.could_be_from_charset for m in matches):
+        return "cp1252"
     return best.encoding
 
 

@@ -182,9 +182,13 @@ def infer_schema(
     roles = roles or {}
     for col, role in roles.items():
         if col not in frame.columns:
-            raise ColumnError(f"columns.roles names column '{col}', which is not in {where}{did_you_mean(col, frame.columns)}")
+            raise ColumnError(
+                f"columns.roles names column '{col}', which is not in {where}{did_you_mean(col, frame.columns)}"
+            )
         if role not in ROLES:
-            raise ConfigError(f"unknown role '{role}' for column '{col}'{did_you_mean(role, ROLES)}; expected one of {ROLES}")
+            raise ConfigError(
+                f"unknown role '{role}' for column '{col}'{did_you_mean(role, ROLES)}; expected one of {ROLES}"
+            )
     for col in [*(drop or []), *([id_column] if id_column else [])]:
         if col not in frame.columns:
             raise ColumnError(f"column '{col}' is not in {where}{did_you_mean(col, frame.columns)}")
@@ -210,8 +214,8 @@ def infer_schema(
         classes = sorted(labels.unique().tolist(), key=lambda v: (str(type(v)), v))
         if len(classes) < 2:
             raise DataError(
-                f"target column '{target}' has a single value {to_native(classes[0])!r} in every row; "
-                "a classifier needs at least two classes (check the target or the file)"
+                f"target column '{target}' in {where} has a single value {to_native(classes[0])!r} in every "
+                "row; a classifier needs at least two classes (check the target or the file)"
             )
         schema.classes = [to_native(c) for c in classes]
     if not schema.features:

@@ -101,8 +101,9 @@ def _read_csv(path: Path, data: DataConfig) -> pd.DataFrame:
         )
     except UnicodeDecodeError as err:
         raise DataError(
-            f"file '{path}' is not valid {dialect.encoding} text ({err.reason} at byte {err.start}); "
-            "pass the file's encoding, for example --encoding latin-1"
+            f"file '{path}' is not valid {dialect.encoding} text (it holds byte "
+            f"0x{err.object[err.start]:02x}, which {dialect.encoding} cannot decode); pass the file's "
+            "encoding, for example --encoding latin-1, or leave --encoding out to have it sniffed"
         ) from err
     except pd.errors.EmptyDataError as err:
         raise DataError(f"file '{path}' is empty; expected a header row and data rows") from err
@@ -149,7 +150,7 @@ def _read_sql(url: str, data: DataConfig) -> pd.DataFrame:
                 if len(tables) != 1:
                     raise DataError(
                         f"database '{url}' holds {len(tables)} tables {tables}; choose one with --table NAME "
-                        "or pass --query \"SELECT ...\""
+                        'or pass --query "SELECT ..."'
                     )
                 table = tables[0]
             if table not in tables:

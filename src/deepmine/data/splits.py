@@ -17,8 +17,7 @@ def train_valid_split(
     """Carve a validation split from ``frame``; stratified by ``target`` when asked and possible."""
     if len(frame) < MIN_ROWS:
         raise DataError(
-            f"the training data has {len(frame)} labelled row(s); at least {MIN_ROWS} are needed "
-            "(some for validation)"
+            f"the training data has {len(frame)} labelled row(s); at least {MIN_ROWS} are needed (some for validation)"
         )
     labels = frame[target]
     strat = None
@@ -29,6 +28,4 @@ def train_valid_split(
             strat = labels
     index = np.arange(len(frame))
     train_idx, valid_idx = train_test_split(index, test_size=fraction, random_state=seed, stratify=strat)
-    return frame.iloc[np.sort(train_idx)].reset_index(drop=True), frame.iloc[np.sort(valid_idx)].reset_index(
-        drop=True
-    )
+    return frame.iloc[np.sort(train_idx)].reset_index(drop=True), frame.iloc[np.sort(valid_idx)].reset_index(drop=True)

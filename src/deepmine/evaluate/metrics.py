@@ -8,7 +8,14 @@ import numpy as np
 from sklearn import metrics as skm
 
 CLASSIFICATION_METRICS = (
-    "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "average_precision",
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "log_loss",
+    "average_precision",
 )
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 
@@ -23,7 +30,9 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # undefined precision for a class never predicted → 0, as documented
-        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        p, r, f, _ = skm.precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average="macro", zero_division=0
+        )
         out.update(precision=p, recall=r, f1=f)
         present = np.unique(y_true)
         out["log_loss"] = skm.log_loss(y_true, np.clip(proba, 1e-15, 1), labels=labels)

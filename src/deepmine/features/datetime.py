@@ -34,7 +34,7 @@ def date_parts(column: pd.Series) -> pd.DataFrame:
         "year": dates.dt.year,
         "month": dates.dt.month,
         "day": dates.dt.day,
-        "dayofweek": dates.dt.dayofweek,
+        "dayofweek": dates.dt.day_of_week,
         "hour": dates.dt.hour,
         "epoch_days": epoch,
     }

@@ -22,16 +22,16 @@ def to_numbers(column: pd.Series, *, infinite: str = "error") -> np.ndarray:
     if bad.any():
         first = bad.to_numpy().nonzero()[0][0]
         raise DataError(
-            f"column '{column.name}' should hold numbers but row {first} holds {column.iloc[first]!r}; "
+            f"column '{column.name}' should hold numbers but holds {column.iloc[first]!r}; "
             "fix the value or set its role to categorical (--set columns.roles.NAME=categorical)"
         )
     array = values.to_numpy(dtype="float64", na_value=np.nan)
     infinite_rows = np.isinf(array)
     if infinite_rows.any():
         if infinite == "error":
-            first = int(infinite_rows.nonzero()[0][0])
+            first = array[infinite_rows][0]
             raise DataError(
-                f"column '{column.name}' has {int(infinite_rows.sum())} infinite value(s) (first at row {first}); "
+                f"column '{column.name}' has {int(infinite_rows.sum())} infinite value(s) such as {first}; "
                 "expected finite numbers: replace them, or treat them as missing with "
                 "--set preprocess.infinite=missing"
             )

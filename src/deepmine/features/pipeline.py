@@ -55,7 +55,9 @@ class FeaturePipeline:
         regression = self.schema.task == "regression"
         target = None
         if self.schema.target is not None and self.schema.target in frame.columns:
-            target = to_numbers(frame[self.schema.target]) if regression else as_keys(frame[self.schema.target]).to_numpy()
+            target = (
+                to_numbers(frame[self.schema.target]) if regression else as_keys(frame[self.schema.target]).to_numpy()
+            )
         for spec in self.schema.features:
             column = frame[spec.name]
             if spec.role == "numeric":
@@ -86,8 +88,9 @@ class FeaturePipeline:
         known = {s.name for s in self.schema.columns} | {self.schema.target}
         extra = [c for c in frame.columns if c not in known]
         if extra:
-            warnings.warn(f"{where}: ignoring column(s) {extra} that the model was not trained on", DeepmineWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"{where}: ignoring column(s) {extra} that the model was not trained on", DeepmineWarning, stacklevel=2
+            )
 
     def transform(self, frame: pd.DataFrame, where: str = "the data") -> Blocks:
         self.check_columns(frame, where)
@@ -111,8 +114,10 @@ class FeaturePipeline:
         if self.schema.task == "regression":
             return ((to_numbers(column) - self.target_mean) / self.target_std).astype("float32")
         keys = as_keys(column)
-        lookup = {str(k) if not isinstance(k, str) else k: i for i, k in
-                  enumerate(as_keys(pd.Series(self.schema.classes)).tolist())}
+        lookup = {
+            str(k) if not isinstance(k, str) else k: i
+            for i, k in enumerate(as_keys(pd.Series(self.schema.classes)).tolist())
+        }
         codes = keys.map(lookup)
         unknown = codes.isna() & keys.notna()
         if unknown.any():
@@ -132,8 +137,9 @@ class FeaturePipeline:
 
     # ---- sizes for the model -------------------------------------------------------------
     @property
-    def numeric_width(self) -> int:
-        return sum(enc.width for enc in self.numeric.values())
+    def numeric_widths(self) -> list[int]:
+        """Width of each numeric column's block of features, in order."""
+        return [enc.width for enc in self.numeric.values()]
 
     @property
     def cardinalities(self) -> list[int]:

@@ -45,18 +45,48 @@ class TextBag(nn.Module):
         return summed / mask.sum(1).clamp(min=1.0)
 
 
+class NumericEmbeddings(nn.Module):
+    """Each numeric column's own features (scaled value, missing flag, piecewise-linear bins) →
+    Linear → ReLU, one small embedding per column (the "PLE + LR" of Gorishniy et al., 2022).
+    Computed as one block-diagonal matrix product."""
+
+    def __init__(self, widths: list[int], dim: int) -> None:
+        super().__init__()
+        total, columns = sum(widths), len(widths)
+        self.weight = nn.Parameter(torch.zeros(total, columns * dim))
+        self.bias = nn.Parameter(torch.zeros(columns * dim))
+        mask = torch.zeros(total, columns * dim)
+        offset = 0
+        with torch.no_grad():
+            for i, width in enumerate(widths):
+                block = (slice(offset, offset + width), slice(i * dim, (i + 1) * dim))
+                mask[block] = 1.0
+                bound = width**-0.5
+                self.weight[block].uniform_(-bound, bound)
+                self.bias[i * dim : (i + 1) * dim].uniform_(-bound, bound)
+                offset += width
+        self.register_buffer("mask", mask, persistent=False)
+        self.out_features = columns * dim
+
+    def forward(self, numeric: torch.Tensor) -> torch.Tensor:
+        return torch.relu(numeric @ (self.weight * self.mask) + self.bias)
+
+
 class TabularMLP(nn.Module):
     """Encoders per column kind → concatenation → MLP → task head."""
 
     def __init__(
         self,
-        numeric_width: int,
+        numeric_widths: list[int],
         cardinalities: list[int],
         text_cardinalities: list[int],
         out_features: int,
         config: ModelConfig,
     ) -> None:
         super().__init__()
+        dim = config.numeric_embedding
+        self.numeric = NumericEmbeddings(numeric_widths, dim) if dim and numeric_widths else None
+        numeric_width = self.numeric.out_features if self.numeric is not None else sum(numeric_widths)
         self.embeddings = nn.ModuleList(
             nn.Embedding(card, embedding_size(card, config.embedding_dim)) for card in cardinalities
         )
@@ -70,7 +100,7 @@ class TabularMLP(nn.Module):
         self.head = nn.Linear(config.hidden[-1] if config.hidden else width, out_features)
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor, *texts: torch.Tensor) -> torch.Tensor:
-        parts = [numeric]
+        parts = [self.numeric(numeric) if self.numeric is not None else numeric]
         parts.extend(emb(categorical[:, i]) for i, emb in enumerate(self.embeddings))
         parts.extend(bag(ids) for bag, ids in zip(self.texts, texts, strict=True))
         return self.head(self.body(torch.cat(parts, dim=1)))
@@ -78,11 +108,11 @@ class TabularMLP(nn.Module):
 
 @register_model("mlp")
 def build_mlp(
-    numeric_width: int,
+    numeric_widths: list[int],
     cardinalities: list[int],
     text_cardinalities: list[int],
     out_features: int,
     config: ModelConfig,
 ) -> TabularMLP:
     """The default tabular model."""
-    return TabularMLP(numeric_width, cardinalities, text_cardinalities, out_features, config)
+    return TabularMLP(numeric_widths, cardinalities, text_cardinalities, out_features, config)

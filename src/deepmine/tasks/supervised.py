@@ -46,8 +46,10 @@ def make_evaluator(task: str, n_classes: int, pipeline: FeaturePipeline):
             pred = outputs.squeeze(-1)
             loss = float(nn.functional.mse_loss(pred, target))
             scale = pipeline.decode_target
-            return {"loss": loss, **regression_metrics(scale(target.numpy().astype("float64")),
-                                                      scale(pred.numpy().astype("float64")))}
+            return {
+                "loss": loss,
+                **regression_metrics(scale(target.numpy().astype("float64")), scale(pred.numpy().astype("float64"))),
+            }
         loss = float(nn.functional.cross_entropy(outputs, target))
         proba = torch.softmax(outputs, dim=1).numpy()
         return {"loss": loss, **classification_metrics(target.numpy(), proba, n_classes)}
@@ -58,8 +60,11 @@ def make_evaluator(task: str, n_classes: int, pipeline: FeaturePipeline):
 def _drop_missing_target(frame: pd.DataFrame, target: str, where: str) -> pd.DataFrame:
     missing = frame[target].isna()
     if missing.any():
-        warnings.warn(f"{where}: dropping {int(missing.sum())} row(s) with no value in target '{target}'",
-                      DeepmineWarning, stacklevel=3)
+        warnings.warn(
+            f"{where}: dropping {int(missing.sum())} row(s) with no value in target '{target}'",
+            DeepmineWarning,
+            stacklevel=3,
+        )
         frame = frame[~missing].reset_index(drop=True)
     return frame
 
@@ -89,8 +94,15 @@ def fit_table(
     target = config.columns.target
     check_target(frame, target, where)
     frame = _drop_missing_target(frame, target, where)
-    schema = infer_schema(frame, target, task=config.task, roles=config.columns.roles, drop=config.columns.drop,
-                          id_column=config.columns.id, where=where)
+    schema = infer_schema(
+        frame,
+        target,
+        task=config.task,
+        roles=config.columns.roles,
+        drop=config.columns.drop,
+        id_column=config.columns.id,
+        where=where,
+    )
     classify = schema.task != "regression"
     generator = seed_everything(config.seed)
     if valid is not None:
@@ -100,8 +112,9 @@ def fit_table(
         train_frame, valid_frame = frame, _drop_missing_target(valid_frame, target, valid_where)
     else:
         valid_where = "the validation split"
-        train_frame, valid_frame = train_valid_split(frame, target, config.trainer.valid_fraction, config.seed,
-                                                     stratify=classify)
+        train_frame, valid_frame = train_valid_split(
+            frame, target, config.trainer.valid_fraction, config.seed, stratify=classify
+        )
     pipeline = FeaturePipeline(schema, config.preprocess).fit(train_frame)
     x_train = to_tensors(pipeline.transform(train_frame, where))
     y_train = torch.from_numpy(pipeline.encode_target(train_frame, where).copy())
@@ -111,13 +124,12 @@ def fit_table(
     n_classes = len(schema.classes)
     spec: dict[str, Any] = {
         "name": config.model.name,
-        "numeric_width": pipeline.numeric_width,
+        "numeric_widths": pipeline.numeric_widths,
         "cardinalities": pipeline.cardinalities,
         "text_cardinalities": pipeline.text_cardinalities,
         "out_features": n_classes if classify else 1,
     }
-    model = get_model_builder(config.model.name)(**{k: v for k, v in spec.items() if k != "name"},
-                                                 config=config.model)
+    model = get_model_builder(config.model.name)(**{k: v for k, v in spec.items() if k != "name"}, config=config.model)
     spec["parameters"] = sum(p.numel() for p in model.parameters())
     if classify:
         weight = None
@@ -130,7 +142,10 @@ def fit_table(
     else:
         loss_fn = RegressionLoss()
     trainer = Trainer(
-        model, loss_fn, config.trainer, config.optimizer,
+        model,
+        loss_fn,
+        config.trainer,
+        config.optimizer,
         generator=generator,
         evaluate=make_evaluator(schema.task, n_classes, pipeline),
         callbacks=callbacks,

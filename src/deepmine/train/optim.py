@@ -16,14 +16,16 @@ def build_optimizer(params, config: OptimizerConfig) -> torch.optim.Optimizer:
     if config.name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=wd)
     if config.name in ("momentum", "nesterov"):
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=config.name == "nesterov",
-                               weight_decay=wd)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=config.momentum, nesterov=config.name == "nesterov", weight_decay=wd
+        )
     if config.name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
     if config.name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    return torch.optim.RMSprop(params, lr=lr, momentum=config.momentum if config.momentum < 0.5 else 0.0,
-                               weight_decay=wd)
+    return torch.optim.RMSprop(
+        params, lr=lr, momentum=config.momentum if config.momentum < 0.5 else 0.0, weight_decay=wd
+    )
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainerConfig, lr: float, steps_per_epoch: int):

@@ -34,8 +34,9 @@ class TrainingProgress:
 
     def start_epoch(self, epoch: int) -> None:
         if self.enabled:
-            self.progress.reset(self.task, total=self.steps, epoch=epoch + 1, epochs=self.epochs,
-                                loss="-", metric=self._metric)
+            self.progress.reset(
+                self.task, total=self.steps, epoch=epoch + 1, epochs=self.epochs, loss="-", metric=self._metric
+            )
 
     def batch(self, step: int, running_loss: float | None) -> None:
         if not self.enabled:
@@ -51,8 +52,9 @@ class TrainingProgress:
             return
         shown = [f"{k.removeprefix('valid_')} {v:.4f}" for k, v in logs.items() if k.startswith("valid_")][:3]
         self._metric = "valid " + ", ".join(shown) if shown else ""
-        self.progress.update(self.task, completed=self.steps, loss=f"{logs.get('train_loss', 0.0):.4f}",
-                             metric=self._metric)
+        self.progress.update(
+            self.task, completed=self.steps, loss=f"{logs.get('train_loss', 0.0):.4f}", metric=self._metric
+        )
 
     def close(self) -> None:
         if self.enabled:

@@ -127,8 +127,9 @@ class Trainer:
                         progress.batch(step, float(total) / min(n, step * batch_size))
                 logs = {"epoch": epoch + 1, "train_loss": float(total) / n}
                 if has_valid:
-                    logs.update({f"valid_{k}": v for k, v in self.evaluate(self.model, valid_inputs,
-                                                                            valid_target).items()})
+                    logs.update(
+                        {f"valid_{k}": v for k, v in self.evaluate(self.model, valid_inputs, valid_target).items()}
+                    )
                 if self.scheduler is not None and not per_batch_schedule:
                     self.scheduler.step(logs.get(self.monitor_key(), logs["train_loss"]))
                 logs["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -166,8 +167,18 @@ class Trainer:
             "shuffle_rng": self.generator.get_state(),
             "history": self.history,
             "stop_training": self.stop_training,
-            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "callbacks": {key: cb.state_dict() for key, cb in self._keyed_callbacks().items()},
         }
+
+    def _keyed_callbacks(self) -> dict[str, Callback]:
+        """Callbacks named by class and rank among their class, so a resume may add or drop others."""
+        seen: dict[str, int] = {}
+        keyed = {}
+        for cb in self.callbacks:
+            name = type(cb).__name__
+            keyed[f"{name}:{seen.get(name, 0)}"] = cb
+            seen[name] = seen.get(name, 0) + 1
+        return keyed
 
     def _save_checkpoint(self, epoch: int) -> None:
         if self.checkpoint_dir is not None and self.config.checkpoint:
@@ -192,6 +203,7 @@ class Trainer:
         self.generator.set_state(state["shuffle_rng"])
         self.history = state["history"]
         self.stop_training = state["stop_training"]
-        for cb, cb_state in zip(self.callbacks, state["callbacks"], strict=False):
-            cb.load_state_dict(cb_state)
+        for key, cb in self._keyed_callbacks().items():
+            if key in state["callbacks"]:
+                cb.load_state_dict(state["callbacks"][key])
         return int(state["epoch"]) + 1

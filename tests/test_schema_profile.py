@@ -1,0 +1,252 @@
+"""Schema inference (roles, task), `deepmine profile`, and the per-role preprocessors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_table
+
+from deepmine.config import PreprocessConfig, build_config
+from deepmine.data.schema import infer_role, infer_schema, infer_task
+from deepmine.exceptions import ConfigError, DataError
+from deepmine.features.categorical import MISSING, UNKNOWN, CategoricalEncoder
+from deepmine.features.datetime import DatetimeEncoder, date_parts
+from deepmine.features.numeric import NumericEncoder
+from deepmine.features.pipeline import FeaturePipeline
+
+N = 40
+
+
+def role_columns() -> dict[str, object]:
+    rng = np.random.default_rng(0)
+    words = ["good", "bad", "fine", "great", "slow", "fast"]
+    return {
+        "height": rng.normal(170, 10, N),
+        "color": rng.choice(["red", "green", "blue"], N),
+        "member": rng.choice(["yes", "no"], N),
+        "note": [" ".join(rng.choice(words, 5)) for _ in range(N)],
+        "joined": pd.date_range("2021-01-01", periods=N, freq="D").strftime("%Y-%m-%d"),
+        "customer_id": np.arange(100, 100 + N),
+        "code": [f"K{v:05d}" for v in rng.permutation(99999)[:N]],
+        "const": ["x"] * N,
+        "empty": [np.nan] * N,
+    }
+
+
+# ---- roles -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "role"),
+    [
+        ("height", "numeric"),
+        ("color", "categorical"),
+        ("member", "binary"),
+        ("note", "text"),
+        ("joined", "datetime"),
+        ("customer_id", "id"),
+        ("code", "id"),
+        ("const", "constant"),
+        ("empty", "constant"),
+    ],
+)
+def test_role_inference_with_reason(name, role):
+    got, reason = infer_role(pd.Series(role_columns()[name]), name)
+    assert got == role
+    assert isinstance(reason, str) and reason.strip()
+
+
+def test_reasons_describe_the_evidence():
+    cols = role_columns()
+    assert "missing" in infer_role(pd.Series(cols["empty"]), "empty")[1]
+    assert "'x'" in infer_role(pd.Series(cols["const"]), "const")[1]
+    assert "3 distinct" in infer_role(pd.Series(cols["color"]), "color")[1]
+
+
+def test_unique_integers_without_id_name_or_steps_are_numeric():
+    # Unique integers that are neither named like an id nor evenly spaced are measurements, not ids.
+    values = pd.Series(np.random.default_rng(1).choice(10_000, N, replace=False))
+    assert infer_role(values, "count")[0] == "numeric"
+
+
+def test_schema_skips_target_and_lists_features():
+    frame = pd.DataFrame(role_columns())
+    frame["label"] = np.where(frame["height"] > 170, "tall", "short")
+    schema = infer_schema(frame, "label")
+    assert [c.name for c in schema.columns] == list(role_columns())
+    assert {c.name for c in schema.features} == {"height", "color", "member", "note", "joined"}
+    assert schema.classes == ["short", "tall"]
+
+
+# ---- task --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        (["yes", "no", "no", "yes", "no"], "binary"),
+        ([0, 1, 1, 0, 1], "binary"),
+        (["low", "mid", "high", "mid", "low"], "multiclass"),
+        ([0, 1, 2, 1, 2], "multiclass"),
+        ([0.5, 1.25, 2.75, 3.5, 0.1], "regression"),
+    ],
+)
+def test_task_inference(values, task):
+    got, reason = infer_task(pd.Series(values), "y")
+    assert got == task and reason
+
+
+def test_many_distinct_integers_are_regression():
+    assert infer_task(pd.Series(np.arange(50)), "y")[0] == "regression"
+
+
+def test_forced_task():
+    frame = make_table(n=60)
+    assert infer_schema(frame, "label").task == "binary"
+    schema = infer_schema(frame, "label", task="multiclass")
+    assert schema.task == "multiclass" and schema.task_reason == "set in the config"
+    assert schema.classes == ["no", "yes"]
+    with pytest.raises(DataError, match="regression needs a numeric target"):
+        infer_schema(frame, "label", task="regression")
+    with pytest.raises(ConfigError, match="did you mean 'binary'"):
+        infer_schema(frame, "label", task="binari")
+
+
+def test_roles_override_via_config():
+    frame = make_table(n=60)
+    config = build_config(None, {"columns.roles.age": "categorical", "columns.roles.note": "constant"})
+    schema = infer_schema(frame, "label", roles=config.columns.roles)
+    roles = {c.name: c for c in schema.columns}
+    assert roles["age"].role == "categorical" and roles["age"].reason == "set in the config"
+    assert roles["note"].role == "constant"
+    assert "note" not in [c.name for c in schema.features]
+    assert roles["color"].role == "categorical" and roles["color"].reason != "set in the config"
+    with pytest.raises(ConfigError, match="did you mean 'numeric'"):
+        infer_schema(frame, "label", roles={"age": "numerc"})
+
+
+# ---- deepmine profile ------------------------------------------------------------------------
+def test_profile_json_contract(run_cli, table, table_csv):
+    result = run_cli("profile", table_csv, "--target", "label", "--json")
+    assert result.code == 0, result.err
+    assert result.out.endswith("\n") and result.out.count("\n") == 1  # exactly one JSON line
+    report = json.loads(result.out)
+    assert isinstance(report, dict) and report["rows"] == len(table)
+    columns = {c["name"]: c for c in report["columns"]}
+    assert list(columns) == list(table.columns)
+    for col in columns.values():
+        assert {"role", "reason", "missing_share", "distinct", "stats"} <= set(col)
+        assert col["reason"]
+        assert 0.0 <= col["missing_share"] <= 1.0
+    roles = {name: c["role"] for name, c in columns.items()}
+    assert roles == {
+        "customer_id": "id",
+        "age": "numeric",
+        "income": "numeric",
+        "color": "categorical",
+        "member": "binary",
+        "joined": "datetime",
+        "note": "text",
+        "label": "target",
+    }
+    assert columns["age"]["missing_share"] == pytest.approx(table["age"].isna().mean())
+    assert columns["color"]["distinct"] == table["color"].nunique()
+    assert columns["age"]["stats"]["median"] == pytest.approx(table["age"].median())
+    assert sum(columns["color"]["stats"]["top"].values()) == len(table)
+    target = report["target"]
+    assert target["task"] == "binary"
+    assert set(target["balance"]) == {"yes", "no"}
+    assert sum(target["balance"].values()) == pytest.approx(1.0)
+    assert target["balance"]["yes"] == pytest.approx((table["label"] == "yes").mean(), abs=1e-6)
+
+
+def test_profile_table_goes_to_stderr_only(run_cli, table_csv):
+    result = run_cli("profile", table_csv, "--target", "label")
+    assert result.code == 0, result.err
+    assert result.out == ""
+    for word in ("column", "role", "categorical", "datetime", "balance"):
+        assert word in result.err
+
+
+def test_profile_unknown_target_is_an_error(run_cli, table_csv):
+    result = run_cli("profile", table_csv, "--target", "lable", "--json")
+    assert result.code == 1 and result.out == ""
+    assert "did you mean 'label'" in result.err
+
+
+# ---- preprocessing units -----------------------------------------------------------------------
+def test_numeric_encoder_imputes_training_median_with_flag():
+    train = pd.Series([1.0, 2.0, np.nan, 3.0, 100.0], name="x")  # median of the finite values: 2.5
+    encoder = NumericEncoder(scaling="standard").fit(train)
+    assert encoder.median == 2.5 and encoder.flag_missing and encoder.width == 2
+    other = pd.Series([np.nan, 2.5, 500.0, 500.0, 500.0], name="x")  # its own median would be 500
+    out = encoder.transform(other)
+    assert out.shape == (5, 2)
+    assert out[0, 0] == out[1, 0]  # missing → the training median, not the new data's
+    assert out[:, 1].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    expected = (2.5 - np.mean([1, 2, 3, 100])) / np.std([1, 2, 3, 100])
+    assert out[0, 0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_numeric_encoder_without_missing_in_training_has_no_flag():
+    encoder = NumericEncoder().fit(pd.Series([1.0, 2.0, 3.0, 4.0]))
+    assert not encoder.flag_missing and encoder.width == 1
+    out = encoder.transform(pd.Series([np.nan, 2.5]))
+    assert out.shape == (2, 1) and out[0, 0] == out[1, 0]
+
+
+def test_categorical_encoder_unknown_bucket_and_rare_folding():
+    train = pd.Series(["a"] * 6 + ["b"] * 5 + ["r"] * 2 + [None])
+    encoder = CategoricalEncoder(min_count=5).fit(train)
+    assert encoder.categories == ["a", "b"]
+    codes = encoder.transform(pd.Series(["a", "b", "r", "never-seen", None]))
+    a, b, rare, unseen, missing = codes.tolist()
+    assert rare == unseen == UNKNOWN
+    assert missing == MISSING and missing != unseen
+    assert len({a, b, UNKNOWN, MISSING}) == 4
+    assert max(codes) < encoder.cardinality
+    assert encoder.unseen(pd.Series(["a", "zzz", "r"])) == ["r", "zzz"]
+
+
+def test_categorical_encoder_numbers_and_strings_agree():
+    encoder = CategoricalEncoder(min_count=1).fit(pd.Series([3.0, 4.0, 3.0]))
+    assert encoder.transform(pd.Series(["3", "4"])).tolist() == encoder.transform(pd.Series([3, 4])).tolist()
+
+
+def test_datetime_parts():
+    parts = date_parts(pd.Series(["2021-03-15 10:30:00", "2022-12-31", None]))
+    first = parts.iloc[0]
+    got = tuple(first[k] for k in ("year", "month", "day", "dayofweek", "hour"))
+    assert got == (2021, 3, 15, 0, 10)  # 2021-03-15 was a Monday
+    assert parts.iloc[1]["year"] == 2022 and parts.iloc[1]["dayofweek"] == 5  # a Saturday
+    assert parts.iloc[1]["epoch_days"] > first["epoch_days"]
+    assert parts.iloc[2].isna().all()
+
+
+def test_datetime_encoder_skips_constant_parts_and_keeps_order():
+    dates = pd.Series(pd.date_range("2020-01-01", periods=30, freq="17D").strftime("%Y-%m-%d"))
+    encoder = DatetimeEncoder().fit(dates)
+    assert "hour" not in encoder.parts  # every training value is midnight
+    assert {"year", "month", "day", "dayofweek", "epoch_days"} <= set(encoder.parts)
+    out = encoder.transform(pd.Series(["2020-02-01", "2021-06-01"]))
+    assert out.shape == (2, encoder.width)
+    names = list(encoder.parts)
+    epoch = names.index("epoch_days")
+    assert out[1, epoch] > out[0, epoch]
+
+
+def test_feature_pipeline_state_round_trips_through_json():
+    frame = make_table(n=120, seed=5)
+    schema = infer_schema(frame, "label")
+    train, other = frame.iloc[:90].reset_index(drop=True), frame.iloc[90:].reset_index(drop=True)
+    pipeline = FeaturePipeline(schema, PreprocessConfig(rare_min_count=2)).fit(train)
+    text = json.dumps(pipeline.state())  # plain JSON, no numpy objects
+    restored = FeaturePipeline.from_state(schema, json.loads(text))
+    for data in (train, other):
+        before, after = pipeline.transform(data), restored.transform(data)
+        assert len(before.as_list()) == len(after.as_list()) == 3  # numeric, categorical, one text column
+        for x, y in zip(before.as_list(), after.as_list(), strict=True):
+            assert x.dtype == y.dtype
+            np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(pipeline.encode_target(other), restored.encode_target(other))
+    assert restored.cardinalities == pipeline.cardinalities
+    assert restored.text_cardinalities == pipeline.text_cardinalities
