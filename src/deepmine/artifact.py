@@ -20,7 +20,7 @@ from deepmine.data.schema import Schema
 from deepmine.exceptions import ArtifactError
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.io_utils import atomic_folder
-from deepmine.nn.registry import get_model_builder
+from deepmine.nn.ensemble import build_model
 from deepmine.predictor import Predictor
 from deepmine.versions import package_versions
 
@@ -111,9 +111,7 @@ def load_predictor(path: str | Path) -> Predictor:
     schema = Schema.from_dict(manifest["schema"])
     pipeline = FeaturePipeline.from_state(schema, manifest["pipeline"])
     spec = manifest["model"]
-    model = get_model_builder(spec["name"])(
-        **{k: v for k, v in spec.items() if k not in ("name", "parameters")}, config=config.model
-    )
+    model = build_model(spec, config.model)
     try:
         model.load_state_dict(load_file(str(path / WEIGHTS)))
     except (SafetensorError, RuntimeError) as err:

@@ -63,6 +63,7 @@ class ModelConfig(_Section):
     dropout: float = Field(0.15, ge=0.0, lt=1.0)
     batch_norm: bool = False
     embedding_dim: int | None = Field(None, ge=1, description="Categorical embedding size; auto when unset.")
+    ensemble: int = Field(1, ge=1, le=32, description="Members of a deep ensemble (averaged).")
     numeric_embedding: int = Field(16, ge=0, description="Per-numeric-column embedding size; 0 feeds raw features.")
 
 

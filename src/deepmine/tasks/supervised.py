@@ -23,7 +23,7 @@ from deepmine.data.splits import train_valid_split
 from deepmine.evaluate.metrics import classification_metrics, regression_metrics
 from deepmine.exceptions import DeepmineWarning
 from deepmine.features.pipeline import FeaturePipeline
-from deepmine.nn.registry import get_model_builder
+from deepmine.nn.ensemble import MemberMeanLoss, build_model
 from deepmine.predictor import Predictor, forward_in_chunks, to_tensors
 from deepmine.train.callbacks import Callback
 from deepmine.train.seeding import seed_everything
@@ -124,12 +124,13 @@ def fit_table(
     n_classes = len(schema.classes)
     spec: dict[str, Any] = {
         "name": config.model.name,
+        "task": schema.task,
         "numeric_widths": pipeline.numeric_widths,
         "cardinalities": pipeline.cardinalities,
         "text_cardinalities": pipeline.text_cardinalities,
         "out_features": n_classes if classify else 1,
     }
-    model = get_model_builder(config.model.name)(**{k: v for k, v in spec.items() if k != "name"}, config=config.model)
+    model = build_model(spec, config.model)
     spec["parameters"] = sum(p.numel() for p in model.parameters())
     if classify:
         weight = None
@@ -143,7 +144,7 @@ def fit_table(
         loss_fn = RegressionLoss()
     trainer = Trainer(
         model,
-        loss_fn,
+        MemberMeanLoss(loss_fn),
         config.trainer,
         config.optimizer,
         generator=generator,

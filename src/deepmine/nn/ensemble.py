@@ -1,0 +1,59 @@
+"""Deep ensembles: k independently initialised members trained side by side, each on its own loss.
+
+In training mode the ensemble returns every member's output stacked as (k, rows, outputs) and
+:class:`MemberMeanLoss` averages the members' losses; in eval mode it returns one output per row:
+log of the mean class probability (valid logits) for classifiers, the mean value for regression.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from deepmine.config import ModelConfig
+from deepmine.nn.registry import get_model_builder
+
+SPEC_ONLY = ("name", "parameters", "task")
+
+
+class Ensemble(nn.Module):
+    """Average of ``k`` members built by the same builder."""
+
+    def __init__(self, members: list[nn.Module], classify: bool) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.classify = classify
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        outputs = torch.stack([member(*inputs) for member in self.members])
+        if self.training:
+            return outputs
+        if self.classify:
+            return torch.logsumexp(torch.log_softmax(outputs, dim=-1), dim=0) - math.log(len(self.members))
+        return outputs.mean(dim=0)
+
+
+class MemberMeanLoss(nn.Module):
+    """Mean of ``loss`` over the members of a stacked (k, rows, outputs) prediction."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if output.dim() == 3:
+            return torch.stack([self.loss(member, target) for member in output]).mean()
+        return self.loss(output, target)
+
+
+def build_model(spec: dict[str, Any], config: ModelConfig) -> nn.Module:
+    """Build the registered model described by ``spec`` — an ensemble when ``config.ensemble > 1``."""
+    builder = get_model_builder(spec["name"])
+    kwargs = {k: v for k, v in spec.items() if k not in SPEC_ONLY}
+    if config.ensemble <= 1:
+        return builder(**kwargs, config=config)
+    members = [builder(**kwargs, config=config) for _ in range(config.ensemble)]
+    return Ensemble(members, classify=spec.get("task") != "regression")
