@@ -83,6 +83,8 @@ def test_killed_cli_fit_resumes_to_the_same_weights(tmp_path):
         "model.hidden=[32]",
         "--set",
         "trainer.early_stopping=false",
+        "--set",
+        "model.ensemble=1",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "deepmine"]
@@ -136,7 +138,9 @@ def test_batch_size_sets_steps_per_epoch(table, batch_size, steps):
 
 def test_l1_penalty_shrinks_weights(table):
     def mean_abs(l1):
-        model = fit_table(table, _config(**{"optimizer.l1": l1, "trainer.early_stopping": False})).model
+        model = fit_table(
+            table, _config(**{"optimizer.l1": l1, "trainer.early_stopping": False, "model.ensemble": 1})
+        ).model
         return float(model.body[0].weight.detach().abs().mean())
 
     assert mean_abs(0.01) < 0.7 * mean_abs(0.0)

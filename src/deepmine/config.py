@@ -44,7 +44,9 @@ class PreprocessConfig(_Section):
     max_categories: int = Field(1000, ge=2)
     numeric_scaling: Literal["quantile", "standard"] = "quantile"
     numeric_bins: int = Field(
-        16, ge=0, description="Quantile bins per numeric column for piecewise-linear encoding; 0 = off."
+        64,
+        ge=0,
+        description="Bins per numeric column (decision-tree split points when a target is known, else quantiles) for piecewise-linear encoding; 0 = off.",
     )
     infinite: Literal["error", "missing"] = "error"
     text_vocab_size: int = Field(20000, ge=10)
@@ -60,10 +62,10 @@ class ModelConfig(_Section):
     name: str = "mlp"
     hidden: list[int] = Field(default_factory=lambda: [256, 128])
     activation: Activation = "relu"
-    dropout: float = Field(0.15, ge=0.0, lt=1.0)
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
     batch_norm: bool = False
     embedding_dim: int | None = Field(None, ge=1, description="Categorical embedding size; auto when unset.")
-    ensemble: int = Field(1, ge=1, le=32, description="Members of a deep ensemble (averaged).")
+    ensemble: int = Field(3, ge=1, le=32, description="Members of a deep ensemble (averaged).")
     numeric_embedding: int = Field(16, ge=0, description="Per-numeric-column embedding size; 0 feeds raw features.")
 
 
