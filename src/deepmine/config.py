@@ -46,7 +46,7 @@ class PreprocessConfig(_Section):
     numeric_bins: int = Field(
         64,
         ge=0,
-        description="Bins per numeric column (decision-tree split points when a target is known, else quantiles) for piecewise-linear encoding; 0 = off.",
+        description="Piecewise-linear bins per numeric column (tree split points, else quantiles); 0 = off.",
     )
     infinite: Literal["error", "missing"] = "error"
     text_vocab_size: int = Field(20000, ge=10)
