@@ -6,7 +6,6 @@ import hashlib
 import os
 import platform
 import subprocess
-from importlib import metadata
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -96,10 +95,4 @@ def versions() -> dict[str, str]:
     """deepmine's own list (deepmine.versions.package_versions) plus the peers' packages."""
     from deepmine.versions import package_versions
 
-    found = package_versions()
-    for name in EXTRA_PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return package_versions(tuple(EXTRA_PACKAGES))

@@ -219,10 +219,7 @@ def evaluate(
     query: QueryOpt = None,
 ) -> None:
     """Score a saved model on a labelled test file."""
-    from deepmine.artifact import load_predictor
-
-    predictor = load_predictor(artifact)
-    _apply_read_options(predictor, sep, encoding, no_header, table, query)
+    predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
     metrics = predictor.evaluate(data)
     if json_out:
         _emit_json(metrics)
@@ -253,10 +250,7 @@ def predict(
     query: QueryOpt = None,
 ) -> None:
     """Predict every row of DATA: one output row per input row, in input order."""
-    from deepmine.artifact import load_predictor
-
-    predictor = load_predictor(artifact)
-    _apply_read_options(predictor, sep, encoding, no_header, table, query)
+    predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
     frame = predictor.predict_frame(data, id_column)
     if output is None:
         frame.to_csv(sys.stdout, index=False)
@@ -280,12 +274,16 @@ def demo(
         _emit_json(result)
 
 
-def _apply_read_options(predictor, sep, encoding, no_header, table, query) -> None:
-    overrides = _read_overrides(sep, encoding, no_header, table, query)
-    data = predictor.config.data.model_copy(update={k.split(".", 1)[1]: v for k, v in overrides.items()})
-    if not overrides:
-        data = data.model_copy(update={"sep": None, "encoding": None, "header": None, "table": None, "query": None})
+def _load_for_data(artifact: Path, sep, encoding, no_header, table, query):
+    """Load an artifact and set how the new data is read (sniffed unless options are given)."""
+    from deepmine.artifact import load_predictor
+
+    predictor = load_predictor(artifact)
+    fresh = {"sep": None, "encoding": None, "header": None, "table": None, "query": None}
+    given = {k.split(".", 1)[1]: v for k, v in _read_overrides(sep, encoding, no_header, table, query).items()}
+    data = predictor.config.data.model_copy(update={**fresh, **given})
     predictor.config = predictor.config.model_copy(update={"data": data})
+    return predictor
 
 
 # ---- entry point ----------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ from importlib import metadata
 PACKAGES = ("deepmine", "torch", "numpy", "pandas", "scikit-learn", "pyarrow", "safetensors")
 
 
-def package_versions() -> dict[str, str]:
-    """Installed versions of deepmine and the libraries its artifacts depend on."""
+def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of deepmine and the libraries its artifacts depend on (plus ``extra``)."""
     versions = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in (*PACKAGES, *extra):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
