@@ -57,3 +57,8 @@ def test_demo_runs_the_whole_workflow(run_cli, tmp_path):
     assert len(predictions) == len(test_rows)
     assert predictions["patient_id"].tolist() == test_rows["patient_id"].tolist()
     assert (tmp_path / "demo" / "model" / "weights.safetensors").exists()
+
+
+def test_optimizer_settings_are_reachable_under_trainer():
+    config = build_config(None, {"trainer.lr": 0.003, "trainer.optimizer": "rmsprop"})
+    assert config.optimizer.lr == pytest.approx(0.003) and config.optimizer.name == "rmsprop"

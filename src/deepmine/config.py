@@ -109,6 +109,14 @@ class RunConfig(_Section):
 
 
 SECTION_ALIASES = {"module": "model"}
+# The optimizer belongs to the training loop, so its settings are also reachable under trainer.*
+KEY_ALIASES = {
+    "trainer.lr": "optimizer.lr",
+    "trainer.optimizer": "optimizer.name",
+    "trainer.momentum": "optimizer.momentum",
+    "trainer.weight_decay": "optimizer.weight_decay",
+    "trainer.l1": "optimizer.l1",
+}
 
 
 def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
@@ -147,7 +155,8 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
     if parts[0] in SECTION_ALIASES:
         parts[0] = SECTION_ALIASES[parts[0]]
-    dotted = ".".join(parts)
+    dotted = KEY_ALIASES.get(".".join(parts), ".".join(parts))
+    parts = dotted.split(".")
     known = config_keys()
     if dotted not in known and not (len(parts) == 3 and ".".join(parts[:2]) == "columns.roles"):
         suggestion = _suggest_key(dotted, known)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
-
 
 class DeepmineError(Exception):
     """Base class of every error deepmine raises on purpose."""
@@ -41,10 +39,6 @@ class ArtifactError(DeepmineError, ValueError):
     """An artifact folder is missing, damaged, tampered with, or from a newer deepmine."""
 
 
-class NotFittedError(DeepmineError, _SklearnNotFittedError):
-    """A model was used before ``fit``."""
-
-
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
     choices = [str(c) for c in choices]
@@ -58,3 +52,13 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 
 class DeepmineWarning(UserWarning):
     """Something the user should know that does not stop the run (shown as one line on stderr)."""
+
+
+def __getattr__(name: str):
+    # NotFittedError subclasses scikit-learn's, which would import all of scikit-learn here;
+    # it lives with the estimators so `deepmine --help` stays instant.
+    if name == "NotFittedError":
+        from deepmine.sklearn_api import NotFittedError
+
+        return NotFittedError
+    raise AttributeError(f"module 'deepmine.exceptions' has no attribute {name!r}")

@@ -12,8 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
-from deepmine.exceptions import ConfigError, NotFittedError
+from deepmine.exceptions import ConfigError, DeepmineError
+
+
+class NotFittedError(DeepmineError, SklearnNotFittedError):
+    """An estimator was used before ``fit``."""
+
 
 ROUTED_PREFIXES = ("module", "model", "optimizer", "trainer", "preprocess", "columns", "data")
 TARGET = "__target__"
