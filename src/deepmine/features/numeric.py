@@ -12,7 +12,7 @@ from scipy.special import ndtri
 from deepmine.exceptions import DataError
 
 N_QUANTILES = 256
-_CLIP = 1e-7
+NORMAL_SCALE = 2.5  # normal scores divided by this land mostly in [-1, 1]
 
 
 def to_numbers(column: pd.Series, *, infinite: str = "error") -> np.ndarray:
@@ -39,6 +39,19 @@ def to_numbers(column: pd.Series, *, infinite: str = "error") -> np.ndarray:
     return array
 
 
+def quantile_normal_knots(finite: np.ndarray) -> tuple[list[float], list[float]]:
+    """Knots of a piecewise-linear map from values to normal scores of their training quantiles.
+
+    Linear between knots and flat outside, so the same function is easy to express in an exported
+    graph. Repeated quantiles (discrete columns) share one knot with the mean of their scores.
+    """
+    quantiles = np.quantile(finite, np.linspace(0, 1, N_QUANTILES))
+    scores = ndtri((np.arange(N_QUANTILES) + 0.5) / N_QUANTILES) / NORMAL_SCALE
+    knots_x, inverse = np.unique(quantiles, return_inverse=True)
+    knots_y = np.bincount(inverse, weights=scores) / np.bincount(inverse)
+    return knots_x.tolist(), knots_y.tolist()
+
+
 def tree_edges(values: np.ndarray, target: np.ndarray, bins: int, regression: bool) -> np.ndarray:
     """Split points of a small decision tree of ``values`` against the target (Gorishniy et al., 2022)."""
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
@@ -61,7 +74,8 @@ class NumericEncoder:
         self.median = 0.0
         self.mean = 0.0
         self.std = 1.0
-        self.quantiles: list[float] = []
+        self.knots_x: list[float] = []
+        self.knots_y: list[float] = []
         self.edges: list[float] = []
         self.flag_missing = False
 
@@ -75,7 +89,7 @@ class NumericEncoder:
         self.median = float(np.median(finite))
         self.mean = float(finite.mean())
         self.std = float(finite.std()) or 1.0
-        self.quantiles = np.quantile(finite, np.linspace(0, 1, N_QUANTILES)).tolist()
+        self.knots_x, self.knots_y = quantile_normal_knots(finite)
         if self.bins:
             if target is not None:
                 edges = tree_edges(np.where(np.isnan(values), self.median, values), target, self.bins, regression)
@@ -103,12 +117,7 @@ class NumericEncoder:
     def _scale(self, values: np.ndarray) -> np.ndarray:
         if self.scaling == "standard":
             return (values - self.mean) / self.std
-        quantiles = np.asarray(self.quantiles)
-        # average of forward and backward interpolation handles repeated quantiles (discrete columns)
-        ranks = np.linspace(0, 1, quantiles.size)
-        up = np.interp(values, quantiles, ranks)
-        down = -np.interp(-values, -quantiles[::-1], -ranks[::-1])
-        return ndtri(np.clip((up + down) / 2, _CLIP, 1 - _CLIP)) / 2.5
+        return np.interp(values, self.knots_x, self.knots_y)
 
     def _piecewise_linear(self, values: np.ndarray) -> np.ndarray:
         edges = np.asarray(self.edges)
