@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,bench]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,bench,export]"
 	touch $(STAMP)
 
 install: $(STAMP)
