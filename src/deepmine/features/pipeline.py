@@ -114,10 +114,7 @@ class FeaturePipeline:
         if self.schema.task == "regression":
             return ((to_numbers(column) - self.target_mean) / self.target_std).astype("float32")
         keys = as_keys(column)
-        lookup = {
-            str(k) if not isinstance(k, str) else k: i
-            for i, k in enumerate(as_keys(pd.Series(self.schema.classes)).tolist())
-        }
+        lookup = {key: i for i, key in enumerate(as_keys(pd.Series(self.schema.classes)))}
         codes = keys.map(lookup)
         unknown = codes.isna() & keys.notna()
         if unknown.any():
@@ -176,7 +173,3 @@ class FeaturePipeline:
         pipeline.target_mean, pipeline.target_std = state["target_mean"], state["target_std"]
         return pipeline
 
-
-def target_missing_rows(frame: pd.DataFrame, target: str) -> np.ndarray:
-    """Boolean mask of rows whose target is missing."""
-    return frame[target].isna().to_numpy()
