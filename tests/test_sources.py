@@ -232,3 +232,17 @@ def test_cli_fit_from_sqlite_matches_fit_from_csv(run_cli, tmp_path):
     )
     # the model learned something, so equality is not two constant outputs
     assert (preds_sql["prediction"] == table["label"]).mean() > 0.7
+
+
+def test_leading_comment_lines_are_skipped(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text("|1x3 Cross validator\n# exported 2026-01-01\nage,color\n30,red\n41,blue\n")
+    frame = load_table(path)
+    assert list(frame.columns) == ["age", "color"] and frame["age"].tolist() == [30, 41]
+
+
+def test_pipe_delimited_rows_are_not_mistaken_for_comments(tmp_path):
+    path = tmp_path / "pipes.txt"
+    path.write_text("|1|x|\n|2|y|\n|3|z|\n")
+    frame = load_table(path)
+    assert len(frame) == 3 and frame["column_2"].tolist() == [1, 2, 3]

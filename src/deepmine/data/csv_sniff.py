@@ -22,6 +22,7 @@ class CsvDialect:
     encoding: str
     sep: str
     header: bool
+    skip_rows: int = 0
 
 
 def read_sample(path: Path, size: int = SAMPLE_BYTES) -> bytes:
@@ -85,6 +86,18 @@ def sniff_header(rows: list[list[str]]) -> bool:
     return True
 
 
+def leading_comment_lines(lines: list[str]) -> int:
+    """Count leading comment lines: '#' lines, or '|' lines without delimiters (UCI files such as adult.test)."""
+    count = 0
+    while count < len(lines) - 1:
+        line = lines[count].lstrip()
+        is_pipe_note = line.startswith("|") and not any(d in line[1:] for d in DELIMITERS)
+        if not (line.startswith("#") or is_pipe_note):
+            break
+        count += 1
+    return count
+
+
 def sniff_dialect(path: Path, sep: str | None, encoding: str | None, header: bool | None) -> CsvDialect:
     """Fill in whatever of delimiter, encoding and header the user left unset."""
     sample = read_sample(path)
@@ -95,7 +108,8 @@ def sniff_dialect(path: Path, sep: str | None, encoding: str | None, header: boo
     lines = text.splitlines()
     if len(sample) == SAMPLE_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut
-    lines = [line for line in lines if line.strip()][:200]
+    skip_rows = leading_comment_lines(lines)
+    lines = [line for line in lines[skip_rows:] if line.strip()][:200]
     if sep is None:
         try:
             sep = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=DELIMITERS).delimiter
@@ -104,4 +118,4 @@ def sniff_dialect(path: Path, sep: str | None, encoding: str | None, header: boo
     if header is None:
         rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=sep, skipinitialspace=True))
         header = sniff_header(rows)
-    return CsvDialect(encoding=encoding, sep=sep, header=header)
+    return CsvDialect(encoding=encoding, sep=sep, header=header, skip_rows=skip_rows)

@@ -94,6 +94,7 @@ def _read_csv(path: Path, data: DataConfig) -> pd.DataFrame:
             sep=dialect.sep,
             encoding=dialect.encoding,
             header=0 if dialect.header else None,
+            skiprows=dialect.skip_rows,
             skipinitialspace=True,
             na_values=data.na_values,
             keep_default_na=False,
