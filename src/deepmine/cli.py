@@ -63,27 +63,6 @@ def _emit_json(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _write_atomic_table(frame, path: Path) -> None:
-    """Write predictions to a temporary file beside ``path`` and rename it into place."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        name = path.name.lower()
-        if name.endswith((".parquet", ".pq")):
-            frame.to_parquet(tmp, index=False)
-        elif name.endswith((".jsonl", ".ndjson")):
-            frame.to_json(tmp, orient="records", lines=True)
-        else:
-            frame.to_csv(tmp, index=False, sep="\t" if name.endswith(".tsv") else ",")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _metrics_table(title: str, metrics: dict[str, Any]):
     from rich.table import Table
 
@@ -243,20 +222,22 @@ def predict(
         ),
     ] = None,
     id_column: Annotated[str | None, typer.Option("--id", help="Column to copy into the predictions.")] = None,
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", help="CSV/TSV inputs are read and predicted this many rows at a time.")
+    ] = 50_000,
     sep: SepOpt = None,
     encoding: EncodingOpt = None,
     no_header: NoHeaderOpt = False,
     table: TableOpt = None,
     query: QueryOpt = None,
 ) -> None:
-    """Predict every row of DATA: one output row per input row, in input order."""
+    """Predict every row of DATA: one output row per input row, in input order (large CSVs stream in chunks)."""
+    from deepmine.batch import predict_to
+
     predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
-    frame = predictor.predict_frame(data, id_column)
-    if output is None:
-        frame.to_csv(sys.stdout, index=False)
-        return
-    _write_atomic_table(frame, output)
-    _stderr().print(f"wrote {len(frame)} predictions to [bold]{output}[/]")
+    rows = predict_to(predictor, data, output, id_column, chunk_rows, console=_stderr())
+    if output is not None:
+        _stderr().print(f"wrote {rows} predictions to [bold]{output}[/]")
 
 
 @app.command()
@@ -272,6 +253,86 @@ def demo(
     result = run_demo(out, console=_stderr())
     if json_out:
         _emit_json(result)
+
+
+@app.command()
+def serve(
+    artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `deepmine fit`.")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 for every interface).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=0, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes, each with the model.", min=1)] = 1,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="DEEPMINE_API_KEY",
+            show_envvar=True,
+            help="Require this key in an X-API-Key header on /predict and /metadata.",
+        ),
+    ] = None,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", help="Largest request body accepted, in MiB (413 above).", min=0.001)
+    ] = 10.0,
+    threads: Annotated[
+        int, typer.Option("--threads", help="Torch threads per worker (1 is fastest for small requests).", min=1)
+    ] = 1,
+) -> None:
+    """Serve ARTIFACT over HTTP: POST /predict (JSON records or CSV), GET /health, GET /metadata, docs at /docs."""
+    from deepmine.serve.server import serve as run_server
+
+    print(
+        f"loading {artifact}; serving on http://{host}:{port} (docs at /docs, {workers} worker(s)"
+        f"{', API key required' if api_key else ''}); Ctrl-C stops",
+        file=sys.stderr,
+    )
+    run_server(
+        artifact,
+        host=host,
+        port=port,
+        workers=workers,
+        api_key=api_key,
+        max_body_bytes=int(max_body_mb * 2**20),
+        threads=threads,
+    )
+
+
+@app.command()
+def export(
+    artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `deepmine fit`.")],
+    format_: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")] = "onnx",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: ARTIFACT.onnx / ARTIFACT.pt).")
+    ] = None,
+    check: Annotated[
+        str | None,
+        typer.Option("--check", help="Raw rows to verify the export on (else rows generated from the pipeline)."),
+    ] = None,
+    rows: Annotated[int, typer.Option("--rows", help="How many rows to verify on.", min=1)] = 1000,
+    json_out: JsonOpt = False,
+    sep: SepOpt = None,
+    encoding: EncodingOpt = None,
+    no_header: NoHeaderOpt = False,
+    table: TableOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Export the whole pipeline (numeric preprocessing + model + softmax) as one ONNX or TorchScript graph,
+    with a JSON sidecar holding the categorical vocabularies; verified against the predictor first."""
+    from deepmine.export import default_path, export_predictor
+
+    predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
+    path = output if output is not None else default_path(artifact, format_)
+    result = export_predictor(predictor, path, format_, sample=check, rows=rows)
+    if json_out:
+        _emit_json(result.to_dict())
+        return
+    _stderr().print(
+        f"exported {result.format} graph to [bold]{result.path}[/] (vocabularies and usage in {result.sidecar.name}); "
+        f"checked on {result.sample}: max abs diff {result.max_abs_diff:.3g} ≤ {result.tolerance:.3g}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _load_for_data(artifact: Path, sep, encoding, no_header, table, query):

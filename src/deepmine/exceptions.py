@@ -39,6 +39,14 @@ class ArtifactError(DeepmineError, ValueError):
     """An artifact folder is missing, damaged, tampered with, or from a newer deepmine."""
 
 
+class ExportError(ConfigError):
+    """The model cannot be exported in the asked format (for example it has text or datetime columns)."""
+
+
+class ExportCheckError(DeepmineError, RuntimeError):
+    """An exported graph does not reproduce the predictor's outputs within the tolerance."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
     choices = [str(c) for c in choices]

@@ -13,7 +13,6 @@ from torch import nn
 from deepmine.config import RunConfig
 from deepmine.data.schema import Schema
 from deepmine.data.sources import DataSource, describe, load_table
-from deepmine.evaluate.metrics import classification_metrics, confusion, regression_metrics
 from deepmine.exceptions import ColumnError
 from deepmine.features.pipeline import Blocks, FeaturePipeline
 
@@ -78,7 +77,11 @@ class Predictor:
         return forward_in_chunks(self.model, to_tensors(blocks))
 
     def _proba_and_values(self, frame: pd.DataFrame, where: str) -> tuple[np.ndarray | None, np.ndarray]:
-        outputs = self._outputs(frame, where)
+        return self.predict_blocks(self.pipeline.transform(frame, where))
+
+    def predict_blocks(self, blocks: Blocks) -> tuple[np.ndarray | None, np.ndarray]:
+        """``(probabilities or None, predictions)`` for model inputs already made by the pipeline."""
+        outputs = forward_in_chunks(self.model, to_tensors(blocks))
         if self.is_classifier:
             proba = torch.softmax(outputs.float(), dim=1).numpy()
             return proba, self.pipeline.decode_target(proba.argmax(axis=1))
@@ -100,6 +103,14 @@ class Predictor:
     def predict_frame(self, data: DataSource, id_column: str | None = None) -> pd.DataFrame:
         """One row per input row, in input order: [id], prediction, then ``proba_<class>`` columns."""
         frame, where = self._frame(data)
+        return self.predictions_table(frame, where, id_column)
+
+    def predict_loaded(self, frame: pd.DataFrame, where: str = "the data") -> tuple[np.ndarray | None, np.ndarray]:
+        """``(probabilities or None, predictions)`` for a loaded frame (``where`` names it in errors)."""
+        return self._proba_and_values(frame, where)
+
+    def predictions_table(self, frame: pd.DataFrame, where: str, id_column: str | None = None) -> pd.DataFrame:
+        """:meth:`predict_frame` for a frame that is already loaded (``where`` names it in errors)."""
         id_column = id_column or self.config.columns.id
         if id_column and id_column not in frame.columns:
             from deepmine.exceptions import did_you_mean
@@ -131,6 +142,9 @@ class Predictor:
 
     def score_frame(self, frame: pd.DataFrame, where: str) -> dict[str, Any]:
         """Metrics for an in-memory labelled frame."""
+        # scikit-learn's metrics load lazily: prediction and serving never need them
+        from deepmine.evaluate.metrics import classification_metrics, confusion, regression_metrics
+
         y = self.pipeline.encode_target(frame, where)
         proba, values = self._proba_and_values(frame, where)
         if self.is_classifier:

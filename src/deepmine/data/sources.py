@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,24 +89,31 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
-def _read_csv(path: Path, data: DataConfig) -> pd.DataFrame:
+def _csv_options(path: Path, data: DataConfig) -> tuple[dict[str, Any], bool]:
+    """``pandas.read_csv`` keyword arguments for ``path`` (dialect sniffed) and whether it has a header."""
     dialect = sniff_dialect(path, data.sep, data.encoding, data.header)
+    options = {
+        "sep": dialect.sep,
+        "encoding": dialect.encoding,
+        "header": 0 if dialect.header else None,
+        "skiprows": dialect.skip_rows,
+        "skipinitialspace": True,
+        "na_values": data.na_values,
+        "keep_default_na": False,
+        "low_memory": False,
+    }
+    return options, dialect.header
+
+
+@contextmanager
+def _csv_errors(path: Path, encoding: str) -> Iterator[None]:
+    """Turn pandas' CSV reading errors into one-line :class:`DataError` messages."""
     try:
-        frame = pd.read_csv(
-            path,
-            sep=dialect.sep,
-            encoding=dialect.encoding,
-            header=0 if dialect.header else None,
-            skiprows=dialect.skip_rows,
-            skipinitialspace=True,
-            na_values=data.na_values,
-            keep_default_na=False,
-            low_memory=False,
-        )
+        yield
     except UnicodeDecodeError as err:
         raise DataError(
-            f"file '{path}' is not valid {dialect.encoding} text (it holds byte "
-            f"0x{err.object[err.start]:02x}, which {dialect.encoding} cannot decode); pass the file's "
+            f"file '{path}' is not valid {encoding} text (it holds byte "
+            f"0x{err.object[err.start]:02x}, which {encoding} cannot decode); pass the file's "
             "encoding, for example --encoding latin-1, or leave --encoding out to have it sniffed"
         ) from err
     except pd.errors.EmptyDataError as err:
@@ -118,10 +128,76 @@ def _read_csv(path: Path, data: DataConfig) -> pd.DataFrame:
             ) from err
         raise DataError(f"file '{path}' could not be parsed as CSV: {str(err).splitlines()[-1]}") from err
     except LookupError as err:
-        raise DataError(f"unknown encoding '{dialect.encoding}'; pass a valid --encoding such as utf-8") from err
-    if not dialect.header:
+        raise DataError(f"unknown encoding '{encoding}'; pass a valid --encoding such as utf-8") from err
+
+
+def _read_csv(path: Path, data: DataConfig) -> pd.DataFrame:
+    options, header = _csv_options(path, data)
+    with _csv_errors(path, options["encoding"]):
+        frame = pd.read_csv(path, **options)
+    if not header:
         frame.columns = [f"column_{i + 1}" for i in range(frame.shape[1])]
     return frame
+
+
+def is_csv_file(source: DataSource) -> bool:
+    """True for a path to a delimited text file (not Parquet, JSON Lines or a SQL URL)."""
+    if isinstance(source, pd.DataFrame) or is_sql_url(source):
+        return False
+    name = Path(source).name.lower()
+    compressed = name.endswith((".bz2", ".zip", ".xz", ".zst", ".tar"))  # pandas reads these whole
+    return not compressed and not name.endswith((*PARQUET_SUFFIXES, *JSONL_SUFFIXES))
+
+
+def iter_csv_chunks(
+    source: str | Path,
+    data: DataConfig | None = None,
+    chunk_rows: int = 50_000,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Read a CSV/TSV file in chunks of ``chunk_rows`` rows, each checked and cleaned like :func:`load_table`.
+
+    Memory stays flat in the number of rows. ``on_progress(bytes_read, total_bytes)`` is called after each
+    chunk. Raises the same one-line :class:`DataError` messages as :func:`load_table`.
+    """
+    data = data or DataConfig()
+    path = Path(source)
+    name = describe(source)
+    if not path.exists():
+        raise SourceNotFoundError(f"file '{path}' does not exist; check the path (current folder: {Path.cwd()})")
+    if path.is_dir():
+        raise DataError(f"'{path}' is a folder; expected a table file (CSV, TSV, Parquet, JSON Lines) or a SQL URL")
+    total = path.stat().st_size
+    if total == 0:
+        raise DataError(f"file '{path}' is empty; expected a header row and data rows")
+    options, header = _csv_options(path, data)
+    rows = 0
+    with open(path, "rb") as raw:
+        # a binary handle is decoded exactly as pandas decodes a path, so chunks parse like the whole file
+        binary = gzip.GzipFile(fileobj=raw) if path.name.lower().endswith(".gz") else raw
+        with _csv_errors(path, options["encoding"]):
+            reader = pd.read_csv(binary, chunksize=chunk_rows, **options)
+            for frame in _checked_chunks(reader, name, header):
+                rows += len(frame)
+                if on_progress is not None:
+                    on_progress(raw.tell(), total)
+                yield frame
+    if rows == 0:
+        raise DataError(f"{name} has a header but no data rows; add rows or point at the right file")
+
+
+def _checked_chunks(reader: Iterable[pd.DataFrame], name: str, header: bool) -> Iterator[pd.DataFrame]:
+    for frame in reader:
+        if frame.shape[1] == 0:
+            raise DataError(f"{name} has no columns; expected a table with a header row and data rows")
+        if not header:
+            frame.columns = [f"column_{i + 1}" for i in range(frame.shape[1])]
+        frame.columns = [str(c).strip() for c in frame.columns]
+        duplicated = frame.columns[frame.columns.duplicated()].tolist()
+        if duplicated:
+            raise DataError(f"{name} has duplicate column names {duplicated}; rename them so each is unique")
+        if len(frame):
+            yield frame
 
 
 def _sqlite_path(url: str) -> Path | None:

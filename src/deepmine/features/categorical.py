@@ -3,6 +3,7 @@ and a missing bucket."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -46,14 +47,24 @@ class CategoricalEncoder:
     def cardinality(self) -> int:
         return RESERVED + len(self.categories)
 
-    def transform(self, column: pd.Series) -> np.ndarray:
+    def _codes(self) -> dict[str, int]:
         lookup = getattr(self, "_lookup", None)
         if lookup is None:
             lookup = self._lookup = {c: i + RESERVED for i, c in enumerate(self.categories)}
+        return lookup
+
+    def transform(self, column: pd.Series) -> np.ndarray:
+        lookup = self._codes()
         keys = as_keys(column)
         codes = keys.map(lookup)
         codes = codes.where(keys.notna(), MISSING).fillna(UNKNOWN)
         return codes.to_numpy(dtype="int64")
+
+    def transform_keys(self, keys: Sequence[str | None]) -> np.ndarray:
+        """:meth:`transform` for keys already made by :func:`as_keys` (stripped strings, None = missing); no pandas."""
+        lookup = self._codes()
+        codes = (MISSING if key is None else lookup.get(key, UNKNOWN) for key in keys)
+        return np.fromiter(codes, dtype="int64", count=len(keys))
 
     def unseen(self, column: pd.Series) -> list[str]:
         """Distinct values that were not in the training data (they map to 'unknown')."""

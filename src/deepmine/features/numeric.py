@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
 
 from deepmine.exceptions import DataError
 
@@ -45,6 +44,8 @@ def quantile_normal_knots(finite: np.ndarray) -> tuple[list[float], list[float]]
     Linear between knots and flat outside, so the same function is easy to express in an exported
     graph. Repeated quantiles (discrete columns) share one knot with the mean of their scores.
     """
+    from scipy.special import ndtri  # imported here: prediction and serving never need scipy
+
     quantiles = np.quantile(finite, np.linspace(0, 1, N_QUANTILES))
     scores = ndtri((np.arange(N_QUANTILES) + 0.5) / N_QUANTILES) / NORMAL_SCALE
     knots_x, inverse = np.unique(quantiles, return_inverse=True)
@@ -104,7 +105,10 @@ class NumericEncoder:
         return 1 + int(self.flag_missing) + max(len(self.edges) - 1, 0)
 
     def transform(self, column: pd.Series) -> np.ndarray:
-        values = to_numbers(column, infinite=self.infinite)
+        return self.transform_values(to_numbers(column, infinite=self.infinite))
+
+    def transform_values(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`transform` for float64 values already parsed (NaN = missing, no infinities); no pandas."""
         missing = np.isnan(values)
         filled = np.where(missing, self.median, values)
         parts = [self._scale(filled)]

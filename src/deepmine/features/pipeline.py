@@ -172,4 +172,3 @@ class FeaturePipeline:
         pipeline.text = {n: TextEncoder.from_state(s) for n, s in state["text"].items()}
         pipeline.target_mean, pipeline.target_std = state["target_mean"], state["target_std"]
         return pipeline
-

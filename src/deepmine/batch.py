@@ -1,0 +1,186 @@
+"""Batch prediction (`deepmine predict`): CSV inputs stream in chunks, so memory stays flat in the number of rows.
+
+Predictions are written chunk by chunk to a temporary file beside the output and renamed into place at the end,
+so an error never leaves a half-written file. Parquet, JSON Lines and SQL inputs are read whole.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from deepmine.data.sources import DataSource, describe, is_csv_file, iter_csv_chunks, load_table
+from deepmine.exceptions import DeepmineWarning
+from deepmine.predictor import Predictor
+
+CHUNK_ROWS = 50_000
+
+
+def read_chunks(
+    predictor: Predictor,
+    data: DataSource,
+    chunk_rows: int = CHUNK_ROWS,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The input in chunks: CSV/TSV files stream ``chunk_rows`` rows at a time, other sources come whole."""
+    if is_csv_file(data):
+        yield from iter_csv_chunks(data, predictor.config.data, chunk_rows, on_progress)
+    else:
+        yield load_table(data, predictor.config.data)
+
+
+def iter_predictions(
+    predictor: Predictor,
+    data: DataSource,
+    id_column: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """:meth:`Predictor.predict_frame`'s table, one chunk of input rows at a time, in input order."""
+    where = describe(data)
+    for index, frame in enumerate(read_chunks(predictor, data, chunk_rows, on_progress)):
+        if index == 0:
+            yield predictor.predictions_table(frame, where, id_column)
+            continue
+        with warnings.catch_warnings():  # every chunk has the same columns: warn about them once
+            warnings.simplefilter("ignore", DeepmineWarning)
+            table = predictor.predictions_table(frame, where, id_column)
+        yield table
+
+
+class _TableWriter:
+    """Appends prediction chunks to one open file as CSV/TSV, JSON Lines or Parquet."""
+
+    def __init__(self, handle: IO[Any], kind: str) -> None:
+        self.handle = handle
+        self.kind = kind
+        self.rows = 0
+        self._parquet: Any = None
+        self._schema: Any = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        first = self.rows == 0
+        if self.kind == "parquet":
+            self._write_parquet(frame)
+        elif self.kind == "jsonl":
+            frame.to_json(self.handle, orient="records", lines=True)
+        else:
+            frame.to_csv(self.handle, index=False, header=first, sep="\t" if self.kind == "tsv" else ",")
+        self.rows += len(frame)
+
+    def _write_parquet(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._parquet is None:
+            self._schema = table.schema
+            self._parquet = pq.ParquetWriter(self.handle, self._schema)
+        elif table.schema != self._schema:
+            table = table.cast(self._schema)  # e.g. an id column read as int in one chunk and float in another
+        self._parquet.write_table(table)
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+
+
+def output_kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    return "tsv" if name.endswith(".tsv") else "csv"
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[IO[Any]]:
+    """A binary-capable file beside ``path`` that replaces it on success and is removed on any error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_predictions(chunks: Iterator[pd.DataFrame], output: Path | None) -> int:
+    """Write every chunk to ``output`` (atomically) or as CSV to stdout; return the number of rows."""
+    if output is None:
+        writer = _TableWriter(sys.stdout, "csv")
+        for chunk in chunks:
+            writer.write(chunk)
+        sys.stdout.flush()
+        return writer.rows
+    kind = output_kind(output)
+    with atomic_output(output) as raw:
+        if kind == "parquet":
+            writer = _TableWriter(raw, kind)
+        else:
+            import io
+
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            writer = _TableWriter(text, kind)
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+        finally:
+            writer.close()
+            if kind != "parquet":
+                text.flush()
+                text.detach()
+    return writer.rows
+
+
+def predict_to(
+    predictor: Predictor,
+    data: DataSource,
+    output: Path | None,
+    id_column: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    console: Any = None,
+) -> int:
+    """Predict every row of ``data`` into ``output`` (stdout when None) with a progress bar on ``console``."""
+    if chunk_rows < 1:
+        from deepmine.exceptions import ConfigError
+
+        raise ConfigError(f"--chunk-rows must be a positive number of rows, got {chunk_rows}")
+    with _progress(console, describe(data)) as on_progress:
+        chunks = iter_predictions(predictor, data, id_column, chunk_rows, on_progress)
+        return write_predictions(chunks, output)
+
+
+@contextmanager
+def _progress(console: Any, name: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A transient rich progress bar over the input's bytes (only when ``console`` is a terminal)."""
+    if console is None or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("predicting {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(name, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update

@@ -1,0 +1,247 @@
+"""From a request body to predictions: JSON records or a CSV file → a frame → the predictor → JSON bytes.
+
+The frame goes through the same FeaturePipeline and model as ``Predictor.predict_frame``, so the service
+answers exactly what batch prediction answers for the same rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ValidationError
+
+from deepmine.exceptions import DataError, DeepmineWarning
+from deepmine.features.numeric import NumericEncoder
+from deepmine.features.pipeline import Blocks
+from deepmine.predictor import Predictor
+from deepmine.serve.errors import ApiError, detail, from_data_error, from_validation
+from deepmine.serve.fast_path import FastBlocks, same_blocks
+from deepmine.serve.request_model import InputField, Models
+
+DELIMITERS = (",", ";", "\t", "|")
+JSON_WHERE = "the request"
+CSV_WHERE = "the uploaded CSV"
+
+
+class Inference:
+    """Everything a request needs from one loaded artifact, prepared once."""
+
+    def __init__(self, predictor: Predictor, models: Models) -> None:
+        self.predictor = predictor
+        self.models = models
+        self.features = [f for f in models.fields if f.feature]
+        self.known = {f.name for f in models.fields}
+        self.id_column = predictor.config.columns.id
+        self.id_attr = next((f.attr for f in models.fields if f.name == self.id_column), None)
+        self.class_keys = [str(c) for c in predictor.schema.classes] if predictor.is_classifier else []
+        self.na_values = list(predictor.config.data.na_values)
+        self.fast: FastBlocks | None = None  # set by warm_up once checked against the pipeline
+
+    # ---- JSON ----------------------------------------------------------------------------------------
+    def parse_json(self, body: bytes) -> list[BaseModel]:
+        """Validate ``{"records": [...]}``: 400 for malformed JSON, 422 naming each bad field."""
+        try:
+            request = self.models.request.model_validate_json(body)
+        except ValidationError as err:
+            errors = err.errors()
+            if errors and errors[0].get("type") == "json_invalid":
+                raise ApiError(
+                    400, f"the body is not valid JSON ({errors[0].get('msg', '')})", "json_invalid"
+                ) from None
+            raise from_validation(err) from None
+        return request.records  # type: ignore[attr-defined]
+
+    def records_frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        """Validated field values as the frame ``Predictor.predict_frame`` would read (NaN/None for null)."""
+        columns: dict[str, np.ndarray] = {}
+        for field in self.features:
+            values = [row[field.attr] for row in rows]
+            columns[field.name] = np.array(values, dtype="float64" if field.role == "numeric" else object)
+        return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)))
+
+    def records_ids(self, records: list[BaseModel]) -> list[Any] | None:
+        """The id column's values, when the artifact has one and the request sent it."""
+        if self.id_attr is None or not any(self.id_attr in r.model_fields_set for r in records):
+            return None
+        return [getattr(r, self.id_attr) for r in records]
+
+    def records_blocks(self, rows: list[dict[str, Any]]) -> Blocks:
+        """Model inputs for validated rows: the fast path when it was verified at start-up, else the pipeline."""
+        if self.fast is not None:
+            return self.fast.blocks(rows)
+        return self.predictor.pipeline.transform(self.records_frame(rows), JSON_WHERE)
+
+    def predict_records(self, records: list[BaseModel]) -> bytes:
+        rows = [r.__dict__ for r in records]
+        try:
+            blocks = self.records_blocks(rows)
+        except DataError as err:
+            raise from_data_error(err) from None
+        return self.answer(*self.predictor.predict_blocks(blocks), self.records_ids(records))
+
+    # ---- CSV -----------------------------------------------------------------------------------------
+    def parse_csv(self, body: bytes, charset: str | None = None) -> tuple[pd.DataFrame, list[Any] | None]:
+        """A CSV with a header row, read like `deepmine predict` reads a file (missing markers included)."""
+        if not body.strip():
+            raise ApiError(400, "the CSV is empty; send a header row and data rows", "empty_body")
+        encoding = charset or "utf-8-sig"
+        try:
+            text = body.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as err:
+            raise ApiError(
+                400, f"the CSV is not valid {encoding} text ({err}); send UTF-8 or name the charset", "bad_encoding"
+            ) from None
+        try:
+            frame = pd.read_csv(
+                io.StringIO(text),
+                sep=self._delimiter(text),
+                skipinitialspace=True,
+                na_values=self.na_values,
+                keep_default_na=False,
+                low_memory=False,
+            )
+        except Exception as err:  # pandas raises many types for malformed text; all are the sender's
+            message = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+            raise ApiError(400, f"the CSV could not be parsed: {message}", "csv_invalid") from None
+        frame.columns = [str(c).strip() for c in frame.columns]
+        self._check_csv_columns(frame)
+        if len(frame) == 0:
+            raise ApiError(422, "the CSV has a header but no data rows", "no_rows")
+        ids = frame[self.id_column].tolist() if self.id_column and self.id_column in frame.columns else None
+        return frame, ids
+
+    def _delimiter(self, text: str) -> str:
+        """The delimiter that splits the header into the most known column names (ties: the first)."""
+        header = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+        best, best_hits = ",", -1
+        for sep in DELIMITERS:
+            try:
+                names = next(csv.reader([header], delimiter=sep, skipinitialspace=True), [])
+            except csv.Error:
+                continue
+            hits = sum(name.strip() in self.known for name in names)
+            if hits > best_hits:
+                best, best_hits = sep, hits
+        return best
+
+    def _check_csv_columns(self, frame: pd.DataFrame) -> None:
+        errors = []
+        seen: set[str] = set()
+        for name in frame.columns:
+            if name in seen:
+                errors.append(detail(f"column '{name}' appears twice in the header", "duplicate_column", field=name))
+            seen.add(name)
+            if name not in self.known:
+                errors.append(
+                    detail(
+                        f"unknown column '{name}': the model was not trained on such a column",
+                        "extra_forbidden",
+                        field=name,
+                    )
+                )
+        for field in self.features:
+            if field.name not in seen:
+                errors.append(
+                    detail(
+                        f"column '{field.name}' is required (leave its values empty when missing)",
+                        "missing",
+                        field=field.name,
+                    )
+                )
+        if errors:
+            raise ApiError.many(422, errors)
+
+    # ---- prediction ----------------------------------------------------------------------------------
+    def predict(self, frame: pd.DataFrame, where: str, ids: list[Any] | None = None) -> bytes:
+        """The JSON answer for ``frame`` through the pipeline: one prediction per row, in order."""
+        try:
+            proba, values = self.predictor.predict_loaded(frame, where)
+        except DataError as err:
+            raise from_data_error(err) from None
+        return self.answer(proba, values, ids)
+
+    def answer(self, proba: np.ndarray | None, values: np.ndarray, ids: list[Any] | None) -> bytes:
+        scores = proba if proba is not None else values
+        finite = np.isfinite(np.asarray(scores, dtype="float64"))
+        if not finite.all():
+            row = int(np.argwhere(~finite)[0][0])
+            raise ApiError(
+                422,
+                f"the model's output for row {row} is not a finite number; check that row's values "
+                "(for example numbers too large to scale)",
+                "non_finite_output",
+                loc=["body", "records", row],
+            )
+        labels = values.tolist()
+        if proba is not None:
+            keys = self.class_keys
+            rows: list[dict[str, Any]] = [
+                {"prediction": label, "probabilities": dict(zip(keys, p, strict=True))}
+                for label, p in zip(labels, proba.tolist(), strict=True)
+            ]
+        else:
+            rows = [{"prediction": label} for label in labels]
+        if ids is not None:
+            rows = [{self.id_column: _plain(i), **row} for i, row in zip(ids, rows, strict=True)]
+        payload = {"task": self.predictor.task, "classes": self.predictor.schema.classes, "predictions": rows}
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+    # ---- start-up ------------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Check the fast path against the pipeline on sample rows, then predict them once, so the first
+        real request pays no first-call costs."""
+        rows = sample_rows(self.predictor, self.features)
+        expected = self.predictor.pipeline.transform(self.records_frame(rows), "sample rows")
+        fast = FastBlocks(self.predictor.pipeline, {f.name: f.attr for f in self.features})
+        try:
+            same = same_blocks(fast.blocks(rows), expected)
+        except Exception:
+            same = False
+        self.fast = fast if same else None
+        if not same:
+            warnings.warn(
+                "the pandas-free input path disagrees with the pipeline on sample rows; using the pipeline",
+                DeepmineWarning,
+                stacklevel=2,
+            )
+        self.predictor.predict_blocks(expected)
+
+
+def sample_rows(predictor: Predictor, features: list[InputField]) -> list[dict[str, Any]]:
+    """Rows exercising every encoder's branches: missing, typical, edge and out-of-range values,
+    known, unknown and padded labels."""
+    pipeline = predictor.pipeline
+    columns: dict[str, list[Any]] = {}
+    for field in features:
+        numeric = pipeline.numeric.get(field.name)
+        categorical = pipeline.categorical.get(field.name)
+        if field.role == "numeric" and isinstance(numeric, NumericEncoder):
+            edges = list(numeric.edges) or [numeric.median]
+            knots = list(numeric.knots_x) or [numeric.median]
+            values: list[Any] = [None, numeric.median, edges[0], edges[-1], edges[len(edges) // 2], knots[0] - 1.0]
+            values += [knots[-1] + 1.0, -1e30, 1e30, 0.0, 0.5]
+        elif categorical is not None:
+            cats = categorical.categories or ["a"]
+            values = [None, cats[0], cats[-1], f"  {cats[0]} ", "never-seen-label", "", "3", cats[len(cats) // 2]]
+        elif field.role == "datetime":
+            values = [None, "2020-01-31", "2021-06-15 13:45:00", "not a date"]
+        else:
+            values = [None, "a few words of text", "", "many many many many words"]
+        columns[field.attr] = values
+    n = max((len(v) for v in columns.values()), default=1)
+    return [{attr: values[i % len(values)] for attr, values in columns.items()} for i in range(n)]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and NaN to JSON-safe values."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
