@@ -23,11 +23,12 @@ from typing import Any
 
 import bench_adult
 import bench_overhead
+import bench_serve
 import env_info
 import report
 from measure import CommandFailed, self_peak_rss_mb
 
-BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (bench_adult, bench_overhead)}
+BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (bench_adult, bench_overhead, bench_serve)}
 SUITES: dict[str, list[str]] = {"quick": ["adult", "overhead"], "full": list(BENCHMARKS)}
 
 

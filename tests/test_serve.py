@@ -286,8 +286,20 @@ def test_bad_fields_are_422_naming_the_field(client, rows, change, field, type_)
         (b'a,"b\n1', "text/csv", 400),
         (b"age,income,color,member,joined,note\n", "text/csv", 422),
     ],
-    ids=["empty", "blank", "malformed", "no-records", "records-object", "list", "wrong-key", "media-type",
-         "empty-csv", "binary-csv", "broken-quote", "header-only"],  # fmt: skip
+    ids=[
+        "empty",
+        "blank",
+        "malformed",
+        "no-records",
+        "records-object",
+        "list",
+        "wrong-key",
+        "media-type",
+        "empty-csv",
+        "binary-csv",
+        "broken-quote",
+        "header-only",
+    ],
 )
 def test_bad_bodies_get_the_right_4xx(client, content, content_type, status):
     response = client.post("/predict", content=content, headers={"Content-Type": content_type})
@@ -367,10 +379,8 @@ def test_api_key_required_and_compared(strict_server, rows):
 
 
 def test_api_key_from_the_environment(predictor, monkeypatch):
-    from fastapi.testclient import TestClient
-
     monkeypatch.setenv("DEEPMINE_API_KEY", "from-env")
-    with TestClient(create_app(predictor, access_log=False)) as http:
+    with LiveServer(create_app(predictor, access_log=False)) as live, httpx.Client(base_url=live.url) as http:
         assert http.get("/metadata").status_code == 401
         assert http.get("/metadata", headers={"X-API-Key": "from-env"}).status_code == 200
 
@@ -403,31 +413,35 @@ def test_concurrent_clients_all_get_correct_answers(server, predictor, rows):
 
 
 # ---- schemathesis: no server error anywhere in the spec -------------------------------------------------
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
-
-
-@pytest.fixture(scope="module")
-def api_schema(server):
-    return schemathesis.openapi.from_url(f"{server.url}/openapi.json")
-
-
-spec = schemathesis.pytest.from_fixture("api_schema")
-
-
-@spec.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_schemathesis_finds_no_server_error(case):
-    case.call_and_validate(
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
-        timeout=30,
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_schemathesis_finds_no_server_error(server, mode):
+    """Data that fits the spec and data that does not, for every operation: never a 5xx, and every answer
+    (status, content type, body) is one the spec documents."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.generation import GenerationMode
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
     )
+
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.label for op in operations} >= {"POST /predict", "GET /health", "GET /metadata"}
+    for operation in operations:
+        if mode == "negative" and operation.method.upper() == "GET":
+            continue  # nothing to get wrong: these take no input
+
+        @given(case=operation.as_strategy(generation_mode=GenerationMode(mode)))
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                  derandomize=True)  # fmt: skip
+        def check(case):
+            case.call_and_validate(checks=checks, timeout=30)
+
+        check()
 
 
 # ---- the command: `deepmine serve` ------------------------------------------------------------------------
@@ -477,3 +491,25 @@ def test_serve_command_logs_json_and_shuts_down_gracefully(artifact, rows, tmp_p
 def test_serve_command_refuses_a_missing_artifact(run_cli, tmp_path):
     result = run_cli("serve", tmp_path / "nope")
     assert result.code == 1 and "does not exist" in result.err
+
+
+def test_regression_model_serves_values(tmp_path, rows):
+    from deepmine.cli import main
+
+    data = tmp_path / "train.csv"
+    make_table(120, seed=1, task="regression").to_csv(data, index=False)
+    out = tmp_path / "reg"
+    try:
+        main(["fit", str(data), "--target", "label", "--out", str(out), "--json", *FAST, "--set", "model.ensemble=1"])
+    except SystemExit as done:
+        pytest.fail(f"fitting the regression model exited with {done.code}")
+    predictor = load_predictor(out)
+    with LiveServer(create_app(predictor, access_log=False)) as live, httpx.Client(base_url=live.url) as http:
+        response = http.post("/predict", json={"records": records(rows.head(7))})
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["task"] == "regression" and answer["classes"] == []
+        assert all(set(p) == {"prediction"} for p in answer["predictions"])
+        expected = predictor.predict_frame(rows.head(7))["prediction"].tolist()
+        assert [p["prediction"] for p in answer["predictions"]] == expected
+        assert http.get("/metadata").json()["task"] == "regression"

@@ -20,7 +20,7 @@ from deepmine.predictor import Predictor
 from deepmine.serve import errors
 from deepmine.serve.access_log import AccessLog
 from deepmine.serve.errors import ApiError, ErrorResponse
-from deepmine.serve.inference import CSV_WHERE, Inference
+from deepmine.serve.inference import CSV_WHERE, Inference, match_torch_threads
 from deepmine.serve.limits import BodyLimit
 from deepmine.serve.metadata import HealthResponse, MetadataResponse, metadata
 from deepmine.serve.request_model import build_models
@@ -66,7 +66,8 @@ def create_app(
         ) from err
     meta_body = json.dumps(metadata(predictor, models, artifact_info), default=str, allow_nan=False).encode()
     health_body = json.dumps({"status": "ok", "task": predictor.task}).encode()
-    guard = Depends(key_checker(resolve_key(api_key)))
+    key = resolve_key(api_key)
+    guard = [Depends(key_checker(key))] if key else []  # the docs show the X-API-Key lock only when it is needed
 
     app = FastAPI(
         title=f"deepmine: {predictor.task} model for '{predictor.schema.target}'",
@@ -75,7 +76,7 @@ def create_app(
             "per row, a field per column), a `text/csv` body, or a CSV file in a `multipart/form-data` field "
             "named `file`."
         ),
-        version=str((artifact_info or {}).get("versions", {}).get("deepmine", "")) or "unknown",
+        version=str(((artifact_info or {}).get("versions") or {}).get("deepmine") or "unknown"),
     )
     errors.install(app)
 
@@ -86,8 +87,8 @@ def create_app(
     @app.get(
         "/metadata",
         response_model=MetadataResponse,
-        dependencies=[guard],
-        responses=_errors(401),
+        dependencies=guard,
+        responses=_errors(*([401] if key else [])),
         summary="The artifact: input schema with roles, task, classes, metrics, versions",
     )
     async def get_metadata() -> Response:
@@ -95,9 +96,9 @@ def create_app(
 
     @app.post(
         "/predict",
-        dependencies=[guard],
+        dependencies=guard,
         responses={200: {"model": models.response, "description": "One prediction per row"}}
-        | _errors(400, 401, 413, 415, 422),
+        | _errors(400, *([401] if key else []), 413, 415, 422),
         summary="Predict rows sent as JSON records or as a CSV file",
         openapi_extra={"requestBody": _request_body()},
     )
@@ -143,10 +144,12 @@ def create_app(
 
 
 def _predict_json(inference: Inference, body: bytes) -> bytes:
+    match_torch_threads()
     return inference.predict_records(inference.parse_json(body))
 
 
 def _predict_csv(inference: Inference, body: bytes, charset: str | None) -> bytes:
+    match_torch_threads()
     frame, ids = inference.parse_csv(body, charset)
     return inference.predict(frame, CSV_WHERE, ids)
 

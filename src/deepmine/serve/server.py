@@ -94,6 +94,7 @@ def serve(
         "log_config": log_config(),
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         "server_header": False,
+        "ws": "none",  # no websocket routes: skip importing a websocket library
     }
     if workers <= 1:
         uvicorn.run(load_app(artifact, api_key, max_body_bytes), **options)
