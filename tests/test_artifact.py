@@ -93,3 +93,20 @@ def test_multiclass_probabilities(tmp_path):
     np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
     assert set(predictor.predict(frame)) <= {"high", "low", "mid"}
     assert predictor.evaluate(frame)["accuracy"] > 0.6
+
+
+def test_incomplete_preprocessing_state_is_refused(saved, tmp_path):
+    import hashlib
+    import shutil
+
+    folder, _, _ = saved
+    copy = tmp_path / "old"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    for state in manifest["pipeline"]["numeric"].values():
+        state.pop("knots_x", None)
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    lines = [f"{hashlib.sha256((copy / n).read_bytes()).hexdigest()}  {n}" for n in (MANIFEST, WEIGHTS)]
+    (copy / CHECKSUM).write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"lacks \['knots_x'\].*re-create it"):
+        deepmine.load(copy)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from deepmine.exceptions import DataError
+from deepmine.features.state import restore
 
 N_QUANTILES = 256
 NORMAL_SCALE = 2.5  # normal scores divided by this land mostly in [-1, 1]
@@ -134,6 +135,4 @@ class NumericEncoder:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> NumericEncoder:
-        encoder = cls()
-        encoder.__dict__.update(state)
-        return encoder
+        return restore(cls(), state)

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepmine.features.state import restore
+
 PAD, UNKNOWN = 0, 1
 RESERVED = 2
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -60,6 +62,4 @@ class TextEncoder:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TextEncoder:
-        encoder = cls()
-        encoder.__dict__.update(state)
-        return encoder
+        return restore(cls(), state)
