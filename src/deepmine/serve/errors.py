@@ -86,23 +86,19 @@ def from_data_error(err: DataError) -> ApiError:
 def install(app: FastAPI) -> None:
     """Register the JSON error handlers on ``app``."""
 
-    async def api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
         headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
         return error_response(exc.status, exc.details, headers)
 
-    async def validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         error = from_validation(exc, prefix=())
         return error_response(error.status, error.details)
 
-    async def deepmine_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, DeepmineError)
+    async def deepmine_error(request: Request, exc: DeepmineError) -> Response:
         error = from_data_error(exc) if isinstance(exc, DataError) else ApiError(422, str(exc), "deepmine_error")
         return error_response(error.status, error.details)
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return error_response(
             exc.status_code, [detail(str(exc.detail), f"http_{exc.status_code}", loc=[])], getattr(exc, "headers", None)
         )
