@@ -22,13 +22,17 @@ from types import ModuleType
 from typing import Any
 
 import bench_adult
+import bench_movielens
 import bench_overhead
+import bench_profile
 import bench_serve
 import env_info
 import report
 from measure import CommandFailed, self_peak_rss_mb
 
-BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (bench_adult, bench_overhead, bench_serve)}
+BENCHMARKS: dict[str, ModuleType] = {
+    module.NAME: module for module in (bench_adult, bench_overhead, bench_serve, bench_movielens, bench_profile)
+}
 SUITES: dict[str, list[str]] = {"quick": ["adult", "overhead"], "full": list(BENCHMARKS)}
 
 

@@ -12,7 +12,7 @@ from conftest import make_table
 from safetensors.torch import load_file
 
 import deepmine
-from deepmine.artifact import CHECKSUM, MANIFEST, WEIGHTS
+from deepmine.artifact import CHECKSUM, INSIGHT, MANIFEST, WEIGHTS
 
 SMALL = {"model.hidden": [16], "trainer.batch_size": 32, "trainer.epochs": 5}
 PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
@@ -29,7 +29,7 @@ def saved(tmp_path_factory):
 
 def test_artifact_holds_only_json_and_safetensors(saved):
     folder, _, _ = saved
-    assert sorted(p.name for p in folder.iterdir()) == sorted([MANIFEST, WEIGHTS, CHECKSUM])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([MANIFEST, WEIGHTS, CHECKSUM, INSIGHT])  # all JSON
     for path in folder.rglob("*"):
         head = path.read_bytes()[:2]
         assert head not in PICKLE_MAGIC, path

@@ -14,11 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["fit", "load", "profile", "Predictor", "RunConfig", "TabularClassifier", "TabularRegressor"]
+__all__ = ["fit", "load", "profile", "Predictor", "Recommender", "RunConfig", "TabularClassifier", "TabularRegressor"]
 
 if TYPE_CHECKING:
     from deepmine.config import RunConfig
     from deepmine.predictor import Predictor
+    from deepmine.recommender import Recommender
     from deepmine.sklearn_api import TabularClassifier, TabularRegressor
 
 
@@ -42,10 +43,13 @@ def fit(data: Any, target: str | None = None, *, valid: Any = None, config: Any 
     return fit_table(data, build_config(config, overrides), valid=valid)
 
 
-def load(path: Any) -> Predictor:
-    """Load a saved artifact folder."""
+def load(path: Any) -> Predictor | Recommender:
+    """Load a saved artifact folder: a Predictor, or a Recommender for `deepmine recommend` artifacts."""
     from deepmine.artifact import load_predictor
+    from deepmine.recommender import Recommender, artifact_kind
 
+    if artifact_kind(path) == "recommender":
+        return Recommender.load(path)
     return load_predictor(path)
 
 
@@ -62,6 +66,10 @@ def __getattr__(name: str) -> Any:
         from deepmine import sklearn_api
 
         return getattr(sklearn_api, name)
+    if name == "Recommender":
+        from deepmine.recommender import Recommender
+
+        return Recommender
     if name == "Predictor":
         from deepmine.predictor import Predictor
 

@@ -80,6 +80,9 @@ def _metrics_table(title: str, metrics: dict[str, Any]):
 def profile(
     data: DataArg,
     target: Annotated[str | None, typer.Option("--target", "-t", help="Target column (shows its balance).")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the profile as one self-contained HTML page.")
+    ] = None,
     json_out: JsonOpt = False,
     sep: SepOpt = None,
     encoding: EncodingOpt = None,
@@ -92,7 +95,13 @@ def profile(
     from deepmine.profile import profile_table
 
     config = build_config(None, _read_overrides(sep, encoding, no_header, table, query))
-    result = profile_table(data, target, config.data)
+    result = profile_table(data, target, config.data, detail=html is not None)
+    if html is not None:
+        from deepmine.report.build import render_profile, write_text_atomic
+
+        write_text_atomic(html, render_profile(result))
+        print(f"profile written to {html}", file=sys.stderr)
+        result.pop("distributions", None)  # the JSON contract stays as without --html
     if json_out:
         _emit_json(result)
         return
@@ -131,6 +140,9 @@ def fit(
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for everything.")] = None,
     task: Annotated[str | None, typer.Option("--task", help="binary, multiclass or regression.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip report.html (same as --set report.enabled=false).")
+    ] = False,
     json_out: JsonOpt = False,
     sep: SepOpt = None,
     encoding: EncodingOpt = None,
@@ -138,8 +150,10 @@ def fit(
     table: TableOpt = None,
     query: QueryOpt = None,
 ) -> None:
-    """Train a model on DATA to predict --target, score it on validation data, and save an artifact."""
+    """Train a model on DATA to predict --target, score it on validation data, and save an artifact
+    (with report.html, the HTML report, unless --no-report)."""
     import shutil
+    import time
 
     from deepmine.config import build_config, parse_override
     from deepmine.data.sources import is_sql_url
@@ -153,6 +167,8 @@ def fit(
         overrides["seed"] = seed
     if task is not None:
         overrides["task"] = task
+    if no_report:
+        overrides["report.enabled"] = False
     run = build_config(config, overrides)
     if out is None:
         stem = (run.data.table or "query") if is_sql_url(data) else Path(data).name.split(".")[0]
@@ -161,7 +177,9 @@ def fit(
     if not resume and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)
     predictor = fit_table(data, run, valid=valid, checkpoint_dir=checkpoint_dir, resume=resume)
-    predictor.save(out)
+    saving = time.perf_counter()
+    predictor.save(out, report=run.report.enabled)
+    report_seconds = round(time.perf_counter() - saving, 3)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     metrics = {k: v for k, v in predictor.metrics["valid"].items() if k != "rows"}
     summary = {
@@ -173,6 +191,8 @@ def fit(
         "valid_rows": predictor.training["valid_rows"],
         "epochs": predictor.training["epochs"],
         "seconds": predictor.training["seconds"],
+        "report": str(out / "report.html") if run.report.enabled else None,
+        "save_seconds": report_seconds,
         **metrics,
     }
     if json_out:
@@ -197,7 +217,12 @@ def evaluate(
     table: TableOpt = None,
     query: QueryOpt = None,
 ) -> None:
-    """Score a saved model on a labelled test file."""
+    """Score a saved model on a labelled test file (a recommender: on held-out interactions)."""
+    if _is_recommender(artifact):
+        from deepmine.cli_recommend import evaluate_recommender
+
+        evaluate_recommender(artifact, data, json_out, sep, encoding, no_header, table, query)
+        return
     predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
     metrics = predictor.evaluate(data)
     if json_out:
@@ -214,7 +239,10 @@ def evaluate(
 @app.command()
 def predict(
     artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `deepmine fit`.")],
-    data: DataArg,
+    data: Annotated[
+        str | None,
+        typer.Argument(help="Rows to predict: a CSV/TSV/Parquet/JSONL file or a SQL URL (optional for recommenders)."),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -225,13 +253,28 @@ def predict(
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", help="CSV/TSV inputs are read and predicted this many rows at a time.")
     ] = 50_000,
+    users: Annotated[
+        str | None, typer.Option("--users", help="Recommender: top-K items for these users (comma-separated ids).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", help="Recommender: items per user.", min=1)] = 10,
     sep: SepOpt = None,
     encoding: EncodingOpt = None,
     no_header: NoHeaderOpt = False,
     table: TableOpt = None,
     query: QueryOpt = None,
 ) -> None:
-    """Predict every row of DATA: one output row per input row, in input order (large CSVs stream in chunks)."""
+    """Predict every row of DATA: one output row per input row, in input order (large CSVs stream in chunks).
+
+    For a recommender artifact: `--users 1,2,3 --k 10` lists each user's top items with scores."""
+    if _is_recommender(artifact):
+        from deepmine.cli_recommend import predict_recommender
+
+        predict_recommender(artifact, data, users, k, output, sep, encoding, no_header, table, query)
+        return
+    if data is None:
+        from deepmine.exceptions import ConfigError
+
+        raise ConfigError("predict needs DATA, the rows to predict (only recommender artifacts take --users alone)")
     from deepmine.batch import predict_to
 
     predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
@@ -333,6 +376,107 @@ def export(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _is_recommender(artifact: Path) -> bool:
+    """Whether the artifact's deepmine.json says ``"kind": "recommender"`` (read without heavy imports)."""
+    try:
+        return json.loads((Path(artifact) / "deepmine.json").read_text(encoding="utf-8")).get("kind") == "recommender"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _register_recommend() -> None:
+    from deepmine.cli_recommend import recommend
+
+    app.command(name="recommend")(recommend)
+
+
+_register_recommend()
+
+
+@app.command()
+def report(
+    artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `deepmine fit`.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="HTML file to write (default: ARTIFACT/report.html).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the HTML report of ARTIFACT: data profile, preprocessing, model, learning curves, metrics,
+    confusion matrix, ROC/PR, calibration, residuals, feature importance, explained examples, model card."""
+    from deepmine.artifact import load_predictor
+    from deepmine.report.build import write_report
+
+    predictor = load_predictor(artifact)
+    result = write_report(predictor, output if output is not None else artifact / "report.html")
+    if json_out:
+        _emit_json(result)
+        return
+    print(f"report written to {result['path']} ({result['bytes'] / 1024:.0f} KiB)", file=sys.stderr)
+
+
+@app.command()
+def explain(
+    artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `deepmine fit`.")],
+    data: DataArg,
+    rows: Annotated[int, typer.Option("--rows", help="Explain the first N rows (Integrated Gradients).", min=0)] = 5,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", help="Rows (a random sample beyond) for permutation importance.", min=10)
+    ] = 2000,
+    repeats: Annotated[
+        int, typer.Option("--repeats", help="Shuffles per column for permutation importance.", min=1)
+    ] = 3,
+    json_out: JsonOpt = False,
+    sep: SepOpt = None,
+    encoding: EncodingOpt = None,
+    no_header: NoHeaderOpt = False,
+    table: TableOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Why the model predicts what it does: permutation importance per input column (on the task's metric
+    when DATA holds the target, else on the change of the predictions) and Integrated Gradients per row."""
+    from deepmine.data.sources import describe, load_table
+    from deepmine.explain import integrated_gradients, permutation_importance
+
+    predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
+    frame = load_table(data, predictor.config.data)
+    where = describe(data)
+    seed = predictor.config.seed
+    importance = permutation_importance(predictor, frame, repeats=repeats, max_rows=max_rows, seed=seed, where=where)
+    modes = (predictor.insight or {}).get("baseline_modes")
+    explained = integrated_gradients(predictor, frame.head(rows), modes=modes, where=where) if rows else None
+    result = {
+        "artifact": str(artifact),
+        "data": where,
+        "task": predictor.task,
+        "target": predictor.schema.target,
+        "classes": [str(c) for c in predictor.schema.classes],
+        "importance": importance,
+        "attributions": explained,
+    }
+    if json_out:
+        _emit_json(result)
+        return
+    from rich.table import Table
+
+    console = _stderr()
+    what = importance["metric"] if importance["mode"] == "metric" else "mean change of the predictions"
+    view = Table(title=f"permutation importance ({what}, {importance['rows']} rows)")
+    view.add_column("column")
+    view.add_column("importance", justify="right")
+    view.add_column("± std", justify="right")
+    for col in importance["columns"]:
+        view.add_row(col["column"], f"{col['importance']:.4f}", f"{col['std']:.4f}")
+    console.print(view)
+    for row in (explained or {}).get("rows", []):
+        top = sorted(row["attributions"].items(), key=lambda kv: -abs(kv[1]))[:5]
+        console.print(
+            f"row {row['row'] + 1}: {row['prediction']} ({row['explained']} {row['output']:.4g}, baseline "
+            f"{row['baseline_output']:.4g}): " + ", ".join(f"{k} {v:+.3g}" for k, v in top),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _load_for_data(artifact: Path, sep, encoding, no_header, table, query):

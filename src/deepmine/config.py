@@ -95,6 +95,14 @@ class TrainerConfig(_Section):
     progress: bool | None = Field(None, description="Show a progress bar; auto = when stderr is a terminal.")
 
 
+class ReportConfig(_Section):
+    """What `fit` records for the HTML report and whether it writes ``report.html`` into the artifact."""
+
+    enabled: bool = Field(True, description="Record report data at fit time and write report.html.")
+    examples: int = Field(5, ge=0, le=50, description="Example validation rows explained in the report.")
+    sample_rows: int = Field(5000, ge=100, description="Validation rows kept for ROC/PR/calibration/residuals.")
+
+
 class RunConfig(_Section):
     """Everything one run needs. Every field can be set with ``--set section.key=value``."""
 
@@ -106,6 +114,7 @@ class RunConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
 
 SECTION_ALIASES = {"module": "model"}

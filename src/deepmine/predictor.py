@@ -45,6 +45,7 @@ class Predictor:
         metrics: dict[str, Any] | None = None,
         history: list[dict[str, float]] | None = None,
         training: dict[str, Any] | None = None,
+        insight: dict[str, Any] | None = None,
     ) -> None:
         self.schema = schema
         self.pipeline = pipeline
@@ -54,6 +55,7 @@ class Predictor:
         self.metrics = metrics or {}
         self.history = history or []
         self.training = training or {}
+        self.insight = insight  # what the report needs from fit time (profile, validation outputs, examples)
 
     # ---- properties ---------------------------------------------------------------------------
     @property
@@ -156,11 +158,11 @@ class Predictor:
         return metrics
 
     # ---- persistence ----------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write the artifact folder atomically; return its path."""
+    def save(self, path: str | Path, *, report: bool = False) -> Path:
+        """Write the artifact folder atomically (with ``report.html`` when ``report``); return its path."""
         from deepmine.artifact import save_predictor
 
-        return save_predictor(self, Path(path))
+        return save_predictor(self, Path(path), report=report)
 
     def __repr__(self) -> str:
         return f"Predictor(task={self.task!r}, target={self.schema.target!r}, model={self.config.model.name!r})"

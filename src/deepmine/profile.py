@@ -8,10 +8,13 @@ import numpy as np
 import pandas as pd
 
 from deepmine.config import DataConfig
-from deepmine.data.schema import check_target, infer_schema, to_native
+from deepmine.data.schema import Schema, check_target, infer_schema, to_native
 from deepmine.data.sources import DataSource, describe, load_table
 
 TOP_VALUES = 5
+PLOT_SAMPLE = 100_000  # rows sampled for histograms and correlations
+HISTOGRAM_BINS = 30
+MAX_CORRELATED = 30
 
 
 def _round(value: Any) -> Any:
@@ -31,8 +34,10 @@ def column_stats(column: pd.Series, role: str) -> dict[str, Any]:
     return {"top": {str(k): int(v) for k, v in counts.items()}}
 
 
-def profile_table(data: DataSource, target: str | None = None, read: DataConfig | None = None) -> dict[str, Any]:
-    """Everything `deepmine profile` shows, as a JSON-ready dict."""
+def profile_table(
+    data: DataSource, target: str | None = None, read: DataConfig | None = None, *, detail: bool = False
+) -> dict[str, Any]:
+    """Everything `deepmine profile` shows, as a JSON-ready dict (``detail`` adds histograms and correlations)."""
     frame = load_table(data, read)
     where = describe(data)
     if target is not None:
@@ -42,14 +47,22 @@ def profile_table(data: DataSource, target: str | None = None, read: DataConfig 
         if target is None
         else infer_schema(frame[frame[target].notna()], target, where=where)
     )
+    return profile_frame(frame, schema, where, detail=detail)
+
+
+def profile_frame(frame: pd.DataFrame, schema: Schema, where: str, *, detail: bool = False) -> dict[str, Any]:
+    """The profile of a loaded frame whose schema is known (roles as inferred or set in the config)."""
+    target = schema.target if schema.target in frame.columns else None
     roles = {c.name: c for c in schema.columns}
     columns = []
     for name in frame.columns:
         column = frame[name]
         if name == target:
             role, reason = "target", f"the target ({schema.task}: {schema.task_reason})"
-        else:
+        elif name in roles:
             role, reason = roles[name].role, roles[name].reason
+        else:
+            role, reason = "ignored", "not in the model's schema"
         columns.append(
             {
                 "name": name,
@@ -76,4 +89,38 @@ def profile_table(data: DataSource, target: str | None = None, read: DataConfig 
             shares = values.value_counts(normalize=True)
             info["balance"] = {str(k): round(float(v), 6) for k, v in shares.items()}
         result["target"] = info
+    if detail:
+        result["distributions"] = distributions(frame, columns, regression=schema.task == "regression")
     return result
+
+
+def _sample(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
+    return frame.sample(n=rows, random_state=seed) if len(frame) > rows else frame
+
+
+def distributions(
+    frame: pd.DataFrame, columns: list[dict[str, Any]], *, regression: bool = False, sample_rows: int = PLOT_SAMPLE
+) -> dict[str, Any]:
+    """Histograms of the numeric columns and their Pearson correlations, on a random sample of rows.
+
+    Plots need no more than a sample; the exact counts (missing share, distinct values, top categories)
+    are in the columns of :func:`profile_frame`."""
+    sample = _sample(frame, sample_rows)
+    histograms: dict[str, Any] = {}
+    numeric: list[str] = []
+    for col in columns:
+        if not (col["role"] == "numeric" or (col["role"] == "target" and regression)):
+            continue
+        values = pd.to_numeric(sample[col["name"]], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            continue
+        counts, edges = np.histogram(finite, bins=int(min(HISTOGRAM_BINS, max(col["distinct"], 1))))
+        histograms[col["name"]] = {"edges": [_round(e) for e in edges], "counts": counts.tolist()}
+        numeric.append(col["name"])
+    numeric = numeric[:MAX_CORRELATED]
+    correlation = None
+    if len(numeric) >= 2:
+        matrix = sample[numeric].apply(pd.to_numeric, errors="coerce").corr(method="pearson")
+        correlation = {"columns": numeric, "matrix": [[_round(v) for v in row] for row in matrix.to_numpy()]}
+    return {"sample_rows": len(sample), "histograms": histograms, "correlation": correlation}

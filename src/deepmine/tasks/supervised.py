@@ -73,6 +73,7 @@ def fingerprint(frame: pd.DataFrame, config: RunConfig) -> str:
     """Identifies the data and settings a checkpoint belongs to."""
     settings = config.model_dump(mode="json")
     settings["trainer"].pop("progress", None)
+    settings.pop("report", None)  # what the report records does not change training
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(np.asarray(pd.util.hash_pandas_object(frame, index=False)).tobytes())
     return digest.hexdigest()
@@ -165,4 +166,9 @@ def fit_table(
         "seconds": round(time.perf_counter() - started, 3),
         "source": where,
     }
+    if config.report.enabled:
+        from deepmine.report.collect import collect_insight
+
+        predictor.insight = collect_insight(predictor, frame, train_frame, valid_frame, where, valid_where)
+        predictor.training["insight_seconds"] = round(time.perf_counter() - started - predictor.training["seconds"], 3)
     return predictor

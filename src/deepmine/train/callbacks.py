@@ -12,10 +12,11 @@ if TYPE_CHECKING:
     from deepmine.train.trainer import Trainer
 
 HIGHER_IS_BETTER = {"accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "average_precision", "r2"}
+RANKING_PREFIXES = ("hr_at_", "ndcg_at_", "recall_at_", "full_hr_at_", "full_ndcg_at_", "mrr")
 
 
 def higher_is_better(metric: str) -> bool:
-    return metric in HIGHER_IS_BETTER
+    return metric in HIGHER_IS_BETTER or metric.startswith(RANKING_PREFIXES)
 
 
 class Callback:

@@ -1,0 +1,105 @@
+"""Explanations: Integrated Gradients completeness, permutation importance, and `deepmine explain --json`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import make_table
+
+import deepmine
+from deepmine.explain import integrated_gradients, permutation_importance
+
+SMALL = {"trainer": {"epochs": 15, "batch_size": 32}, "model": {"hidden": [32]}}
+
+
+def with_noise(task: str, seed: int = 0):
+    frame = make_table(300, seed=seed, task=task)
+    frame["noise"] = np.random.default_rng(seed + 1).normal(size=len(frame))  # unrelated to the label
+    return frame
+
+
+@pytest.fixture(scope="module")
+def binary():
+    frame = with_noise("binary")
+    return deepmine.fit(frame, target="label", seed=0, **SMALL, report={"enabled": False}), frame
+
+
+@pytest.fixture(scope="module")
+def regression():
+    frame = with_noise("regression")
+    model = {"hidden": [32], "ensemble": 1}
+    return deepmine.fit(frame, target="label", seed=0, trainer=SMALL["trainer"], model=model), frame
+
+
+@pytest.mark.parametrize("which", ["binary", "regression"])
+def test_integrated_gradients_completeness(request, which):
+    predictor, frame = request.getfixturevalue(which)
+    result = integrated_gradients(predictor, frame.head(6))
+    columns = [s.name for s in predictor.schema.features]
+    for row in result["rows"]:
+        assert set(row["attributions"]) == set(columns)
+        gap = row["output"] - row["baseline_output"]
+        total = sum(row["attributions"].values())
+        assert abs(total - gap) <= 0.01 * abs(gap) + 1e-6, (total, gap)
+
+
+def test_integrated_gradients_output_matches_the_predictor(binary):
+    predictor, frame = binary
+    result = integrated_gradients(predictor, frame.head(4))
+    proba = predictor.predict_proba(frame.head(4))
+    for row, p in zip(result["rows"], proba, strict=True):
+        assert row["output"] == pytest.approx(p.max(), abs=1e-5)
+        assert row["prediction"] == predictor.classes_[p.argmax()]
+
+
+@pytest.mark.parametrize("which", ["binary", "regression"])
+def test_permutation_ranks_informative_above_noise(request, which):
+    predictor, frame = request.getfixturevalue(which)
+    result = permutation_importance(predictor, frame, repeats=3)
+    scores = {c["column"]: c["importance"] for c in result["columns"]}
+    assert result["mode"] == "metric"
+    assert result["metric"] == ("roc_auc" if which == "binary" else "rmse")
+    assert scores["age"] > scores["noise"]
+    assert result["columns"][0]["column"] == "age"
+
+
+def test_permutation_without_target_measures_prediction_change(binary):
+    predictor, frame = binary
+    result = permutation_importance(predictor, frame.drop(columns="label"))
+    assert result["mode"] == "prediction_change"
+    scores = {c["column"]: c["importance"] for c in result["columns"]}
+    assert scores["age"] > scores["noise"] >= 0
+
+
+def test_explain_json_contract(run_cli, binary, tmp_path):
+    predictor, frame = binary
+    predictor.save(tmp_path / "model")
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    result = run_cli("explain", tmp_path / "model", tmp_path / "rows.csv", "--rows", 3, "--json")
+    assert result.code == 0, result.err
+    payload = json.loads(result.out)  # exactly one JSON object on stdout
+    assert result.out.count("\n") == 1
+    assert {"task", "target", "classes", "importance", "attributions"} <= set(payload)
+    assert payload["importance"]["mode"] == "metric"
+    rows = payload["attributions"]["rows"]
+    assert len(rows) == 3
+    assert set(rows[0]["attributions"]) == {s.name for s in predictor.schema.features}
+    assert "median" in payload["attributions"]["baseline"]["description"]
+
+
+def test_explain_people_output_goes_to_stderr(run_cli, binary, tmp_path):
+    predictor, frame = binary
+    predictor.save(tmp_path / "model")
+    frame.drop(columns="label").to_csv(tmp_path / "rows.csv", index=False)
+    result = run_cli("explain", tmp_path / "model", tmp_path / "rows.csv", "--rows", 1)
+    assert result.code == 0, result.err
+    assert result.out == ""
+    assert "permutation importance" in result.err and "row 1" in result.err
+
+
+def test_explain_missing_artifact_is_a_clear_error(run_cli, tmp_path):
+    result = run_cli("explain", tmp_path / "nope", tmp_path / "rows.csv", "--json")
+    assert result.code == 1
+    assert "does not exist" in result.err
