@@ -151,7 +151,11 @@ def resolve(config: RecommendConfig, task: str, member: str) -> RecommendConfig:
     defaults = DEFAULTS.get((member, task))
     if defaults is None:
         supported = sorted({m for m, t in DEFAULTS if t == task})
-        raise ConfigError(f"model '{member}' does not do {task} recommendation; for {task} use one of {supported}")
+        other = "ranking" if task == "rating" else "rating"
+        raise ConfigError(
+            f"model '{member}' does not do {task} recommendation; for {task} use one of {supported}"
+            + (f", or pass --task {other}" if (member, other) in DEFAULTS else "")
+        )
     model = config.model.model_dump()
     for key in ("factors", "hidden", "dropout", "l2", "bias_l2"):
         if model[key] is None:
