@@ -57,6 +57,7 @@ def test_demo_runs_the_whole_workflow(run_cli, tmp_path):
     assert len(predictions) == len(test_rows)
     assert predictions["patient_id"].tolist() == test_rows["patient_id"].tolist()
     assert (tmp_path / "demo" / "model" / "weights.safetensors").exists()
+    assert "Model card" in (tmp_path / "demo" / "model" / "report.html").read_text()
 
 
 def test_optimizer_settings_are_reachable_under_trainer():

@@ -52,10 +52,10 @@ def run_demo(out: Path, console: Console | None = None) -> dict[str, Any]:
     console.rule("[bold]2. fit")
     config = build_config(None, {"columns.target": TARGET, "columns.id": "patient_id", "trainer.checkpoint": False})
     predictor = fit_table(train_path, config)
-    artifact = predictor.save(out / "model")
+    artifact = predictor.save(out / "model", report=True)
     console.print(
         f"trained {predictor.training['epochs']} epochs in {predictor.training['seconds']:.1f} s "
-        f"→ artifact [bold]{artifact}[/]"
+        f"→ artifact [bold]{artifact}[/] (report: {artifact / 'report.html'})"
     )
     console.rule("[bold]3. evaluate (held-out test rows)")
     loaded = load_predictor(artifact)
@@ -74,6 +74,7 @@ def run_demo(out: Path, console: Console | None = None) -> dict[str, Any]:
     console.print(f"wrote {len(predictions)} predictions to [bold]{pred_path}[/]")
     return {
         "artifact": str(artifact),
+        "report": str(artifact / "report.html"),
         "predictions": str(pred_path),
         **{k: v for k, v in metrics.items() if k != "confusion_matrix"},
     }
