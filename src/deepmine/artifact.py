@@ -52,6 +52,35 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def write_checksums(folder: Path, names: list[str] | tuple[str, ...]) -> None:
+    """Write ``checksum.sha256`` (``sha256sum -c`` format) for the named files of ``folder``."""
+    lines = [f"{_sha256(folder / name)}  {name}" for name in names]
+    (folder / CHECKSUM).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_manifest(path: Path, kind: str, written_by: str) -> dict[str, Any]:
+    """Check that ``path`` is an intact artifact of ``kind`` this deepmine can read; return its manifest."""
+    if not path.exists():
+        raise ArtifactError(f"artifact '{path}' does not exist; pass the folder that `{written_by}` wrote")
+    if not path.is_dir() or not (path / MANIFEST).exists():
+        raise ArtifactError(f"'{path}' is not a deepmine artifact (expected a folder holding {MANIFEST})")
+    verify_checksums(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"artifact '{path}': {MANIFEST} is not valid JSON ({err.msg})") from err
+    found = manifest.get("kind") or "tabular"
+    if found != kind:
+        raise ArtifactError(f"artifact '{path}' is a {found} model, not a {kind} one; load it with deepmine.load")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"artifact '{path}' has format version {version!r}, newer than this deepmine reads "
+            f"({FORMAT_VERSION}); upgrade deepmine (pip install -U deepmine)"
+        )
+    return manifest
+
+
 def save_predictor(predictor: Predictor, path: Path, *, report: bool = False) -> Path:
     """Write ``predictor`` to the folder ``path`` (replacing it atomically if it exists), with
     ``report.html`` when ``report``."""
@@ -77,8 +106,7 @@ def save_predictor(predictor: Predictor, path: Path, *, report: bool = False) ->
             text = json.dumps(_json_safe(predictor.insight), allow_nan=False, separators=(",", ":"))
             (tmp / INSIGHT).write_text(text, encoding="utf-8")
             names.append(INSIGHT)
-        lines = [f"{_sha256(tmp / name)}  {name}" for name in names]
-        (tmp / CHECKSUM).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_checksums(tmp, names)
         if report:
             from deepmine.report.build import write_report
 
@@ -111,23 +139,7 @@ def verify_checksums(path: Path) -> None:
 def load_predictor(path: str | Path) -> Predictor:
     """Load an artifact folder written by :func:`save_predictor`."""
     path = Path(path)
-    if not path.exists():
-        raise ArtifactError(f"artifact '{path}' does not exist; pass the folder that `deepmine fit --out` wrote")
-    if not path.is_dir() or not (path / MANIFEST).exists():
-        raise ArtifactError(f"'{path}' is not a deepmine artifact (expected a folder holding {MANIFEST})")
-    verify_checksums(path)
-    try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ArtifactError(f"artifact '{path}': {MANIFEST} is not valid JSON ({err.msg})") from err
-    if manifest.get("kind") == "recommender":
-        raise ArtifactError(f"artifact '{path}' is a recommender; load it with deepmine.load or Recommender.load")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ArtifactError(
-            f"artifact '{path}' has format version {version!r}, newer than this deepmine reads "
-            f"({FORMAT_VERSION}); upgrade deepmine (pip install -U deepmine)"
-        )
+    manifest = read_manifest(path, "tabular", "deepmine fit --out")
     config = RunConfig.model_validate(manifest["config"])
     schema = Schema.from_dict(manifest["schema"])
     pipeline = FeaturePipeline.from_state(schema, manifest["pipeline"])

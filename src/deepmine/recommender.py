@@ -412,7 +412,7 @@ class Recommender:
     # ---- persistence -------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the artifact folder atomically; return its path."""
-        from deepmine.artifact import _json_safe, _sha256
+        from deepmine.artifact import _json_safe, write_checksums
         from deepmine.versions import package_versions
 
         state = self._state
@@ -453,33 +453,16 @@ class Recommender:
         with atomic_folder(path) as tmp:
             save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt", "deepmine_format": str(FORMAT_VERSION)})
             (tmp / MANIFEST).write_text(json.dumps(_json_safe(manifest), indent=2, allow_nan=False), encoding="utf-8")
-            lines = [f"{_sha256(tmp / name)}  {name}" for name in (MANIFEST, WEIGHTS)]
-            (tmp / CHECKSUM).write_text("\n".join(lines) + "\n", encoding="utf-8")
+            write_checksums(tmp, (MANIFEST, WEIGHTS))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
         """Load an artifact written by :meth:`save` (checksums verified; nothing unpickled)."""
-        from deepmine.artifact import verify_checksums
+        from deepmine.artifact import read_manifest
 
         path = Path(path)
-        if not path.exists():
-            raise ArtifactError(f"artifact '{path}' does not exist; pass the folder `deepmine recommend --out` wrote")
-        if not path.is_dir() or not (path / MANIFEST).exists():
-            raise ArtifactError(f"'{path}' is not a deepmine artifact (expected a folder holding {MANIFEST})")
-        verify_checksums(path)
-        try:
-            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ArtifactError(f"artifact '{path}': {MANIFEST} is not valid JSON ({err.msg})") from err
-        if manifest.get("kind") != KIND:
-            raise ArtifactError(f"artifact '{path}' is a tabular model, not a recommender; load it with deepmine.load")
-        version = manifest.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ArtifactError(
-                f"artifact '{path}' has format version {version!r}, newer than this deepmine reads "
-                f"({FORMAT_VERSION}); upgrade deepmine (pip install -U deepmine)"
-            )
+        manifest = read_manifest(path, KIND, "deepmine recommend --out")
         try:
             tensors = load_file(str(path / WEIGHTS))
             model = build_recommender(manifest["model"])
