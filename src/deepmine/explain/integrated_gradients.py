@@ -111,9 +111,8 @@ def integrated_gradients(
         for member, attr in zip(members, attributions, strict=True):
             attr = attr[0] if isinstance(attr, tuple | list) else attr
             attr = attr.detach().double().numpy()
-            for j, (name, part) in enumerate(body_slices(member, cols).items()):
-                assert cols.columns[j] == name
-                per_column[:, j] += attr[:, part].sum(axis=1)
+            for name, part in body_slices(member, cols).items():
+                per_column[:, cols.columns.index(name)] += attr[:, part].sum(axis=1)
         gap = f_x - f_b
         error = np.abs(per_column.sum(axis=1) - gap)
         if np.all(error <= TOLERANCE * np.abs(gap) + 1e-7):
