@@ -160,16 +160,25 @@ def _suggest_key(dotted: str, known: list[str]) -> str:
     return f" (did you mean '{(same_section or options)[0]}'?)"
 
 
-def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+def _set_dotted(
+    tree: dict[str, Any],
+    key: str,
+    value: Any,
+    schema: type[BaseModel] = RunConfig,
+    aliases: dict[str, str] | None = None,
+    command: str = "fit",
+) -> None:
+    """Set ``tree[a][b] = value`` for ``key`` ``a.b`` after resolving aliases; unknown keys get a suggestion."""
     parts = key.split(".")
     if parts[0] in SECTION_ALIASES:
         parts[0] = SECTION_ALIASES[parts[0]]
-    dotted = KEY_ALIASES.get(".".join(parts), ".".join(parts))
+    aliases = KEY_ALIASES if aliases is None else aliases
+    dotted = aliases.get(".".join(parts), ".".join(parts))
     parts = dotted.split(".")
-    known = config_keys()
+    known = config_keys(schema)
     if dotted not in known and not (len(parts) == 3 and ".".join(parts[:2]) == "columns.roles"):
         suggestion = _suggest_key(dotted, known)
-        raise ConfigError(f"unknown config key '{key}'{suggestion}; see `deepmine fit --help`")
+        raise ConfigError(f"unknown config key '{key}'{suggestion}; see `deepmine {command} --help`")
     node = tree
     for part in parts[:-1]:
         node = node.setdefault(part, {})
@@ -189,29 +198,33 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def build_config(
-    base: RunConfig | dict[str, Any] | str | Path | None = None,
+    base: BaseModel | dict[str, Any] | str | Path | None = None,
     overrides: dict[str, Any] | None = None,
-) -> RunConfig:
-    """Merge a base config (object, dict or YAML path) with dotted overrides and validate."""
+    *,
+    schema: type[BaseModel] = RunConfig,
+    aliases: dict[str, str] | None = None,
+    command: str = "fit",
+) -> Any:
+    """Merge a base config (object, dict or YAML path) with dotted overrides and validate against ``schema``."""
+    keys = {"schema": schema, "aliases": aliases, "command": command}
     if base is None:
         tree: dict[str, Any] = {}
-    elif isinstance(base, RunConfig):
+    elif isinstance(base, BaseModel):
         tree = base.model_dump()
     elif isinstance(base, dict):
         tree = copy.deepcopy(base)
     else:
-        tree = load_yaml(Path(base))
-    where = "config"
+        tree = load_yaml(Path(base), **keys)
     for key, value in (overrides or {}).items():
-        _set_dotted(tree, key, value)
+        _set_dotted(tree, key, value, **keys)
     try:
-        return RunConfig.model_validate(tree)
+        return schema.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, where)) from err
+        raise ConfigError(_format_validation_error(err, "config")) from err
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict, with clear errors."""
+def load_yaml(path: Path, **keys: Any) -> dict[str, Any]:
+    """Read a YAML config file into a dict, with clear errors (``keys`` as for :func:`_set_dotted`)."""
     if not path.exists():
         raise ConfigError(f"config file '{path}' does not exist; pass an existing YAML file to --config")
     try:
@@ -233,5 +246,5 @@ def load_yaml(path: Path) -> dict[str, Any]:
     walk(tree, "")
     out: dict[str, Any] = {}
     for key, value in flat.items():
-        _set_dotted(out, key, value)
+        _set_dotted(out, key, value, **keys)
     return out

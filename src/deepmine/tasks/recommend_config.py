@@ -6,21 +6,12 @@ settings than a GRU4Rec session model); the resolved values are what the artifac
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from deepmine.config import (
-    DataConfig,
-    OptimizerConfig,
-    TrainerConfig,
-    _format_validation_error,
-    _Section,
-    _suggest_key,
-    config_keys,
-)
+from deepmine.config import DataConfig, OptimizerConfig, TrainerConfig, _Section, build_config
 from deepmine.exceptions import ConfigError
 
 TASKS = ("rating", "ranking")
@@ -184,65 +175,9 @@ def resolve(config: RecommendConfig, task: str, member: str) -> RecommendConfig:
     )
 
 
-def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
-    dotted = KEY_ALIASES.get(key, key)
-    known = config_keys(RecommendConfig)
-    if dotted not in known:
-        raise ConfigError(f"unknown config key '{key}'{_suggest_key(dotted, known)}; see `deepmine recommend --help`")
-    node = tree
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-
-
 def build_recommend_config(
     base: RecommendConfig | dict[str, Any] | str | Path | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> RecommendConfig:
     """Merge a base config (object, dict or YAML path) with dotted overrides and validate."""
-    if base is None:
-        tree: dict[str, Any] = {}
-    elif isinstance(base, RecommendConfig):
-        tree = base.model_dump()
-    elif isinstance(base, dict):
-        tree = copy.deepcopy(base)
-    else:
-        tree = {}
-        flat = _flatten(load_yaml_tree(Path(base)))
-        for key, value in flat.items():
-            _set_dotted(tree, key, value)
-    for key, value in (overrides or {}).items():
-        _set_dotted(tree, key, value)
-    try:
-        return RecommendConfig.model_validate(tree)
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, "config")) from err
-
-
-def load_yaml_tree(path: Path) -> dict[str, Any]:
-    """The YAML mapping in ``path`` (errors as one line)."""
-    import yaml
-
-    if not path.exists():
-        raise ConfigError(f"config file '{path}' does not exist; pass an existing YAML file to --config")
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from err
-    if not isinstance(tree, dict):
-        raise ConfigError(f"config file '{path}' must hold a mapping of sections, got {type(tree).__name__}")
-    return tree
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-__all__ = ["RecommendConfig", "build_recommend_config", "resolve", "auto_model", "member_names"]
+    return build_config(base, overrides, schema=RecommendConfig, aliases=KEY_ALIASES, command="recommend")
