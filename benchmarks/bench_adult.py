@@ -12,7 +12,7 @@ from typing import Any
 
 import adult_data
 from env_info import BENCH_DIR
-from measure import Measured, run_measured
+from measure import deepmine_cli, process, run_measured
 from targets import check, judge
 
 NAME = "adult"
@@ -20,21 +20,6 @@ TITLE = "UCI Adult, binary `income`: train adult.data (32,561) / test adult.test
 ACCURACY_MIN, ROC_AUC_MIN, FIT_SECONDS_MAX = 0.86, 0.915, 120.0
 QUALITY = ("accuracy", "roc_auc")
 PEER_SCRIPT = BENCH_DIR / "table_peers.py"
-
-
-def deepmine_cli() -> list[str]:
-    """The installed ``deepmine`` console script beside this interpreter, else ``python -m deepmine``."""
-    script = Path(sys.executable).with_name("deepmine")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "deepmine"]
-
-
-def process(measured: Measured) -> dict[str, Any]:
-    return {
-        "wall_seconds": measured.wall_seconds,
-        "cpu_seconds": measured.cpu_seconds,
-        "peak_rss_mb": measured.peak_rss_mb,
-        "command": " ".join(measured.command),
-    }
 
 
 def run_deepmine(label: str, source: list[str], files: adult_data.AdultFiles, artifact: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from env_info import BENCH_DIR, WORK_DIR, require_files
-from measure import Measured, run_measured
+from measure import Measured, deepmine_cli, process, run_measured
 from targets import judge
 
 NAME = "movielens"
@@ -29,20 +29,6 @@ RMSE_MAX, HR_MIN = 0.915, 0.65
 FOLDER = "movielens-100k"
 PEERS = BENCH_DIR / "rec_peers.py"
 FOLDS = range(1, 6)
-
-
-def deepmine_cli() -> list[str]:
-    script = Path(sys.executable).with_name("deepmine")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "deepmine"]
-
-
-def process(measured: Measured) -> dict[str, Any]:
-    return {
-        "wall_seconds": measured.wall_seconds,
-        "cpu_seconds": measured.cpu_seconds,
-        "peak_rss_mb": measured.peak_rss_mb,
-        "command": " ".join(measured.command),
-    }
 
 
 def leave_last_out(source: Path, work: Path) -> tuple[Path, Path, int, int]:

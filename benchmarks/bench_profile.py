@@ -10,13 +10,12 @@ HTML page included); the same command without --html is timed too.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from env_info import WORK_DIR
-from measure import run_measured
+from measure import deepmine_cli, run_measured
 from targets import check, judge
 
 NAME = "profile"
@@ -51,11 +50,6 @@ def generate(path: Path, rows: int = ROWS, seed: int = SEED) -> Path:
     pd.DataFrame(columns).to_csv(path, index=False)
     stamp.write_text(json.dumps(settings))
     return path
-
-
-def deepmine_cli() -> list[str]:
-    script = Path(sys.executable).with_name("deepmine")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "deepmine"]
 
 
 def run(progress) -> dict[str, Any]:

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import adult_data
-from bench_adult import deepmine_cli
-from measure import run_measured
+from measure import deepmine_cli, run_measured
 from targets import check, judge
 
 NAME = "serve"

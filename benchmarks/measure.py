@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -61,3 +62,19 @@ def rss_mb(maxrss: int) -> float:
 def self_peak_rss_mb() -> float:
     """Peak RSS of this process so far."""
     return rss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def deepmine_cli() -> list[str]:
+    """The installed ``deepmine`` console script beside this interpreter, else ``python -m deepmine``."""
+    script = Path(sys.executable).with_name("deepmine")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "deepmine"]
+
+
+def process(measured: Measured) -> dict[str, Any]:
+    """A measured child process as a JSON-ready record."""
+    return {
+        "wall_seconds": measured.wall_seconds,
+        "cpu_seconds": measured.cpu_seconds,
+        "peak_rss_mb": measured.peak_rss_mb,
+        "command": " ".join(measured.command),
+    }
