@@ -93,6 +93,7 @@ class TrainerConfig(_Section):
     valid_fraction: float = Field(0.15, gt=0, lt=0.9)
     checkpoint: bool = True
     progress: bool | None = Field(None, description="Show a progress bar; auto = when stderr is a terminal.")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch; unset = torch's default.")
 
 
 class ReportConfig(_Section):

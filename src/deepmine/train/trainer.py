@@ -18,6 +18,7 @@ from torch import nn
 from deepmine.config import OptimizerConfig, TrainerConfig
 from deepmine.exceptions import ConfigError
 from deepmine.io_utils import int_keys, load_state, save_state
+from deepmine.train.batches import BatchSource, TensorBatches
 from deepmine.train.callbacks import Callback, EarlyStopping
 from deepmine.train.optim import PER_BATCH_SCHEDULES, build_optimizer, build_scheduler, l1_penalty
 from deepmine.train.progress import TrainingProgress
@@ -25,18 +26,13 @@ from deepmine.train.progress import TrainingProgress
 Evaluator = Callable[[nn.Module, Sequence[torch.Tensor], torch.Tensor], dict[str, float]]
 
 
-def batch_indices(n: int, batch_size: int, generator: torch.Generator, shuffle: bool = True) -> list[torch.Tensor]:
-    """Shuffled index batches; a trailing batch of one row is merged away when batches are larger."""
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    batches = list(torch.split(order, batch_size))
-    if len(batches) > 1 and batch_size > 1 and len(batches[-1]) == 1:
-        batches[-2] = torch.cat(batches[-2:])
-        batches.pop()
-    return batches
-
-
 class Trainer:
-    """Fits ``model`` on in-memory tensors. ``evaluate`` scores the validation split each epoch."""
+    """Fits ``model`` on in-memory tensors or any :class:`BatchSource`.
+
+    ``evaluate(model, valid_inputs, valid_target)`` scores the validation split each epoch; with a
+    batch source, ``valid_inputs`` is whatever the caller passed (e.g. a validation source) and
+    ``valid_target`` may be ``None``.
+    """
 
     def __init__(
         self,
@@ -75,15 +71,24 @@ class Trainer:
 
     def fit(
         self,
-        inputs: Sequence[torch.Tensor],
-        target: torch.Tensor,
-        valid_inputs: Sequence[torch.Tensor] | None = None,
+        inputs: Sequence[torch.Tensor] | BatchSource,
+        target: torch.Tensor | None = None,
+        valid_inputs: Any = None,
         valid_target: torch.Tensor | None = None,
     ) -> list[dict[str, float]]:
-        """Train; return the per-epoch history (train loss, validation metrics, seconds)."""
-        n = len(target)
-        batch_size = n if self.config.batch_size == "full" else min(int(self.config.batch_size), n)
-        steps = len(batch_indices(n, batch_size, torch.Generator().manual_seed(0), shuffle=False))
+        """Train; return the per-epoch history (train loss, validation metrics, seconds).
+
+        ``inputs`` is a list of tensors sliced into mini-batches with ``target``, or a batch source.
+        """
+        if isinstance(inputs, BatchSource):
+            source = inputs
+        else:
+            if target is None:
+                raise TypeError("Trainer.fit needs a target tensor when inputs are tensors")
+            source = TensorBatches(inputs, target, self.config.batch_size)
+        if self.config.threads is not None:
+            torch.set_num_threads(self.config.threads)
+        steps = source.steps()
         self.scheduler = build_scheduler(self.optimizer, self.config, self.optimizer_config.lr, steps)
         has_valid = valid_inputs is not None and self.evaluate is not None
         if self.config.early_stopping and has_valid:
@@ -109,9 +114,9 @@ class Trainer:
                     cb.on_epoch_start(self, epoch)
                 self.model.train()
                 total = torch.zeros(())
-                for step, idx in enumerate(batch_indices(n, batch_size, self.generator), start=1):
-                    batch = [t[idx] for t in inputs]
-                    loss = self.loss_fn(self.model(*batch), target[idx])
+                seen = 0
+                for step, (batch, batch_target) in enumerate(source.epoch(self.generator), start=1):
+                    loss = self.loss_fn(self.model(*batch), batch_target)
                     objective = loss + l1 * l1_penalty(self.model) if l1 else loss
                     self.optimizer.zero_grad(set_to_none=True)
                     objective.backward()
@@ -120,12 +125,14 @@ class Trainer:
                     self.optimizer.step()
                     if per_batch_schedule:
                         self.scheduler.step()
-                    total += loss.detach() * len(idx)
+                    rows = len(batch_target)
+                    total += loss.detach() * rows
+                    seen += rows
                     for cb in self.callbacks:
                         cb.on_batch_end(self, step, loss)
                     if progress.enabled:
-                        progress.batch(step, float(total) / min(n, step * batch_size))
-                logs = {"epoch": epoch + 1, "train_loss": float(total) / n}
+                        progress.batch(step, float(total) / seen)
+                logs = {"epoch": epoch + 1, "train_loss": float(total) / max(seen, 1)}
                 if has_valid:
                     logs.update(
                         {f"valid_{k}": v for k, v in self.evaluate(self.model, valid_inputs, valid_target).items()}
