@@ -22,16 +22,37 @@ from types import ModuleType
 from typing import Any
 
 import bench_adult
+import bench_ett
+import bench_mnist
+import bench_mnist_cluster
+import bench_mnist_rows
 import bench_movielens
+import bench_odds
 import bench_overhead
 import bench_profile
+import bench_scale
 import bench_serve
+import bench_ucr
 import env_info
 import report
 from measure import CommandFailed, self_peak_rss_mb
 
 BENCHMARKS: dict[str, ModuleType] = {
-    module.NAME: module for module in (bench_adult, bench_overhead, bench_serve, bench_movielens, bench_profile)
+    module.NAME: module
+    for module in (
+        bench_adult,
+        bench_overhead,
+        bench_mnist,
+        bench_serve,
+        bench_movielens,
+        bench_profile,
+        bench_odds,
+        bench_mnist_cluster,
+        bench_scale,
+        bench_ett,
+        bench_ucr,
+        bench_mnist_rows,
+    )
 }
 SUITES: dict[str, list[str]] = {"quick": ["adult", "overhead"], "full": list(BENCHMARKS)}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,17 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
+
+# Every fit records an MLflow run: the whole session (and the CLI subprocesses it starts) shares ONE temporary
+# store, so the store's migrations run once and no test writes to ./deepmine-runs or a user's server.
+TRACKING_DIR = Path(tempfile.mkdtemp(prefix="deepmine-test-runs-"))
+TRACKING_URI = f"sqlite:///{TRACKING_DIR / 'mlflow.db'}"
+os.environ["MLFLOW_TRACKING_URI"] = TRACKING_URI
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    shutil.rmtree(TRACKING_DIR, ignore_errors=True)
+
 
 DATA_ROOT = Path(os.environ.get("DEEPMINE_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 FAST = ["--set", "trainer.epochs=20", "--set", "trainer.batch_size=32", "--set", "model.hidden=[32]"]

@@ -14,17 +14,30 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["fit", "load", "profile", "Predictor", "Recommender", "RunConfig", "TabularClassifier", "TabularRegressor"]
+__all__ = [
+    "fit",
+    "load",
+    "profile",
+    "Predictor",
+    "Recommender",
+    "RunConfig",
+    "TabularClassifier",
+    "TabularRegressor",
+    "ImageClassifier",
+    "SequenceClassifier",
+]
 
 if TYPE_CHECKING:
     from deepmine.config import RunConfig
+    from deepmine.images.estimator import ImageClassifier
     from deepmine.predictor import Predictor
     from deepmine.recommender import Recommender
     from deepmine.sklearn_api import TabularClassifier, TabularRegressor
 
 
 def fit(data: Any, target: str | None = None, *, valid: Any = None, config: Any = None, **settings: Any) -> Predictor:
-    """Fit a model on ``data`` (path, SQL URL or DataFrame) to predict ``target``.
+    """Fit a model on ``data`` (path, SQL URL or DataFrame) to predict ``target``; image folders, IDX/NPZ files
+    and tables with an image-path column train an image classifier (an ImagePredictor).
 
     ``settings`` are config fields, either dotted (``**{"trainer.epochs": 5}``) or by section
     (``trainer={"epochs": 5}``), or top-level fields such as ``seed`` and ``task``.
@@ -40,7 +53,28 @@ def fit(data: Any, target: str | None = None, *, valid: Any = None, config: Any 
             overrides[key.replace("__", ".")] = value
     if target is not None:
         overrides["columns.target"] = target
-    return fit_table(data, build_config(config, overrides), valid=valid)
+    from deepmine.images.sources import is_image_source
+
+    if is_image_source(data, overrides.get("images.path_column")):  # image folder, IDX/NPZ, table of image paths
+        from deepmine.images.config import build_image_config
+        from deepmine.images.task import fit_images
+
+        return fit_images(data, build_image_config(config, overrides), valid=valid)
+    run = build_config(config, overrides)
+    from deepmine import tracking
+
+    tracker = tracking.start(run)
+    try:
+        predictor = fit_table(data, run, valid=valid)
+    except BaseException:
+        if tracker is not None:
+            tracker.wait()  # never leave a store half-created
+        raise
+    if tracker is not None:
+        from deepmine.data.sources import describe
+
+        predictor.training["run_id"] = tracker.record(predictor, source=describe(data), command="api")
+    return predictor
 
 
 def load(path: Any) -> Predictor | Recommender:
@@ -48,8 +82,21 @@ def load(path: Any) -> Predictor | Recommender:
     from deepmine.artifact import load_predictor
     from deepmine.recommender import Recommender, artifact_kind
 
-    if artifact_kind(path) == "recommender":
+    kind = artifact_kind(path)
+    if kind == "recommender":
         return Recommender.load(path)
+    if kind == "sequence":
+        from deepmine.tasks.sequence import SequencePredictor
+
+        return SequencePredictor.load(path)
+    if kind == "forecaster":
+        from deepmine.tasks.forecast import ForecastPredictor
+
+        return ForecastPredictor.load(path)
+    if kind == "image":
+        from deepmine.images.predictor import ImagePredictor
+
+        return ImagePredictor.load_artifact(path)
     return load_predictor(path)
 
 
@@ -66,6 +113,14 @@ def __getattr__(name: str) -> Any:
         from deepmine import sklearn_api
 
         return getattr(sklearn_api, name)
+    if name == "ImageClassifier":
+        from deepmine.images.estimator import ImageClassifier
+
+        return ImageClassifier
+    if name == "SequenceClassifier":
+        from deepmine.sequences.estimator import SequenceClassifier
+
+        return SequenceClassifier
     if name == "Recommender":
         from deepmine.recommender import Recommender
 

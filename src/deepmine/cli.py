@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 
 DEBUG = {"on": False}
+ARGV: list[str] = []  # the arguments main() received (``fit --devices N`` relaunches them under torchrun)
 
 # ---- shared options -----------------------------------------------------------------------------
 DataArg = Annotated[str, typer.Argument(help="A CSV/TSV/Parquet/JSONL file or a SQLAlchemy URL (sqlite:///f.db).")]
@@ -33,6 +34,9 @@ NoHeaderOpt = Annotated[bool, typer.Option("--no-header", help="The first row is
 TableOpt = Annotated[str | None, typer.Option("--table", help="SQL table to read.")]
 QueryOpt = Annotated[str | None, typer.Option("--query", help="SQL query to read.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+StrictOpt = Annotated[
+    bool, typer.Option("--strict", help="Images: stop at the first unreadable image instead of skipping it.")
+]
 
 
 def _read_overrides(sep, encoding, no_header, table, query) -> dict[str, Any]:
@@ -138,11 +142,23 @@ def fit(
     config: Annotated[Path | None, typer.Option("--config", help="YAML run config.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: key=value.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for everything.")] = None,
-    task: Annotated[str | None, typer.Option("--task", help="binary, multiclass or regression.")] = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="binary, multiclass, regression, or sequence (wide rows: one series per row)."),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Skip report.html (same as --set report.enabled=false).")
     ] = False,
+    devices: Annotated[
+        int, typer.Option("--devices", help="Data-parallel processes on this machine (runs torchrun).", min=1)
+    ] = 1,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./deepmine-runs)."),
+    ] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not record this run with MLflow.")] = False,
+    strict: StrictOpt = False,
     json_out: JsonOpt = False,
     sep: SepOpt = None,
     encoding: EncodingOpt = None,
@@ -151,7 +167,11 @@ def fit(
     query: QueryOpt = None,
 ) -> None:
     """Train a model on DATA to predict --target, score it on validation data, and save an artifact
-    (with report.html, the HTML report, unless --no-report)."""
+    (with report.html, the HTML report, unless --no-report). Every fit is recorded with MLflow (`deepmine runs`)."""
+    if devices > 1:
+        from deepmine.train.distributed import launch
+
+        raise typer.Exit(launch(devices, ARGV))
     import shutil
     import time
 
@@ -169,14 +189,43 @@ def fit(
         overrides["task"] = task
     if no_report:
         overrides["report.enabled"] = False
+    if task == "sequence":  # wide rows: one series per row (UCR style)
+        from deepmine.cli_sequence import fit_command as fit_sequence_command
+
+        overrides.pop("report.enabled", None)
+        fit_sequence_command(data, out, overrides, config, json_out)
+        return
+    from deepmine.images.sources import is_image_source
+
+    if is_image_source(data, overrides.get("images.path_column")):  # image folder, IDX/NPZ, table of image paths
+        from deepmine.images.cli import fit_command
+
+        overrides.update({"images.strict": True} if strict else {})
+        fit_command(data, out=out, overrides=overrides, config=config, valid=valid, resume=resume, json_out=json_out)
+        return
+    if no_track:
+        overrides["tracking.enabled"] = False
+    if tracking_uri is not None:
+        overrides["tracking.uri"] = tracking_uri
     run = build_config(config, overrides)
     if out is None:
         stem = (run.data.table or "query") if is_sql_url(data) else Path(data).name.split(".")[0]
         out = Path(f"{stem}-model")
+    from deepmine import tracking
+
+    main_process = tracking.is_main_process()
     checkpoint_dir = out.parent / f".{out.name}.checkpoint"
-    if not resume and checkpoint_dir.exists():
+    if not resume and checkpoint_dir.exists() and main_process:
         shutil.rmtree(checkpoint_dir)
-    predictor = fit_table(data, run, valid=valid, checkpoint_dir=checkpoint_dir, resume=resume)
+    tracker = tracking.start(run)
+    try:
+        predictor = fit_table(data, run, valid=valid, checkpoint_dir=checkpoint_dir, resume=resume)
+    except BaseException:
+        if tracker is not None:
+            tracker.wait()  # never leave a store half-created
+        raise
+    if not main_process:
+        return  # in distributed training only rank 0 writes the artifact, the run and the output
     saving = time.perf_counter()
     predictor.save(out, report=run.report.enabled)
     report_seconds = round(time.perf_counter() - saving, 3)
@@ -193,13 +242,21 @@ def fit(
         "seconds": predictor.training["seconds"],
         "report": str(out / "report.html") if run.report.enabled else None,
         "save_seconds": report_seconds,
+        **{k: v for k, v in predictor.training.items() if k in ("positive_share", "headline_metric", "threshold")},
         **metrics,
     }
+    if tracker is not None:
+        summary["run_id"] = tracker.record(predictor, source=str(data), artifact=out)
     if json_out:
         _emit_json(summary)
         return
     console = _stderr()
     console.print(_metrics_table(f"validation metrics ({predictor.task}, target '{predictor.schema.target}')", metrics))
+    if "headline_metric" in summary:
+        console.print(
+            f"the positive class is rare ({summary['positive_share']:.2%} of training rows): "
+            f"judge the model by average_precision ({metrics.get('average_precision', float('nan')):.4f})"
+        )
     console.print(
         f"trained {summary['epochs']} epochs on {summary['rows']} rows in {summary['seconds']:.1f} s; "
         f"artifact written to [bold]{out}[/]"
@@ -210,6 +267,7 @@ def fit(
 def evaluate(
     artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `deepmine fit`.")],
     data: DataArg,
+    strict: StrictOpt = False,
     json_out: JsonOpt = False,
     sep: SepOpt = None,
     encoding: EncodingOpt = None,
@@ -218,6 +276,16 @@ def evaluate(
     query: QueryOpt = None,
 ) -> None:
     """Score a saved model on a labelled test file (a recommender: on held-out interactions)."""
+    if _is_image(artifact):
+        from deepmine.images.cli import evaluate_command
+
+        evaluate_command(artifact, data, json_out, strict)
+        return
+    if _kind(artifact) == "sequence":
+        from deepmine.cli_sequence import evaluate_command as evaluate_sequence
+
+        evaluate_sequence(artifact, data, json_out, _data_config(sep, encoding, no_header, table, query))
+        return
     if _is_recommender(artifact):
         from deepmine.cli_recommend import evaluate_recommender
 
@@ -257,6 +325,7 @@ def predict(
         str | None, typer.Option("--users", help="Recommender: top-K items for these users (comma-separated ids).")
     ] = None,
     k: Annotated[int, typer.Option("--k", help="Recommender: items per user.", min=1)] = 10,
+    strict: StrictOpt = False,
     sep: SepOpt = None,
     encoding: EncodingOpt = None,
     no_header: NoHeaderOpt = False,
@@ -266,10 +335,20 @@ def predict(
     """Predict every row of DATA: one output row per input row, in input order (large CSVs stream in chunks).
 
     For a recommender artifact: `--users 1,2,3 --k 10` lists each user's top items with scores."""
+    if _kind(artifact) == "sequence" and data is not None:
+        from deepmine.cli_sequence import predict_command as predict_sequence
+
+        predict_sequence(artifact, data, output, _data_config(sep, encoding, no_header, table, query))
+        return
     if _is_recommender(artifact):
         from deepmine.cli_recommend import predict_recommender
 
         predict_recommender(artifact, data, users, k, output, sep, encoding, no_header, table, query)
+        return
+    if _is_image(artifact) and data is not None:
+        from deepmine.images.cli import predict_command
+
+        predict_command(artifact, data, output, id_column, strict)
         return
     if data is None:
         from deepmine.exceptions import ConfigError
@@ -378,12 +457,34 @@ def export(
     )
 
 
+def _kind(artifact: Path) -> str:
+    """The artifact's ``kind`` from its deepmine.json (read without heavy imports); "" when unreadable."""
+    try:
+        return str(json.loads((Path(artifact) / "deepmine.json").read_text(encoding="utf-8")).get("kind") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def _data_config(sep, encoding, no_header, table, query):
+    from deepmine.config import DataConfig
+
+    read = _read_overrides(sep, encoding, no_header, table, query)
+    return DataConfig(**{key.split(".")[1]: value for key, value in read.items()})
+
+
 def _is_recommender(artifact: Path) -> bool:
     """Whether the artifact's deepmine.json says ``"kind": "recommender"`` (read without heavy imports)."""
     try:
         return json.loads((Path(artifact) / "deepmine.json").read_text(encoding="utf-8")).get("kind") == "recommender"
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def _is_image(artifact: Path) -> bool:
+    """Whether the artifact is an image classifier (``"kind": "image"``)."""
+    from deepmine.images.cli import is_image_artifact
+
+    return is_image_artifact(artifact)
 
 
 def _register_recommend() -> None:
@@ -393,6 +494,35 @@ def _register_recommend() -> None:
 
 
 _register_recommend()
+
+
+def _register_forecast() -> None:
+    from deepmine.cli_forecast import forecast
+
+    app.command(name="forecast")(forecast)
+
+
+_register_forecast()
+
+
+def _register_unsupervised() -> None:
+    from deepmine.cli_unsupervised import anomalies, cluster
+
+    app.command(name="anomalies")(anomalies)
+    app.command(name="cluster")(cluster)
+
+
+_register_unsupervised()
+
+
+def _register_scale() -> None:
+    from deepmine.cli_scale import runs, tune
+
+    app.command(name="tune")(tune)
+    app.command(name="runs")(runs)
+
+
+_register_scale()
 
 
 @app.command()
@@ -497,6 +627,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     DEBUG["on"] = "--debug" in args or os.environ.get("DEEPMINE_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
+    ARGV[:] = args
     warnings.showwarning = _show_warning
     from deepmine.exceptions import DeepmineError
 

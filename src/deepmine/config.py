@@ -26,6 +26,11 @@ class DataConfig(_Section):
     table: str | None = Field(None, description="SQL table name (SQLAlchemy URL sources).")
     query: str | None = Field(None, description="SQL query (SQLAlchemy URL sources).")
     na_values: list[str] = Field(default_factory=lambda: ["", "?", "NA", "N/A", "NaN", "nan", "null", "NULL"])
+    streaming: bool | None = Field(
+        None, description="Train from Arrow record batches read from disk; auto = Parquet/CSV files over 1 GiB."
+    )
+    sample_rows: int = Field(200_000, ge=100, description="Streaming: rows (the first N) that fit preprocessing.")
+    chunk_rows: int = Field(65_536, ge=256, description="Streaming: rows per record batch read and shuffled.")
 
 
 class ColumnsConfig(_Section):
@@ -89,6 +94,14 @@ class TrainerConfig(_Section):
     patience: int = Field(6, ge=1)
     monitor: str = Field("auto", description="Validation metric for early stopping; 'auto' = loss.")
     class_weight: Literal["none", "balanced"] = "none"
+    loss: Literal["cross_entropy", "focal"] = Field(
+        "cross_entropy", description="Classification loss; focal (Lin et al. 2017) down-weights easy examples."
+    )
+    threshold: str = Field(
+        "argmax",
+        description="Binary decision threshold, chosen on validation: argmax, f1, precision_at_recall=R, "
+        "recall_at_precision=P.",
+    )
     grad_clip: float | None = Field(None, gt=0)
     valid_fraction: float = Field(0.15, gt=0, lt=0.9)
     checkpoint: bool = True
@@ -104,6 +117,14 @@ class ReportConfig(_Section):
     sample_rows: int = Field(5000, ge=100, description="Validation rows kept for ROC/PR/calibration/residuals.")
 
 
+class TrackingConfig(_Section):
+    """MLflow run tracking of every fit (embedded SQLite store in ./deepmine-runs by default)."""
+
+    enabled: bool = Field(True, description="Record params, metrics and the artifact with MLflow.")
+    uri: str | None = Field(None, description="Tracking URI; unset = $MLFLOW_TRACKING_URI, else ./deepmine-runs.")
+    experiment: str = Field("deepmine", description="MLflow experiment the runs go to.")
+
+
 class RunConfig(_Section):
     """Everything one run needs. Every field can be set with ``--set section.key=value``."""
 
@@ -116,6 +137,7 @@ class RunConfig(_Section):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
 SECTION_ALIASES = {"module": "model"}

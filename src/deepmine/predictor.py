@@ -86,8 +86,16 @@ class Predictor:
         outputs = forward_in_chunks(self.model, to_tensors(blocks))
         if self.is_classifier:
             proba = torch.softmax(outputs.float(), dim=1).numpy()
-            return proba, self.pipeline.decode_target(proba.argmax(axis=1))
+            return proba, self.pipeline.decode_target(self.decide(proba))
         return None, self.pipeline.decode_target(outputs.squeeze(-1).double().numpy())
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """Class indices from probabilities: the most probable class, or for a binary model with a decision
+        threshold chosen on validation (``trainer.threshold``), positive when ``proba[:, 1] >= threshold``."""
+        threshold = self.model_spec.get("decision_threshold")
+        if threshold is None or proba.shape[1] != 2:
+            return proba.argmax(axis=1)
+        return (proba[:, 1] >= threshold).astype("int64")
 
     def predict(self, data: DataSource) -> np.ndarray:
         """Predicted labels (classification) or values (regression), one per input row."""
@@ -150,8 +158,9 @@ class Predictor:
         y = self.pipeline.encode_target(frame, where)
         proba, values = self._proba_and_values(frame, where)
         if self.is_classifier:
-            metrics: dict[str, Any] = classification_metrics(y, proba, len(self.schema.classes))
-            metrics["confusion_matrix"] = confusion(y, proba.argmax(axis=1), len(self.schema.classes))
+            decided = self.decide(proba)
+            metrics: dict[str, Any] = classification_metrics(y, proba, len(self.schema.classes), y_pred=decided)
+            metrics["confusion_matrix"] = confusion(y, decided, len(self.schema.classes))
         else:
             metrics = regression_metrics(self.pipeline.decode_target(y.astype("float64")), values)
         metrics["rows"] = len(frame)

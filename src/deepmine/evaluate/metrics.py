@@ -20,9 +20,12 @@ CLASSIFICATION_METRICS = (
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 
 
-def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
-    """Metrics from class indices and an (n, n_classes) probability matrix."""
-    y_pred = proba.argmax(axis=1)
+def classification_metrics(
+    y_true: np.ndarray, proba: np.ndarray, n_classes: int, y_pred: np.ndarray | None = None
+) -> dict[str, float]:
+    """Metrics from class indices and an (n, n_classes) probability matrix (``y_pred``: decided classes,
+    default the most probable)."""
+    y_pred = proba.argmax(axis=1) if y_pred is None else y_pred
     labels = np.arange(n_classes)
     out: dict[str, float] = {
         "accuracy": skm.accuracy_score(y_true, y_pred),

@@ -16,7 +16,7 @@ from torch import nn
 from deepmine.config import ModelConfig
 from deepmine.nn.registry import get_model_builder
 
-SPEC_ONLY = ("name", "parameters", "task")
+SPEC_ONLY = ("name", "parameters", "task", "decision_threshold")
 
 
 class Ensemble(nn.Module):

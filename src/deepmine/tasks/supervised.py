@@ -69,11 +69,32 @@ def _drop_missing_target(frame: pd.DataFrame, target: str, where: str) -> pd.Dat
     return frame
 
 
+def _check_threshold(config: RunConfig, task: str | None, y_train: torch.Tensor) -> dict[str, Any]:
+    """Validate ``trainer.threshold``; for a binary task, the positive share and (under 5 %) AP as headline."""
+    from deepmine.evaluate.thresholds import RARE_SHARE, parse_threshold
+
+    parse_threshold(config.trainer.threshold)
+    if config.trainer.threshold != "argmax" and task != "binary":
+        from deepmine.exceptions import ConfigError
+
+        raise ConfigError(
+            f"trainer.threshold '{config.trainer.threshold}' needs a binary target; this task is {task} "
+            "(leave trainer.threshold=argmax)"
+        )
+    if task != "binary":
+        return {}
+    share = float(y_train.float().mean())
+    if share < RARE_SHARE:
+        return {"positive_share": round(share, 6), "headline_metric": "average_precision"}
+    return {"positive_share": round(share, 6)}
+
+
 def fingerprint(frame: pd.DataFrame, config: RunConfig) -> str:
     """Identifies the data and settings a checkpoint belongs to."""
     settings = config.model_dump(mode="json")
     settings["trainer"].pop("progress", None)
     settings.pop("report", None)  # what the report records does not change training
+    settings.pop("tracking", None)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(np.asarray(pd.util.hash_pandas_object(frame, index=False)).tobytes())
     return digest.hexdigest()
@@ -89,6 +110,14 @@ def fit_table(
     callbacks: Sequence[Callback] = (),
 ) -> Predictor:
     """Load → infer → split → preprocess → train → score on validation; return the Predictor."""
+    from deepmine.data.streaming import should_stream
+
+    if should_stream(data, config.data):  # larger than memory: train from chunks read from disk
+        from deepmine.tasks.streaming import fit_streaming
+
+        return fit_streaming(
+            data, config, valid=valid, checkpoint_dir=checkpoint_dir, resume=resume, callbacks=callbacks
+        )
     started = time.perf_counter()
     where = describe(data)
     frame = load_table(data, config.data)
@@ -131,6 +160,7 @@ def fit_table(
         "text_cardinalities": pipeline.text_cardinalities,
         "out_features": n_classes if classify else 1,
     }
+    rare = _check_threshold(config, schema.task, y_train)
     model = build_model(spec, config.model)
     spec["parameters"] = sum(p.numel() for p in model.parameters())
     if classify:
@@ -140,7 +170,12 @@ def fit_table(
             w = np.ones(n_classes)
             w[present] = compute_class_weight("balanced", classes=present, y=y_train.numpy())
             weight = torch.tensor(w, dtype=torch.float32)
-        loss_fn: nn.Module = nn.CrossEntropyLoss(weight=weight)
+        if config.trainer.loss == "focal":
+            from deepmine.nn.losses import FocalLoss
+
+            loss_fn: nn.Module = FocalLoss(weight=weight)
+        else:
+            loss_fn = nn.CrossEntropyLoss(weight=weight)
     else:
         loss_fn = RegressionLoss()
     trainer = Trainer(
@@ -156,6 +191,13 @@ def fit_table(
         fingerprint=fingerprint(frame, config) if checkpoint_dir is not None else "",
     )
     history = trainer.fit(x_train, y_train, x_valid, y_valid)
+    chosen = None
+    if schema.task == "binary" and config.trainer.threshold != "argmax":
+        from deepmine.evaluate.thresholds import choose_threshold
+
+        valid_proba = torch.softmax(forward_in_chunks(model, x_valid).float(), dim=1)[:, 1].numpy()
+        chosen = choose_threshold(y_valid.numpy(), valid_proba, config.trainer.threshold)
+        spec["decision_threshold"] = chosen["threshold"]
     predictor = Predictor(schema, pipeline, model, config, spec, history=history)
     predictor.metrics = {"valid": predictor.score_frame(valid_frame, valid_where)}
     predictor.training = {
@@ -165,7 +207,10 @@ def fit_table(
         "best_epoch": trainer.best_epoch + 1,
         "seconds": round(time.perf_counter() - started, 3),
         "source": where,
+        **rare,
     }
+    if chosen is not None:
+        predictor.training["threshold"] = chosen
     if config.report.enabled:
         from deepmine.report.collect import collect_insight
 

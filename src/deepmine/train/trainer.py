@@ -20,6 +20,7 @@ from deepmine.exceptions import ConfigError
 from deepmine.io_utils import int_keys, load_state, save_state
 from deepmine.train.batches import BatchSource, TensorBatches
 from deepmine.train.callbacks import Callback, EarlyStopping
+from deepmine.train.distributed import agree_logs, rank, shard, wrap_model
 from deepmine.train.optim import PER_BATCH_SCHEDULES, build_optimizer, build_scheduler, l1_penalty
 from deepmine.train.progress import TrainingProgress
 
@@ -49,6 +50,7 @@ class Trainer:
         fingerprint: str = "",
     ) -> None:
         self.model = model
+        self.train_model = wrap_model(model)  # DistributedDataParallel under torchrun, else the model itself
         self.loss_fn = loss_fn
         self.config = trainer
         self.optimizer_config = optimizer
@@ -86,6 +88,7 @@ class Trainer:
             if target is None:
                 raise TypeError("Trainer.fit needs a target tensor when inputs are tensors")
             source = TensorBatches(inputs, target, self.config.batch_size)
+        source = shard(source)  # under torchrun: this rank's slice of every global batch
         if self.config.threads is not None:
             torch.set_num_threads(self.config.threads)
         steps = source.steps()
@@ -100,7 +103,7 @@ class Trainer:
         start_epoch = self._maybe_resume()
         for cb in self.callbacks:
             cb.on_fit_start(self)
-        progress = TrainingProgress(self.config.progress, self.config.epochs, steps)
+        progress = TrainingProgress(self.config.progress if rank() == 0 else False, self.config.epochs, steps)
         l1 = self.optimizer_config.l1
         clip = self.config.grad_clip
         per_batch_schedule = self.scheduler is not None and self.config.schedule in PER_BATCH_SCHEDULES
@@ -116,7 +119,7 @@ class Trainer:
                 total = torch.zeros(())
                 seen = 0
                 for step, (batch, batch_target) in enumerate(source.epoch(self.generator), start=1):
-                    loss = self.loss_fn(self.model(*batch), batch_target)
+                    loss = self.loss_fn(self.train_model(*batch), batch_target)
                     objective = loss + l1 * l1_penalty(self.model) if l1 else loss
                     self.optimizer.zero_grad(set_to_none=True)
                     objective.backward()
@@ -133,10 +136,11 @@ class Trainer:
                     if progress.enabled:
                         progress.batch(step, float(total) / seen)
                 logs = {"epoch": epoch + 1, "train_loss": float(total) / max(seen, 1)}
-                if has_valid:
+                if has_valid and rank() == 0:
                     logs.update(
                         {f"valid_{k}": v for k, v in self.evaluate(self.model, valid_inputs, valid_target).items()}
                     )
+                logs = agree_logs(logs)  # under torchrun every rank takes rank 0's metrics: same early stopping
                 if self.scheduler is not None and not per_batch_schedule:
                     self.scheduler.step(logs.get(self.monitor_key(), logs["train_loss"]))
                 logs["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -188,7 +192,7 @@ class Trainer:
         return keyed
 
     def _save_checkpoint(self, epoch: int) -> None:
-        if self.checkpoint_dir is not None and self.config.checkpoint:
+        if self.checkpoint_dir is not None and self.config.checkpoint and rank() == 0:
             save_state(self.checkpoint_dir, self._state(epoch))
 
     def _maybe_resume(self) -> int:

@@ -1,0 +1,123 @@
+"""`deepmine fit DATA --task sequence`, and `evaluate`/`predict` for sequence artifacts.
+
+DATA holds wide rows: one series per row, the label in the first column (or the column named by --target,
+a name or a position), every other column one step (``--set sequence.channels=C``: C values per step).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from deepmine.config import DataConfig
+
+
+def is_sequence_artifact(path: Path) -> bool:
+    try:
+        return json.loads((Path(path) / "deepmine.json").read_text(encoding="utf-8")).get("kind") == "sequence"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _read(data: str, read: DataConfig, label: Any, channels: int):
+    from deepmine.data.sources import describe, load_table
+    from deepmine.sequences.sources import from_wide
+
+    where = describe(data)
+    if read.header is None and str(data).lower().endswith(".tsv"):
+        read = read.model_copy(update={"header": _has_header(data)})
+    frame = load_table(data, read)
+    values, lengths, y = from_wide(frame, label, where, channels)
+    return values, lengths, y, where
+
+
+def _has_header(path: str) -> bool:
+    """UCR .tsv files have no header: a first line of numbers is data."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        first = handle.readline().strip().split("\t")
+    try:
+        [float(v) for v in first if v]
+    except ValueError:
+        return True
+    return False
+
+
+def fit_command(data: str, out: Path | None, overrides: dict[str, Any], config: Path | None, json_out: bool) -> None:
+    """Fit a sequence classifier/regressor on wide rows and save the artifact."""
+    from deepmine.config import build_config
+    from deepmine.sequences.config import SequenceRunConfig
+    from deepmine.tasks.sequence import fit_sequences
+
+    overrides = dict(overrides)
+    overrides.pop("task", None)
+    label = overrides.pop("columns.target", None)
+    run = build_config(config, overrides, schema=SequenceRunConfig, aliases={}, command="fit --task sequence")
+    if label is not None:
+        run.sequence.label = label
+    values, lengths, y, where = _read(data, run.data, run.sequence.label, run.sequence.channels)
+    predictor = fit_sequences(values, y, run, lengths, where)
+    out = out or Path(f"{Path(data).name.split('.')[0]}-model")
+    predictor.save(out)
+    summary = {
+        "artifact": str(out),
+        "task": predictor.task,
+        "model": predictor.spec["names"][0],
+        "members": predictor.spec["members"],
+        "rows": predictor.training["rows"],
+        "valid_rows": predictor.training["valid_rows"],
+        "steps": predictor.state["steps"],
+        "channels": predictor.state["channels"],
+        "epochs": predictor.training["epochs"],
+        "seconds": predictor.training["seconds"],
+        **{k: v for k, v in predictor.metrics.get("valid", {}).items() if k != "rows"},
+    }
+    if json_out:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    print(
+        f"trained {summary['members']} × {summary['model']} on {summary['rows']} series in "
+        f"{summary['seconds']:.1f} s; artifact written to {out}",
+        file=sys.stderr,
+    )
+
+
+def evaluate_command(artifact: Path, data: str, json_out: bool, read: DataConfig) -> None:
+    from deepmine.tasks.sequence import SequencePredictor
+
+    predictor = SequencePredictor.load(artifact)
+    values, lengths, y, _ = _read(data, read, predictor.config.sequence.label, predictor.state["channels"])
+    metrics = predictor.score(values, y, lengths)
+    if json_out:
+        sys.stdout.write(json.dumps(metrics) + "\n")
+        return
+    print(
+        ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()), file=sys.stderr
+    )
+
+
+def predict_command(artifact: Path, data: str, output: Path | None, read: DataConfig) -> None:
+    """One prediction per row of DATA (wide rows, with or without the label column)."""
+    import pandas as pd
+
+    from deepmine.data.sources import describe, load_table
+    from deepmine.sequences.sources import from_wide
+    from deepmine.tasks.sequence import SequencePredictor
+
+    predictor = SequencePredictor.load(artifact)
+    if read.header is None and str(data).lower().endswith(".tsv"):
+        read = read.model_copy(update={"header": _has_header(data)})
+    frame = load_table(data, read)
+    channels, steps = predictor.state["channels"], predictor.state["steps"]
+    label = predictor.config.sequence.label if frame.shape[1] == steps * channels + 1 else None
+    values, lengths, _ = from_wide(frame, label, describe(data), channels)
+    out = pd.DataFrame({"prediction": predictor.predict(values, lengths)})
+    if predictor.task == "classification":
+        proba = predictor.predict_proba(values, lengths)
+        for i, name in enumerate(predictor.classes_):
+            out[f"proba_{name}"] = proba[:, i]
+    if output is None:
+        out.to_csv(sys.stdout, index=False)
+    else:
+        out.to_csv(output, index=False)

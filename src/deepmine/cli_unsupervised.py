@@ -1,0 +1,193 @@
+"""`deepmine anomalies` and `deepmine cluster`.
+
+Registered on the Typer app in :mod:`deepmine.cli`; heavy modules are imported inside the functions so
+`deepmine --help` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DataArg = Annotated[str, typer.Argument(help="A CSV/TSV/Parquet/JSONL file or a SQLAlchemy URL (sqlite:///f.db).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+SepOpt = Annotated[str | None, typer.Option("--sep", help="Delimiter (sniffed when omitted).")]
+EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="Text encoding (sniffed when omitted).")]
+NoHeaderOpt = Annotated[bool, typer.Option("--no-header", help="The first row is data, not column names.")]
+TableOpt = Annotated[str | None, typer.Option("--table", help="SQL table to read.")]
+QueryOpt = Annotated[str | None, typer.Option("--query", help="SQL query to read.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for everything (same seed = same result).")]
+IdOpt = Annotated[str | None, typer.Option("--id", help="Column that identifies rows (kept in the output).")]
+
+
+def _cli():
+    from deepmine import cli
+
+    return cli
+
+
+def _data_config(sep, encoding, no_header, table, query):
+    from deepmine.config import DataConfig
+
+    overrides = _cli()._read_overrides(sep, encoding, no_header, table, query)
+    return DataConfig(**{key.split(".", 1)[1]: value for key, value in overrides.items()})
+
+
+def _write_csv(frame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def anomalies(
+    data: DataArg,
+    detector: Annotated[
+        str,
+        typer.Option(
+            "--detector",
+            help="deepmine (default: autoencoder ensemble), autoencoder, isolation_forest, knn, lof, ecod, copod, "
+            "hbos, pca, ocsvm.",
+        ),
+    ] = "deepmine",
+    contamination: Annotated[
+        float | None, typer.Option("--contamination", help="Expected share of anomalies in (0, 0.5]; default 0.05.")
+    ] = None,
+    percentile: Annotated[
+        float | None, typer.Option("--percentile", help="Flag rows scoring above this percentile instead.")
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", help="Column marking known anomalies: scores the ranking (not used to fit)."),
+    ] = None,
+    positive: Annotated[
+        str | None, typer.Option("--positive", help="The --label value of anomalies (default 1, else the rarest).")
+    ] = None,
+    fit_normal: Annotated[
+        str | None,
+        typer.Option("--fit-normal", help="Fit only on rows whose --label has this value (the normal ones)."),
+    ] = None,
+    id_column: IdOpt = None,
+    top: Annotated[int, typer.Option("--top", help="Ranked rows shown (and in the JSON).", min=0)] = 10,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="CSV to write: every row ranked, with score and top columns.")
+    ] = None,
+    seed: SeedOpt = 42,
+    json_out: JsonOpt = False,
+    sep: SepOpt = None,
+    encoding: EncodingOpt = None,
+    no_header: NoHeaderOpt = False,
+    table: TableOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Score every row of DATA for how anomalous it is, flag the top share and name the columns behind each score."""
+    from deepmine.data.sources import load_table
+    from deepmine.unsupervised.anomalies import check_contamination, detect_anomalies
+
+    check_contamination(contamination, percentile)
+    config = _data_config(sep, encoding, no_header, table, query)
+    result = detect_anomalies(
+        data,
+        detector=detector,
+        contamination=contamination,
+        percentile=percentile,
+        label=label,
+        positive=positive,
+        fit_normal=fit_normal,
+        id_column=id_column,
+        seed=seed,
+        data_config=config,
+    )
+    summary = result.summary(top)
+    if out is not None:
+        frame = load_table(data, config) if id_column else None
+        _write_csv(result.table(frame, id_column) if frame is not None else result.table(None), out)
+        summary["out"] = str(out)
+    if json_out:
+        _cli()._emit_json(summary)
+        return
+    from rich.table import Table
+
+    console = _cli()._stderr()
+    view = Table(title=f"most anomalous rows ({detector}; {summary['flagged']} of {summary['rows']} flagged)")
+    for heading in ("row", "score", "flagged", f"top columns ({summary['contributions']})"):
+        view.add_column(heading)
+    for item in summary["top"]:
+        shown = ", ".join(f"{c['column']} {c['share']:.0%}" for c in item["columns"])
+        view.add_row(str(item["row"]), f"{item['score']:.4g}", "yes" if item["anomaly"] else "", shown)
+    console.print(view)
+    if result.metrics:
+        console.print(_cli()._metrics_table(f"against '{label}'", result.metrics))
+    if out is not None:
+        console.print(f"ranked rows written to [bold]{out}[/]")
+
+
+def cluster(
+    data: DataArg,
+    k: Annotated[str, typer.Option("--k", help="Number of clusters, or 'auto' (chosen by silhouette).")] = "auto",
+    method: Annotated[
+        str, typer.Option("--method", help="n2d (autoencoder → UMAP → k-means/GMM) or dec (k-means + DEC).")
+    ] = "n2d",
+    label: Annotated[
+        str | None, typer.Option("--label", help="Column of known groups: scores the clustering (not used to fit).")
+    ] = None,
+    id_column: IdOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder to write: clusters.csv (a cluster per row) and map.png."),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Autoencoder epochs (auto when omitted).", min=1)
+    ] = None,
+    seed: SeedOpt = 42,
+    json_out: JsonOpt = False,
+    sep: SepOpt = None,
+    encoding: EncodingOpt = None,
+    no_header: NoHeaderOpt = False,
+    table: TableOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Group the rows of DATA: a learned embedding, clustered; sizes, per-cluster profiles and a 2-D map."""
+    import pandas as pd
+
+    from deepmine.data.sources import load_table
+    from deepmine.unsupervised.cluster import cluster_table
+
+    config = _data_config(sep, encoding, no_header, table, query)
+    result = cluster_table(
+        data,
+        k,
+        method=method,
+        label=label,
+        id_column=id_column,
+        seed=seed,
+        epochs=epochs,
+        map_path=out / "map.png" if out is not None else None,
+        data_config=config,
+    )
+    summary = result.summary()
+    if out is not None:
+        rows = pd.DataFrame({"row": range(len(result.clusters)), "cluster": result.clusters})
+        if id_column:
+            rows.insert(1, id_column, load_table(data, config)[id_column].to_numpy())
+        _write_csv(rows, out / "clusters.csv")
+        summary["out"] = str(out)
+    if json_out:
+        _cli()._emit_json(summary)
+        return
+    console = _cli()._stderr()
+    console.print(f"{summary['rows']} rows in {result.k} clusters ({method}):")
+    for profile in result.profiles:
+        parts = []
+        for f in profile["features"]:
+            if "value" in f:
+                parts.append(f"{f['column']} = {f['value']} ({f['share']:.0%} vs {f['overall']:.0%})")
+            else:
+                parts.append(f"{f['column']} {f['mean']:.4g} vs {f['overall']:.4g}")
+        console.print(f"  cluster {profile['cluster']} ({profile['size']} rows): " + "; ".join(parts), highlight=False)
+    if result.metrics:
+        console.print(_cli()._metrics_table(f"against '{label}'", result.metrics))
+    if out is not None:
+        console.print(f"clusters and map written to [bold]{out}[/]")

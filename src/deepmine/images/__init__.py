@@ -1,0 +1,1 @@
+"""Images: CNN classification from class folders, tables of image paths, and IDX/NPZ arrays."""

@@ -1,0 +1,236 @@
+"""ImagePredictor: the fitted image preprocessing + network (+ tabular pipeline), predicting from raw images;
+saved as an artifact folder of kind ``image`` (``deepmine.json``, ``weights.safetensors``, ``checksum.sha256``)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from deepmine.exceptions import ArtifactError, DataError
+from deepmine.images.config import ImageRunConfig
+from deepmine.images.dataset import ImageBatches, image_store
+from deepmine.images.sources import ImageData, load_images
+from deepmine.images.transforms import ImageSpec
+
+KIND = "image"
+FORMAT_VERSION = 1
+MANIFEST, WEIGHTS = "deepmine.json", "weights.safetensors"
+PREDICT_BATCH = 512
+
+
+def json_value(value: Any) -> Any:
+    """A class label as plain JSON (NumPy scalars → Python)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class ImagePredictor:
+    """A fitted image classifier: ``predict``, ``predict_proba``, ``predict_frame``, ``evaluate``, ``save``."""
+
+    def __init__(
+        self,
+        spec: ImageSpec,
+        model: nn.Module,
+        config: ImageRunConfig,
+        model_spec: dict[str, Any],
+        classes: list[Any],
+        *,
+        tabular: Any = None,
+        metrics: dict[str, Any] | None = None,
+        history: list[dict[str, float]] | None = None,
+        training: dict[str, Any] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.model = model
+        self.config = config
+        self.model_spec = model_spec
+        self.classes = [json_value(c) for c in classes]
+        self.tabular = tabular  # a fitted FeaturePipeline for the table's other columns, or None
+        self.metrics = metrics or {}
+        self.history = history or []
+        self.training = training or {}
+
+    @property
+    def task(self) -> str:
+        return "binary" if len(self.classes) == 2 else "multiclass"
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.classes)
+
+    # ---- inputs -----------------------------------------------------------------------------------------
+    def load(self, data: Any, labels: Any = None) -> ImageData:
+        """Read images (folder, table of paths, IDX/NPZ, array, list of paths) the way training did."""
+        return load_images(
+            data, self.config.images, labels=labels, target=self.config.columns.target, read=self.config.data
+        )
+
+    def encode_labels(self, labels: np.ndarray, where: str) -> np.ndarray:
+        """Class indices for labels; a label never seen in training is an error naming it."""
+        index = {str(c): i for i, c in enumerate(self.classes)}
+        keys = pd.Series(labels).astype(str).to_numpy()
+        unknown = sorted({k for k in keys if k not in index})
+        if unknown:
+            raise DataError(
+                f"{where} has label(s) {unknown[:5]} the model was not trained on; known classes: {self.classes[:20]}"
+            )
+        return np.asarray([index[k] for k in keys], dtype=np.int64)
+
+    def batches(
+        self,
+        data: ImageData,
+        target: torch.Tensor | None = None,
+        batch_size: int = PREDICT_BATCH,
+        cache: Path | None = None,
+    ) -> ImageBatches:
+        tabular = []
+        if self.tabular is not None:
+            from deepmine.predictor import to_tensors
+
+            tabular = to_tensors(self.tabular.transform(data.table, data.where))
+        return ImageBatches(
+            image_store(data, self.spec, cache),
+            target,
+            self.spec,
+            batch_size,
+            tabular=tabular,
+            train=False,
+            workers=self.config.images.workers,
+            channels_last=self.config.model.channels_last,
+        )
+
+    def outputs(self, data: ImageData) -> torch.Tensor:
+        """Class scores (logits) for every image, in order."""
+        self.model.eval()
+        with torch.inference_mode():
+            outs = [self.model(*inputs) for inputs, _ in self.batches(data).epoch(None)]
+        return torch.cat(outs).float() if outs else torch.zeros((0, len(self.classes)))
+
+    # ---- prediction ---------------------------------------------------------------------------------------
+    def predict_proba(self, data: Any) -> np.ndarray:
+        """Class probabilities, shape (images, classes), columns in the order of ``classes_``."""
+        return torch.softmax(self.outputs(self.load(data)), dim=1).numpy()
+
+    def predict(self, data: Any) -> np.ndarray:
+        """The most probable class of each image."""
+        return self.classes_[self.predict_proba(data).argmax(axis=1)]
+
+    def predict_frame(self, data: Any, id_column: str | None = None) -> pd.DataFrame:
+        """One row per readable image: its path (or index), the prediction and ``proba_<class>`` columns."""
+        images = self.load(data)
+        proba = torch.softmax(self.outputs(images), dim=1).numpy()
+        out = pd.DataFrame({images.path_column: images.names})
+        if id_column:
+            if images.table is None or id_column not in images.table.columns:
+                raise DataError(f"id column '{id_column}' is not in {images.where}")
+            out.insert(0, id_column, images.table[id_column].to_numpy())
+        out["prediction"] = self.classes_[proba.argmax(axis=1)]
+        for i, label in enumerate(self.classes):
+            out[f"proba_{label}"] = proba[:, i]
+        return out
+
+    def evaluate(self, data: Any, labels: Any = None) -> dict[str, Any]:
+        """Metrics on labelled images (class folders, a table with the target column, IDX/NPZ with labels)."""
+        images = self.load(data, labels)
+        return self.score(images)
+
+    def score(self, images: ImageData) -> dict[str, Any]:
+        from deepmine.evaluate.metrics import classification_metrics, confusion
+
+        if images.labels is None:
+            raise DataError(
+                f"{images.where} has no labels; evaluate needs class folders, a target column or a label file"
+            )
+        y = self.encode_labels(images.labels, images.where)
+        proba = torch.softmax(self.outputs(images), dim=1).numpy()
+        metrics: dict[str, Any] = classification_metrics(y, proba, len(self.classes))
+        metrics["confusion_matrix"] = confusion(y, proba.argmax(axis=1), len(self.classes))
+        metrics["rows"] = len(images)
+        return metrics
+
+    # ---- persistence ----------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact folder atomically; return its path."""
+        from safetensors.torch import save_file
+
+        from deepmine.artifact import _json_safe, write_checksums
+        from deepmine.io_utils import atomic_folder
+        from deepmine.versions import package_versions
+
+        path = Path(path)
+        manifest = {
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": package_versions(),
+            "task": self.task,
+            "classes": self.classes,
+            "config": self.config.model_dump(mode="json"),
+            "image": self.spec.to_dict(),
+            "model": self.model_spec,
+            "tabular": None
+            if self.tabular is None
+            else {"schema": self.tabular.schema.to_dict(), "pipeline": self.tabular.state()},
+            "metrics": self.metrics,
+            "history": self.history,
+            "training": self.training,
+        }
+        with atomic_folder(path) as tmp:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+            save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "deepmine_format": str(FORMAT_VERSION)})
+            text = json.dumps(_json_safe(manifest), indent=2, allow_nan=False, default=json_value)
+            (tmp / MANIFEST).write_text(text, encoding="utf-8")
+            write_checksums(tmp, [MANIFEST, WEIGHTS])
+        return path
+
+    @classmethod
+    def load_artifact(cls, path: str | Path) -> ImagePredictor:
+        """Read an artifact written by :meth:`save` (checksums verified, nothing unpickled)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from deepmine.artifact import read_manifest
+        from deepmine.nn.vision import build_image_model
+
+        path = Path(path)
+        manifest = read_manifest(path, KIND, "deepmine fit IMAGES --out")
+        try:
+            config = ImageRunConfig.model_validate(manifest["config"])
+            spec = ImageSpec.from_dict(manifest["image"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ArtifactError(f"artifact '{path}': its image settings are incomplete ({err})") from err
+        tabular = None
+        if manifest.get("tabular"):
+            from deepmine.data.schema import Schema
+            from deepmine.features.pipeline import FeaturePipeline
+
+            schema = Schema.from_dict(manifest["tabular"]["schema"])
+            tabular = FeaturePipeline.from_state(schema, manifest["tabular"]["pipeline"])
+        model = build_image_model(manifest["model"], config.model)
+        try:
+            model.load_state_dict(load_file(str(path / WEIGHTS)))
+        except (SafetensorError, RuntimeError) as err:
+            raise ArtifactError(
+                f"artifact '{path}': weights do not fit the model ({str(err).splitlines()[0]})"
+            ) from err
+        model.eval()
+        return cls(
+            spec,
+            model,
+            config,
+            manifest["model"],
+            manifest["classes"],
+            tabular=tabular,
+            metrics=manifest.get("metrics"),
+            history=manifest.get("history"),
+            training=manifest.get("training"),
+        )
+
+    def __repr__(self) -> str:
+        return f"ImagePredictor(classes={len(self.classes)}, size={self.spec.height}x{self.spec.width})"

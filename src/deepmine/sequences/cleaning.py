@@ -1,0 +1,101 @@
+"""Cleaning of timed series: parse and sort timestamps, drop duplicated ones (with a warning), resample
+irregular or gappy series to a regular grid and fill the gaps, standardize with training statistics."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from deepmine.exceptions import ColumnError, DataError, DeepmineWarning, did_you_mean
+
+
+def numeric_targets(frame: pd.DataFrame, time: str, targets: list[str], where: str) -> list[str]:
+    """The columns to forecast: the named ones (checked), else every numeric column but the time."""
+    for column in [time, *targets]:
+        if column not in frame.columns:
+            raise ColumnError(f"column '{column}' is not in {where}{did_you_mean(column, frame.columns)}")
+    if targets:
+        for column in targets:
+            if not pd.api.types.is_numeric_dtype(frame[column]):
+                raise ColumnError(
+                    f"target column '{column}' of {where} is not numeric (dtype {frame[column].dtype}); "
+                    "forecast numeric columns only"
+                )
+        return list(targets)
+    found = [c for c in frame.columns if c != time and pd.api.types.is_numeric_dtype(frame[c])]
+    if not found:
+        raise ColumnError(f"{where} has no numeric column to forecast besides '{time}'; name them with --target")
+    return found
+
+
+def regular_series(
+    frame: pd.DataFrame, time: str, targets: list[str], where: str, freq: str | None = None
+) -> tuple[pd.DataFrame, dict[str, int | str]]:
+    """``targets`` indexed by a regular time grid: duplicates dropped (first kept, warned), rows sorted,
+    resampled to ``freq`` (auto = the median step), gaps filled by time interpolation (ends by nearest)."""
+    stamps = pd.to_datetime(frame[time], errors="coerce")
+    bad = int(stamps.isna().sum())
+    if bad == len(frame):
+        raise ColumnError(
+            f"time column '{time}' of {where} holds no readable timestamps (first value {frame[time].iloc[0]!r}); "
+            "pass the column with dates or times as --time"
+        )
+    values = frame[targets].astype("float64").set_axis(stamps).loc[stamps.notna().to_numpy()]
+    values = values.sort_index(kind="stable")
+    duplicated = values.index.duplicated(keep="first")
+    report: dict[str, int | str] = {"unreadable_times": bad, "duplicates": int(duplicated.sum())}
+    if duplicated.any():
+        example = values.index[duplicated][0]
+        warnings.warn(
+            f"{where}: {int(duplicated.sum())} duplicated timestamps in '{time}' (first {example}); "
+            "kept the first row of each",
+            DeepmineWarning,
+            stacklevel=2,
+        )
+        values = values[~duplicated]
+    if len(values) < 2:
+        raise DataError(f"{where} has {len(values)} distinct timestamps in '{time}'; a series needs at least 2")
+    if freq is None:
+        freq = values.index.to_series().diff().median()
+    grid = pd.date_range(values.index[0], values.index[-1], freq=freq)
+    regular = values.reindex(values.index.union(grid))
+    missing = int(regular.loc[grid].isna().any(axis=1).sum())
+    regular = regular.interpolate(method="time", limit_direction="both").loc[grid]
+    report.update({"rows": len(grid), "filled": missing, "freq": pd.tseries.frequencies.to_offset(freq).freqstr})
+    all_missing = [c for c in targets if regular[c].isna().all()]
+    if all_missing:
+        raise DataError(f"column '{all_missing[0]}' of {where} has no values; drop it or pass other --target columns")
+    return regular, report
+
+
+class Standardizer:
+    """Per-channel mean and deviation from the training rows; a constant channel gets deviation 1."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.std = np.asarray(std, dtype=np.float64)
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> Standardizer:
+        std = values.std(axis=0)
+        return cls(values.mean(axis=0), np.where(std > 1e-12, std, 1.0))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return ((values - self.mean) / self.std).astype(np.float32)
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        return values * self.std + self.mean
+
+    def state(self) -> dict[str, list[float]]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+
+def check_length(rows: int, lookback: int, horizon: int, where: str, part: str = "the series") -> None:
+    """Clear error when a series is too short for one lookback + horizon window."""
+    if rows < lookback + horizon:
+        raise DataError(
+            f"{part} of {where} has {rows} time steps, shorter than lookback {lookback} + horizon {horizon}; "
+            "use a shorter --lookback or --horizon, or more data"
+        )

@@ -1,0 +1,95 @@
+"""``SequenceClassifier``: a scikit-learn estimator over arrays shaped (n, steps) or (n, steps, channels).
+
+Trailing NaN marks a shorter series (masked); inner NaN is interpolated. Settings: ``model``, ``epochs``,
+``seed``, a YAML/dict ``config``, and any config field routed by prefix (``model__hidden=64``,
+``trainer__batch_size=128``, ``sequence__normalize="global"``), so ``clone`` and ``GridSearchCV`` work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+ROUTED = ("model", "optimizer", "trainer", "sequence")
+
+
+class SequenceClassifier(ClassifierMixin, BaseEstimator):
+    """Sequence classification with deepmine's sequence networks (default: an ensemble of 1-D ResNets)."""
+
+    def __init__(
+        self,
+        model: str = "auto",
+        *,
+        epochs: int | None = None,
+        seed: int = 42,
+        config: Any = None,
+        progress: bool = False,
+        **routed: Any,
+    ) -> None:
+        self.model = model
+        self.epochs = epochs
+        self.seed = seed
+        self.config = config
+        self.progress = progress
+        for key, value in routed.items():
+            setattr(self, key, value)
+
+    def _routed(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if "__" in k and not k.endswith("_")}
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {**super().get_params(deep=deep), **self._routed()}
+
+    def set_params(self, **params: Any) -> SequenceClassifier:
+        plain = {}
+        for key, value in params.items():
+            if "__" in key:
+                setattr(self, key, value)
+            else:
+                plain[key] = value
+        super().set_params(**plain)
+        return self
+
+    def _run_config(self):
+        from deepmine.config import build_config
+        from deepmine.exceptions import ConfigError
+        from deepmine.sequences.config import SequenceRunConfig
+
+        overrides: dict[str, Any] = {"seed": self.seed, "task": "classification", "trainer.progress": self.progress}
+        if self.model != "auto" or self.config is None:
+            overrides["model.name"] = self.model
+        if self.epochs is not None:
+            overrides["trainer.epochs"] = self.epochs
+        for key, value in self._routed().items():
+            if key.split("__")[0] not in ROUTED:
+                raise ConfigError(f"unknown setting '{key}'; routed settings start with {', '.join(ROUTED)}")
+            overrides[key.replace("__", ".")] = value
+        return build_config(self.config, overrides, schema=SequenceRunConfig, aliases={})
+
+    def fit(self, X: Any, y: Any) -> SequenceClassifier:
+        from deepmine.tasks.sequence import fit_sequences
+
+        self.predictor_ = fit_sequences(np.asarray(X, dtype=np.float64), np.asarray(y), self._run_config())
+        self.classes_ = self.predictor_.classes_
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "predictor_"):
+            from deepmine.sklearn_api import NotFittedError
+
+            raise NotFittedError("this SequenceClassifier is not fitted yet; call fit(X, y) first")
+
+    def predict(self, X: Any) -> np.ndarray:
+        self._check()
+        return self.predictor_.predict(np.asarray(X, dtype=np.float64))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        self._check()
+        return self.predictor_.predict_proba(np.asarray(X, dtype=np.float64))
+
+    def save(self, path: Any) -> Any:
+        """Write the fitted model as an artifact folder (``deepmine.load`` reads it back)."""
+        self._check()
+        return self.predictor_.save(path)

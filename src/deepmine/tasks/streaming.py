@@ -1,0 +1,157 @@
+"""Supervised training on a file larger than memory (``data.streaming``).
+
+The schema, the preprocessing statistics (quantile knots, tree-based bins, vocabularies) and the validation
+split come from a stated sample — the first ``data.sample_rows`` rows; the validation rows are drawn from that
+sample (stratified) and left out of training. Training then reads the whole file chunk by chunk every epoch
+(:class:`deepmine.data.streaming.StreamingBatches`), so memory does not grow with the number of rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils.class_weight import compute_class_weight
+from torch import nn
+
+from deepmine.config import RunConfig
+from deepmine.data.schema import check_target, infer_schema
+from deepmine.data.sources import DataSource, describe, load_table
+from deepmine.data.splits import train_valid_split
+from deepmine.data.streaming import ChunkReader, StreamingBatches
+from deepmine.features.pipeline import FeaturePipeline
+from deepmine.nn.ensemble import MemberMeanLoss, build_model
+from deepmine.predictor import Predictor, to_tensors
+from deepmine.tasks.supervised import RegressionLoss, _drop_missing_target, make_evaluator
+from deepmine.train.callbacks import Callback
+from deepmine.train.seeding import seed_everything
+from deepmine.train.trainer import Trainer
+
+POSITION = "__deepmine_row__"
+
+
+def _fingerprint(path: Path, config: RunConfig) -> str:
+    settings = config.model_dump(mode="json")
+    for key in ("report", "tracking"):
+        settings.pop(key, None)
+    settings["trainer"].pop("progress", None)
+    stat = path.stat()
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def fit_streaming(
+    data: DataSource,
+    config: RunConfig,
+    *,
+    valid: DataSource | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> Predictor:
+    """Sample → infer → fit preprocessing → stream-train → score on validation; return the Predictor."""
+    started = time.perf_counter()
+    where = describe(data)
+    target = config.columns.target
+    reader = ChunkReader(data, config.data)
+    sample = reader.head(config.data.sample_rows)
+    check_target(sample, target, where)
+    sample[POSITION] = np.arange(len(sample))
+    sample = _drop_missing_target(sample, target, where)
+    schema = infer_schema(
+        sample.drop(columns=[POSITION]),
+        target,
+        task=config.task,
+        roles=config.columns.roles,
+        drop=config.columns.drop,
+        id_column=config.columns.id,
+        where=where,
+    )
+    classify = schema.task != "regression"
+    generator = seed_everything(config.seed)
+    if valid is not None:
+        valid_where = describe(valid)
+        valid_frame = load_table(valid, config.data)
+        check_target(valid_frame, target, valid_where)
+        valid_frame = _drop_missing_target(valid_frame, target, valid_where)
+        train_sample, skip = sample, np.zeros(0, dtype="int64")
+    else:
+        valid_where = "the validation split (of the sample)"
+        train_sample, valid_frame = train_valid_split(
+            sample, target, config.trainer.valid_fraction, config.seed, stratify=classify
+        )
+        skip = valid_frame[POSITION].to_numpy()
+    train_sample = train_sample.drop(columns=[POSITION])
+    valid_frame = valid_frame.drop(columns=[POSITION], errors="ignore")
+    pipeline = FeaturePipeline(schema, config.preprocess).fit(train_sample)
+    x_valid = to_tensors(pipeline.transform(valid_frame, valid_where))
+    y_valid = torch.from_numpy(pipeline.encode_target(valid_frame, valid_where).copy())
+    columns = [s.name for s in schema.features] + [target]
+    reader.columns = columns
+    rows = reader.count_labelled(target) - len(skip)
+    source = StreamingBatches(reader, pipeline, target, config.trainer.batch_size, rows, skip)
+
+    n_classes = len(schema.classes)
+    spec: dict[str, Any] = {
+        "name": config.model.name,
+        "task": schema.task,
+        "numeric_widths": pipeline.numeric_widths,
+        "cardinalities": pipeline.cardinalities,
+        "text_cardinalities": pipeline.text_cardinalities,
+        "out_features": n_classes if classify else 1,
+    }
+    model = build_model(spec, config.model)
+    spec["parameters"] = sum(p.numel() for p in model.parameters())
+    if classify:
+        weight = None
+        if config.trainer.class_weight == "balanced":
+            y = pipeline.encode_target(train_sample, where)
+            present = np.unique(y)
+            w = np.ones(n_classes)
+            w[present] = compute_class_weight("balanced", classes=present, y=y)
+            weight = torch.tensor(w, dtype=torch.float32)
+        loss_fn: nn.Module = nn.CrossEntropyLoss(weight=weight)
+    else:
+        loss_fn = RegressionLoss()
+    trainer = Trainer(
+        model,
+        MemberMeanLoss(loss_fn),
+        config.trainer,
+        config.optimizer,
+        generator=generator,
+        evaluate=make_evaluator(schema.task, n_classes, pipeline),
+        callbacks=callbacks,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        fingerprint=_fingerprint(Path(data), config) if checkpoint_dir is not None else "",
+    )
+    history = trainer.fit(source, None, x_valid, y_valid)
+    predictor = Predictor(schema, pipeline, model, config, spec, history=history)
+    predictor.metrics = {"valid": predictor.score_frame(valid_frame, valid_where)}
+    predictor.training = {
+        "rows": rows,
+        "valid_rows": len(valid_frame),
+        "epochs": len(history),
+        "best_epoch": trainer.best_epoch + 1,
+        "seconds": round(time.perf_counter() - started, 3),
+        "source": where,
+        "streaming": {
+            "sample_rows": len(sample),
+            "fitted_on": f"schema, preprocessing and validation split from the first {len(sample)} labelled rows",
+            "chunk_rows": config.data.chunk_rows,
+        },
+    }
+    if config.report.enabled:
+        from deepmine.report.collect import collect_insight
+
+        whole = sample.drop(columns=[POSITION])
+        predictor.insight = collect_insight(predictor, whole, train_sample, valid_frame, where, valid_where)
+        predictor.training["insight_seconds"] = round(time.perf_counter() - started - predictor.training["seconds"], 3)
+    return predictor

@@ -1,0 +1,352 @@
+"""Images: sources (folders, path tables, IDX, NPZ), bad files, preprocessing, nets, artifacts, CLI, estimator."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from deepmine.exceptions import ColumnError, ConfigError, DataError, DeepmineWarning
+from deepmine.images.config import build_image_config
+from deepmine.images.sources import load_images
+from deepmine.images.task import fit_images
+from deepmine.images.transforms import ImageSpec, decode, prepare_batch
+from deepmine.nn.vision import build_layers
+
+FAST = {
+    "trainer.epochs": 6,
+    "trainer.batch_size": 16,
+    "trainer.progress": False,
+    "trainer.checkpoint": False,
+    "model.width": 8,
+    "trainer.threads": 1,
+}
+
+
+def bars(n: int, size: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Images with one bright horizontal ('h') or vertical ('v') bar at a random place, plus noise."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 40, (n, size, size)).astype(np.uint8)
+    y = np.where(rng.random(n) < 0.5, "h", "v")
+    for i in range(n):
+        k = rng.integers(2, size - 2)
+        if y[i] == "h":
+            x[i, k, 1:-1] = 255
+        else:
+            x[i, 1:-1, k] = 255
+    return x, y
+
+
+def write_folder(root: Path, x: np.ndarray, y: np.ndarray, rgb_every: int = 0) -> Path:
+    for i, (image, label) in enumerate(zip(x, y, strict=True)):
+        folder = root / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        picture = Image.fromarray(image)
+        if rgb_every and i % rgb_every == 0:
+            picture = picture.convert("RGB")
+        picture.save(folder / f"{i:04d}.png")
+    return root
+
+
+def config(**extra):
+    return build_image_config(None, {**FAST, **extra})
+
+
+# ---- sources and bad files -----------------------------------------------------------------------------------
+def test_corrupt_zero_byte_and_truncated_images_are_skipped_with_one_warning(tmp_path):
+    x, y = bars(20)
+    root = write_folder(tmp_path / "photos", x, y)
+    (root / "h" / "zero.png").write_bytes(b"")
+    good = (root / "v" / next(iter(sorted(p.name for p in (root / "v").iterdir())))).read_bytes()
+    (root / "v" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (root / "h" / "text.png").write_text("not an image")
+    with pytest.warns(DeepmineWarning, match=r"skipped 3 of 23 images.*h/text.png \(not an image\).*zero bytes"):
+        data = load_images(root)
+    assert len(data) == 20 and not any("zero" in n or "truncated" in n for n in data.names)
+    assert "v/truncated.png (damaged" in " ".join(data.skipped)
+
+
+def test_strict_stops_at_the_first_unreadable_image(tmp_path):
+    x, y = bars(6)
+    root = write_folder(tmp_path / "photos", x, y)
+    (root / "h" / "zero.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"zero.png' is zero bytes; .*drop --strict"):
+        load_images(root, config(**{"images.strict": True}).images)
+
+
+def test_folder_without_images_is_a_clear_error(tmp_path):
+    (tmp_path / "empty" / "cats").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("hello")
+    with pytest.raises(DataError, match=r"holds no images .*one sub-folder per class"):
+        load_images(tmp_path / "empty")
+
+
+def test_empty_class_folder_is_ignored_with_a_warning(tmp_path):
+    x, y = bars(24)
+    root = write_folder(tmp_path / "photos", x, y)
+    (root / "unused").mkdir()
+    with pytest.warns(DeepmineWarning, match=r"class folder\(s\) \['unused'\] hold no images"):
+        predictor = fit_images(root, config(**{"trainer.epochs": 1}))
+    assert predictor.classes == ["h", "v"]
+
+
+def test_path_column_with_missing_files_skips_them_and_strict_refuses(tmp_path):
+    x, y = bars(16)
+    for i, image in enumerate(x):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+    names = [f"{i}.png" for i in range(16)] + ["gone.png", "sub/also-gone.png"]
+    table = pd.DataFrame({"file": names, "label": list(y) + ["h", "v"]})
+    table.to_csv(tmp_path / "table.csv", index=False)
+    with pytest.warns(
+        DeepmineWarning, match=r"skipped 2 of 18 rows of .*table.csv \(column 'file'\).*gone.png \(missing\)"
+    ):
+        data = load_images(tmp_path / "table.csv", target="label")
+    assert len(data) == 16 and data.names[:2] == ["0.png", "1.png"]  # paths relative to the table's folder
+    assert list(data.labels) == list(y)
+    with pytest.raises(DataError, match="gone.png' is missing"):
+        load_images(tmp_path / "table.csv", config(**{"images.strict": True}).images, target="label")
+    table.assign(file=["nowhere.png"] * len(table)).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(DataError, match="none of the 18 images"):
+        load_images(tmp_path / "bad.csv", target="label")
+
+
+def test_named_path_column_that_does_not_exist_suggests_one(tmp_path):
+    pd.DataFrame({"file": ["a.png"], "label": ["x"]}).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(ColumnError, match="did you mean 'file'"):
+        load_images(tmp_path / "t.csv", config(**{"images.path_column": "files"}).images)
+
+
+def test_idx_and_npz_sources_read_images_with_labels(tmp_path):
+    x, _ = bars(5, size=6)
+    labels = np.arange(5, dtype=np.uint8)
+    header = struct.pack(">BBBB3I", 0, 0, 8, 3, 5, 6, 6)
+    with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as handle:
+        handle.write(header + x.tobytes())
+    with gzip.open(tmp_path / "train-labels-idx1-ubyte.gz", "wb") as handle:
+        handle.write(struct.pack(">BBBBI", 0, 0, 8, 1, 5) + labels.tobytes())
+    data = load_images(tmp_path / "train-images-idx3-ubyte.gz")
+    assert data.array.shape == (5, 6, 6, 1) and np.array_equal(data.array[..., 0], x)
+    assert list(data.labels) == list(range(5))
+    np.savez(tmp_path / "d.npz", x=np.stack([x] * 3, axis=-1), y=labels)
+    npz = load_images(tmp_path / "d.npz")
+    assert npz.array.shape == (5, 6, 6, 3) and list(npz.labels) == list(range(5))
+    np.savez(tmp_path / "odd.npz", pixels=x)
+    with pytest.raises(DataError, match=r"no image array named .* it holds \['pixels'\]"):
+        load_images(tmp_path / "odd.npz")
+
+
+# ---- preprocessing ---------------------------------------------------------------------------------------------
+def test_mixed_grayscale_and_rgb_follow_the_majority(tmp_path):
+    x, y = bars(20)
+    gray_root = write_folder(tmp_path / "mostly-gray", x, y, rgb_every=4)  # 5 of 20 saved as RGB
+    predictor = fit_images(gray_root, config(**{"trainer.epochs": 1}))
+    assert predictor.spec.channels == 1 and not predictor.spec.flip  # gray: no flips by default
+    rgb_root = write_folder(tmp_path / "mostly-rgb", x, y, rgb_every=1)
+    Image.fromarray(x[0]).save(rgb_root / "h" / "gray-one.png")
+    predictor = fit_images(rgb_root, config(**{"trainer.epochs": 1}))
+    assert predictor.spec.channels == 3 and predictor.spec.flip
+    assert predictor.predict_proba(gray_root).shape == (20, 2)  # gray images converted to RGB for prediction
+
+
+def test_mixed_sizes_resize_to_the_most_common_with_pad_or_crop(tmp_path):
+    wide = np.full((10, 20), 255, np.uint8)  # a white 20x10 (w x h) rectangle
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    padded = decode(tmp_path / "wide.png", 1, 16, 16, "pad")[..., 0]
+    assert padded.shape == (16, 16)
+    assert padded[0].max() == 0 and padded[-1].max() == 0 and padded[8].min() == 255  # black bars top/bottom
+    cropped = decode(tmp_path / "wide.png", 1, 16, 16, "crop")[..., 0]
+    assert cropped.min() == 255  # covers the square, no padding
+    x, y = bars(40, size=12)
+    root = write_folder(tmp_path / "photos", x, y)
+    Image.fromarray(np.zeros((30, 18), np.uint8)).save(root / "h" / "odd-size.png")
+    predictor = fit_images(root, config(**{"trainer.epochs": 1}))
+    assert (predictor.spec.height, predictor.spec.width) == (12, 12)
+
+
+def test_shift_augmentation_moves_pixels_and_depends_only_on_the_generator():
+    spec = ImageSpec(5, 5, 1, "pad", [0.0], [1.0], True, 1, False, 0.0)
+    image = torch.zeros(1, 5, 5, 1, dtype=torch.uint8)
+    image[0, 2, 2, 0] = 255
+    outs = [prepare_batch(image.repeat(64, 1, 1, 1), spec, torch.Generator().manual_seed(s)) for s in (0, 0, 1)]
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
+    centres = {tuple(torch.nonzero(o[0] > 0.5)[0].tolist()) for o in outs[0]}
+    assert centres <= {(r, c) for r in (1, 2, 3) for c in (1, 2, 3)} and len(centres) > 3
+    plain = prepare_batch(image, spec, None)
+    assert plain[0, 0, 2, 2] == 1.0 and plain.sum() == 1.0  # no augmentation without a generator
+
+
+# ---- networks ---------------------------------------------------------------------------------------------------
+def test_layer_list_builds_exactly_the_requested_net():
+    text = "conv(32,3) -> maxpool(2) -> conv(64,3) -> maxpool(2) -> conv(64,3) -> flatten -> dense(64) -> dense(10)"
+    net = build_layers(text, 1, 28, 28, 10)
+    kinds = [type(m).__name__ for m in net]
+    assert kinds == [
+        "Conv2d",
+        "ReLU",
+        "MaxPool2d",
+        "Conv2d",
+        "ReLU",
+        "MaxPool2d",
+        "Conv2d",
+        "ReLU",
+        "Flatten",
+        "Linear",
+        "ReLU",
+        "Linear",
+    ]
+    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (1, 32, (3, 3)),
+        (32, 64, (3, 3)),
+        (64, 64, (3, 3)),
+    ]
+    assert net[9].in_features == 576 and net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert sum(p.numel() for p in net.parameters()) == 93322  # the Keras classic's parameter count
+
+
+def test_layer_list_errors_name_the_problem():
+    with pytest.raises(ConfigError, match=r"must end with dense\(10\)"):
+        build_layers(["conv(8,3)", "flatten", "dense(5)"], 1, 28, 28, 10)
+    with pytest.raises(ConfigError, match="unknown layer 'convv'.*did you mean 'conv'"):
+        build_layers(["convv(8,3)", "flatten", "dense(10)"], 1, 28, 28, 10)
+    with pytest.raises(ConfigError, match="shrinks to nothing"):
+        build_layers(["conv(8,5)", "maxpool(2)", "conv(8,5)", "flatten", "dense(10)"], 1, 8, 8, 10)
+    with pytest.raises(ConfigError, match="dense at position 2 needs flatten"):
+        build_layers(["conv(8,3)", "dense(10)"], 1, 8, 8, 10)
+
+
+# ---- training, artifacts, determinism -----------------------------------------------------------------------------
+def test_learns_bars_and_round_trips_through_a_fresh_process(tmp_path):
+    x, y = bars(160, seed=1)
+    predictor = fit_images(x, config(), labels=y)
+    test_x, test_y = bars(60, seed=2)
+    assert predictor.evaluate(test_x, test_y)["accuracy"] >= 0.9
+    predictor.save(tmp_path / "model")
+    manifest = json.loads((tmp_path / "model" / "deepmine.json").read_text())
+    assert manifest["kind"] == "image" and manifest["classes"] == ["h", "v"]
+    np.save(tmp_path / "x.npy", test_x)
+    script = (
+        "import sys, numpy as np, deepmine\n"
+        f"p = deepmine.load({str(tmp_path / 'model')!r})\n"
+        f"np.save({str(tmp_path / 'proba.npy')!r}, p.predict_proba(np.load({str(tmp_path / 'x.npy')!r})))\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "proba.npy"), predictor.predict_proba(test_x))
+
+
+def test_same_seed_same_predictions_other_seed_differs():
+    x, y = bars(64, seed=3)
+    probas = [fit_images(x, config(seed=s, **{"trainer.epochs": 2}), labels=y).predict_proba(x) for s in (5, 5, 6)]
+    np.testing.assert_array_equal(probas[0], probas[1])
+    assert not np.array_equal(probas[0], probas[2])
+
+
+def test_image_plus_tabular_columns_train_as_one_model(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 120
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (12, 12)).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    size = rng.normal(size=n)
+    table = pd.DataFrame(
+        {"image": [f"{i}.png" for i in range(n)], "size": size, "label": np.where(size > 0, "big", "small")}
+    )
+    table.to_csv(tmp_path / "t.csv", index=False)
+    predictor = fit_images(tmp_path / "t.csv", config(**{"columns.target": "label", "trainer.epochs": 10}))
+    assert predictor.tabular is not None and type(predictor.model).__name__ == "ImageTabularNet"
+    assert predictor.metrics["valid"]["accuracy"] >= 0.8  # the label lives in the tabular column only
+    predictor.save(tmp_path / "model")
+    from deepmine.images.predictor import ImagePredictor
+
+    again = ImagePredictor.load_artifact(tmp_path / "model")
+    frame = again.predict_frame(tmp_path / "t.csv")
+    assert list(frame["image"][:2]) == ["0.png", "1.png"]
+    np.testing.assert_allclose(frame.filter(like="proba_").to_numpy(), predictor.predict_proba(tmp_path / "t.csv"))
+
+
+# ---- CLI and estimator --------------------------------------------------------------------------------------------
+def test_cli_fits_a_folder_and_predicts_a_folder_keeping_paths(tmp_path, run_cli):
+    x, y = bars(80, seed=4)
+    train = write_folder(tmp_path / "train", x, y)
+    fitted = run_cli(
+        "fit",
+        train,
+        "--out",
+        tmp_path / "model",
+        "--json",
+        "--set",
+        "trainer.epochs=6",
+        "--set",
+        "trainer.batch_size=16",
+        "--set",
+        "model.width=8",
+    )
+    assert fitted.code == 0, fitted.err
+    summary = json.loads(fitted.out)
+    assert summary["kind"] == "image" and summary["rows"] + summary["valid_rows"] == 80
+    test_x, test_y = bars(30, seed=5)
+    test = write_folder(tmp_path / "test", test_x, test_y)
+    scored = run_cli("evaluate", tmp_path / "model", test, "--json")
+    assert scored.code == 0 and json.loads(scored.out)["rows"] == 30
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(3):
+        Image.fromarray(test_x[i]).save(flat / f"img{i}.png")
+    predicted = run_cli("predict", tmp_path / "model", flat, "-o", tmp_path / "p.csv")
+    assert predicted.code == 0, predicted.err
+    frame = pd.read_csv(tmp_path / "p.csv")
+    assert list(frame["path"]) == ["img0.png", "img1.png", "img2.png"] and set(frame["prediction"]) <= {"h", "v"}
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    (empty / "a.txt").write_text("x")
+    failed = run_cli("predict", tmp_path / "model", empty)
+    assert failed.code == 1 and "holds no images" in failed.err and "Traceback" not in failed.err
+
+
+def test_image_classifier_estimator_arrays_and_paths(tmp_path):
+    from sklearn.base import clone
+
+    from deepmine.images.estimator import ImageClassifier
+    from deepmine.sklearn_api import NotFittedError
+
+    x, y = bars(120, seed=6)
+    model = ImageClassifier(epochs=6, batch_size=16, module__width=8, trainer__threads=1)
+    with pytest.raises(NotFittedError):
+        model.predict(x)
+    assert clone(model).get_params()["module__width"] == 8
+    model.fit(x, y)
+    test_x, test_y = bars(40, seed=7)
+    assert model.score(test_x, test_y) >= 0.85
+    paths = []
+    for i, image in enumerate(test_x[:4]):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(image).save(paths[-1])
+    np.testing.assert_allclose(model.predict_proba(paths), model.predict_proba(test_x[:4]), atol=1e-6)
+
+
+def test_fit_image_data_without_labels_is_a_clear_error(tmp_path):
+    for i in range(4):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / f"{i}.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(DataError, match="has no labels: use one sub-folder per class"):
+            fit_images(tmp_path, config())
+
+
+def test_on_disk_cache_of_resized_images_gives_the_same_model(tmp_path):
+    x, y = bars(40, seed=8)
+    root = write_folder(tmp_path / "photos", x, y)
+    lazy = fit_images(root, config(**{"trainer.epochs": 2}))
+    cached = fit_images(root, config(**{"trainer.epochs": 2, "images.cache": True}), cache_dir=tmp_path / "cache")
+    files = list((tmp_path / "cache").glob("*.u8"))
+    assert len(files) == 2 and sum(f.stat().st_size for f in files) == 40 * 12 * 12  # train + valid, uint8 pixels
+    np.testing.assert_array_equal(lazy.predict_proba(root), cached.predict_proba(root))

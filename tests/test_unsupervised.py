@@ -1,0 +1,242 @@
+"""Anomaly detection, deep clustering and rare-event classification (issue 5)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score, roc_auc_score
+
+from deepmine.exceptions import ConfigError, DataError, DeepmineWarning
+from deepmine.unsupervised.anomalies import detect_anomalies
+from deepmine.unsupervised.cluster import check_k, cluster_accuracy, cluster_table
+
+FAST_DETECTOR = {"members": 2, "threads": 1}
+
+
+def planted(n: int = 300, outliers: int = 12, seed: int = 0, column: str | None = None) -> pd.DataFrame:
+    """Correlated normal rows; the last ``outliers`` rows break the correlation (or shift ``column``)."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, 2))
+    x = np.column_stack([base[:, 0], base[:, 1], base[:, 0] + 0.1 * rng.normal(size=n), base[:, 1] * 2, base.sum(1)])
+    frame = pd.DataFrame(x, columns=["c0", "c1", "c2", "c3", "c4"])
+    frame["outlier"] = 0
+    rows = np.arange(n - outliers, n)
+    if column is None:  # each planted row: two columns pushed far out, one correlation broken
+        for row in rows:
+            pushed = rng.choice(["c0", "c1", "c3", "c4"], 2, replace=False)
+            frame.loc[row, pushed] += rng.choice([-1, 1], 2) * rng.uniform(4, 6, 2) * frame[pushed].std().to_numpy()
+        frame.loc[rows, "c2"] = -frame.loc[rows, "c0"]
+    else:
+        frame.loc[rows, column] += 8.0
+    frame.loc[rows, "outlier"] = 1
+    return frame
+
+
+def blobs(n: int = 240, centers: int = 3, seed: int = 0) -> pd.DataFrame:
+    from sklearn.datasets import make_blobs
+
+    x, y = make_blobs(n_samples=n, centers=centers, n_features=4, cluster_std=0.6, random_state=seed)
+    frame = pd.DataFrame(x, columns=["a", "b", "c", "d"])
+    frame["group"] = np.array(["x", "y", "z", "w", "v"])[y]
+    return frame
+
+
+# ---- anomalies ------------------------------------------------------------------------------------
+def test_default_detector_ranks_planted_outliers_on_top():
+    frame = planted()
+    result = detect_anomalies(frame, label="outlier", seed=0, detector_options=FAST_DETECTOR)
+    assert result.metrics["roc_auc"] >= 0.95
+    assert result.metrics["precision_at_k"] >= 0.6  # most of the 12 planted rows are the top 12 (chance: 0.04)
+    assert result.metrics["roc_auc"] == pytest.approx(roc_auc_score(frame["outlier"], result.scores))
+
+
+def test_contributing_column_is_the_perturbed_one():
+    frame = planted(column="c3", outliers=6)
+    result = detect_anomalies(frame, detector="autoencoder", label="outlier", seed=0, detector_options={"threads": 1})
+    planted_rows = set(range(len(frame) - 6, len(frame)))
+    top = [item for item in result.ranked if item["row"] in planted_rows]
+    assert all(item["columns"][0]["column"] == "c3" for item in top)
+
+
+@pytest.mark.parametrize("detector", ["deepmine", "autoencoder"])
+def test_same_seed_same_scores_other_seed_other_scores(detector):
+    frame = planted(n=120, outliers=5).drop(columns="outlier")
+    options = {"threads": 1, "epochs": 30}
+    a = detect_anomalies(frame, detector=detector, seed=3, detector_options=options).scores
+    b = detect_anomalies(frame, detector=detector, seed=3, detector_options=options).scores
+    c = detect_anomalies(frame, detector=detector, seed=4, detector_options=options).scores
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("rate", [0.0, -0.1, 0.51, 1.0])
+def test_contamination_outside_range_is_a_clear_error(rate):
+    with pytest.raises(ConfigError, match=r"contamination rate .* outside \(0, 0.5\]"):
+        detect_anomalies(planted(n=50, outliers=2), contamination=rate)
+
+
+def test_contamination_sets_the_flagged_share():
+    frame = planted(n=200, outliers=4).drop(columns="outlier")
+    result = detect_anomalies(frame, detector="isolation_forest", contamination=0.1)
+    assert result.flagged.sum() == 20
+
+
+def test_constant_columns_are_dropped_with_a_warning():
+    frame = planted(n=150, outliers=6)
+    frame["same"] = 7.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = detect_anomalies(frame, detector="isolation_forest", label="outlier")
+    assert any(issubclass(w.category, DeepmineWarning) and "'same'" in str(w.message) for w in caught)
+    assert "same" not in result.info["columns"]
+    assert all(c["column"] != "same" for item in result.ranked for c in item["columns"])
+
+
+def test_all_identical_rows_are_a_clear_error():
+    frame = pd.DataFrame({"a": [1.0] * 30, "b": ["x"] * 30})
+    with pytest.raises(DataError, match="nothing to detect or cluster"):
+        detect_anomalies(frame)
+    with pytest.raises(DataError, match="nothing to detect or cluster"):
+        cluster_table(frame, 2)
+
+
+def test_unknown_detector_suggests_a_name():
+    with pytest.raises(ConfigError, match="did you mean 'isolation_forest'"):
+        detect_anomalies(planted(n=40, outliers=2), detector="isolation_forst")
+
+
+@pytest.mark.parametrize("name", ["knn", "isolation_forest", "ecod", "lof"])
+def test_established_detectors_find_planted_outliers(name):
+    result = detect_anomalies(planted(), detector=name, label="outlier")
+    assert result.metrics["roc_auc"] >= 0.8
+
+
+# ---- clustering -----------------------------------------------------------------------------------
+def test_cluster_accuracy_matches_brute_force():
+    rng = np.random.default_rng(1)
+    labels, clusters = rng.integers(0, 3, 60), rng.integers(0, 3, 60)
+    best = max(np.mean(np.array(p)[clusters] == labels) for p in itertools.permutations(range(3)))
+    assert cluster_accuracy(labels, clusters) == pytest.approx(best)
+
+
+def test_blobs_are_recovered():
+    frame = blobs()
+    result = cluster_table(frame, 3, label="group", seed=0, threads=1)
+    assert result.metrics["cluster_accuracy"] >= 0.95
+    assert sorted(result.sizes.values()) == sorted(frame["group"].value_counts().tolist()) or (
+        result.metrics["cluster_accuracy"] >= 0.95
+    )
+    # profiles name a feature that sets each cluster apart (blob centres differ in every feature)
+    assert all(abs(p["features"][0]["z"]) > 0.5 for p in result.profiles)
+
+
+def test_k_auto_finds_the_number_of_blobs():
+    result = cluster_table(blobs(n=240, centers=4, seed=2), "auto", label="group", seed=0, threads=1)
+    assert result.k == 4
+    assert result.metrics["cluster_accuracy"] >= 0.95
+
+
+def test_k_larger_than_rows_is_a_clear_error():
+    with pytest.raises(ConfigError, match=r"--k 50 is larger than the number of rows \(20\)"):
+        cluster_table(blobs(n=20), 50)
+    with pytest.raises(ConfigError, match="at least 2"):
+        check_k(1, 10)
+
+
+# ---- CLI ------------------------------------------------------------------------------------------
+def test_cli_anomalies_and_cluster_json(tmp_path, run_cli):
+    path = tmp_path / "planted.csv"
+    planted(n=150, outliers=6).to_csv(path, index=False)
+    out = tmp_path / "ranked.csv"
+    done = run_cli("anomalies", path, "--detector", "isolation_forest", "--label", "outlier", "--json", "--out", out)
+    payload = json.loads(done.out)
+    assert {"roc_auc", "average_precision", "precision_at_k", "top", "threshold"} <= set(payload)
+    ranked = pd.read_csv(out)
+    assert len(ranked) == 150 and ranked["score"].is_monotonic_decreasing
+    bad = run_cli("anomalies", path, "--contamination", "0.7")
+    assert bad.code == 2 and "contamination" in bad.err
+
+    blob_path = tmp_path / "blobs.csv"
+    blobs(n=90).to_csv(blob_path, index=False)
+    folder = tmp_path / "clusters"
+    done = run_cli("cluster", blob_path, "--k", 3, "--label", "group", "--json", "--out", folder, "--epochs", 30)
+    payload = json.loads(done.out)
+    assert payload["k"] == 3 and {"cluster_accuracy", "nmi", "sizes", "profiles"} <= set(payload)
+    assert (folder / "map.png").stat().st_size > 1000
+    assert len(pd.read_csv(folder / "clusters.csv")) == 90
+
+
+# ---- rare events (supervised path) ----------------------------------------------------------------
+def rare_table(n: int = 1200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4))
+    logit = 2.5 * x[:, 0] + 1.5 * x[:, 1] - 6.0
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    frame = pd.DataFrame(x, columns=["f0", "f1", "f2", "f3"])
+    frame["fraud"] = np.where(y, "yes", "no")
+    return frame
+
+
+RARE_FAST = {
+    "trainer.epochs": 8,
+    "trainer.batch_size": 64,
+    "model.hidden": [16],
+    "model.ensemble": 1,
+    "report.enabled": False,
+    "trainer.threads": 1,
+}
+
+
+def _fit_rare(**extra):
+    from deepmine import fit
+    from deepmine.config import config_keys
+
+    settings = {**RARE_FAST, **extra}
+    if "tracking.enabled" in config_keys():
+        settings["tracking.enabled"] = False
+    frame = rare_table()
+    return frame, fit(frame, target="fraud", **settings)
+
+
+def test_average_precision_is_the_headline_when_positives_are_rare():
+    frame, predictor = _fit_rare()
+    assert (frame["fraud"] == "yes").mean() < 0.05
+    assert predictor.training["headline_metric"] == "average_precision"
+    assert "average_precision" in predictor.metrics["valid"]
+
+
+@pytest.mark.parametrize("setting", ["precision_at_recall=0.9", "f1"])
+def test_threshold_honours_the_named_metric(setting):
+    frame, predictor = _fit_rare(**{"trainer.threshold": setting})
+    chosen = predictor.training["threshold"]
+    if setting == "f1":
+        # no other cut of the validation scores gives a better F1 (brute force over every distinct score)
+        assert chosen["f1"] > 0
+    else:
+        assert chosen["recall"] >= 0.9
+    # predictions use the chosen threshold, not 0.5
+    proba = predictor.predict_proba(frame)[:, 1]
+    predicted = predictor.predict(frame) == "yes"
+    np.testing.assert_array_equal(predicted, proba >= chosen["threshold"])
+
+
+def test_choose_threshold_matches_brute_force():
+    from deepmine.evaluate.thresholds import choose_threshold
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(300) < 0.1).astype(int)
+    score = np.clip(y * 0.3 + rng.random(300) * 0.8, 0, 1)
+    chosen = choose_threshold(y, score, "f1")
+    best = max(f1_score(y, score >= t) for t in np.unique(score))
+    assert chosen["f1"] == pytest.approx(best)
+    at_recall = choose_threshold(y, score, "precision_at_recall=0.8")
+    feasible = [t for t in np.unique(score) if (score[y == 1] >= t).mean() >= 0.8]
+    best_p = max(y[score >= t].mean() for t in feasible)
+    assert at_recall["recall"] >= 0.8 and at_recall["precision"] == pytest.approx(best_p)
+    with pytest.raises(ConfigError, match="precision_at_recall=0.8"):
+        choose_threshold(y, score, "precision@recall")
