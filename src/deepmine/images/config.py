@@ -46,7 +46,11 @@ class ImageModelConfig(_Section):
 
     name: Literal["auto", "cnn", "classic"] = Field("auto", description="auto = cnn (VGG-style with batch norm).")
     layers: list[str] | str | None = Field(None, description="Explicit layer list; overrides name.")
-    width: int = Field(16, ge=4, description="Channels of the first cnn block (doubles per block); 16 fits a 2-core CPU.")
+    width: int = Field(
+        16,
+        ge=4,
+        description="Channels of the first cnn block (doubles per block); 16 suits a 2-core CPU.",
+    )
     dropout: float = Field(0.25, ge=0.0, lt=1.0)
     channels_last: bool = Field(True, description="NHWC memory format (faster convolutions on CPU).")
     # the tabular encoder for image + tabular tables

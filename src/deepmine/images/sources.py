@@ -332,7 +332,8 @@ def _progress(items: list[Path], what: str):
 
 def scan_files(data: ImageData, strict: bool, what: str | None = None) -> ImageData:
     """Decode every file once; drop the unreadable ones with one warning (``strict``: stop at the first)."""
-    assert data.paths is not None
+    if data.paths is None:
+        raise TypeError("scan_files needs image data read from files (paths), not arrays")
     keep: list[int] = []
     skipped: list[str] = []
     modes: Counter = Counter()
