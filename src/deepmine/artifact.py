@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -136,6 +137,15 @@ def verify_checksums(path: Path) -> None:
             )
 
 
+def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
+    """Load ``path``'s weights.safetensors into ``model`` and switch it to eval mode (a clear error if they differ)."""
+    try:
+        model.load_state_dict(load_file(str(Path(path) / WEIGHTS)))
+    except (SafetensorError, RuntimeError) as err:
+        raise ArtifactError(f"artifact '{path}': weights do not fit the model ({str(err).splitlines()[0]})") from err
+    return model.eval()
+
+
 def load_predictor(path: str | Path) -> Predictor:
     """Load an artifact folder written by :func:`save_predictor`."""
     path = Path(path)
@@ -145,11 +155,7 @@ def load_predictor(path: str | Path) -> Predictor:
     pipeline = FeaturePipeline.from_state(schema, manifest["pipeline"])
     spec = manifest["model"]
     model = build_model(spec, config.model)
-    try:
-        model.load_state_dict(load_file(str(path / WEIGHTS)))
-    except (SafetensorError, RuntimeError) as err:
-        raise ArtifactError(f"artifact '{path}': weights do not fit the model ({str(err).splitlines()[0]})") from err
-    model.eval()
+    load_weights(model, path)
     insight = None
     if INSIGHT in _checksummed(path):  # verified above; an unlisted insight.json is ignored
         try:

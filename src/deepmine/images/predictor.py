@@ -192,10 +192,8 @@ class ImagePredictor:
     @classmethod
     def load_artifact(cls, path: str | Path) -> ImagePredictor:
         """Read an artifact written by :meth:`save` (checksums verified, nothing unpickled)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
 
-        from deepmine.artifact import read_manifest
+        from deepmine.artifact import load_weights, read_manifest
         from deepmine.nn.vision import build_image_model
 
         path = Path(path)
@@ -213,13 +211,7 @@ class ImagePredictor:
             schema = Schema.from_dict(manifest["tabular"]["schema"])
             tabular = FeaturePipeline.from_state(schema, manifest["tabular"]["pipeline"])
         model = build_image_model(manifest["model"], config.model)
-        try:
-            model.load_state_dict(load_file(str(path / WEIGHTS)))
-        except (SafetensorError, RuntimeError) as err:
-            raise ArtifactError(
-                f"artifact '{path}': weights do not fit the model ({str(err).splitlines()[0]})"
-            ) from err
-        model.eval()
+        load_weights(model, path)
         return cls(
             spec,
             model,

@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
-from deepmine.exceptions import ArtifactError, ConfigError, DataError
+from deepmine.exceptions import ConfigError, DataError
 from deepmine.nn.forecast import build_forecaster
 from deepmine.sequences.cleaning import Standardizer, check_length, numeric_targets, regular_series
 from deepmine.sequences.config import ForecastRunConfig
@@ -224,20 +223,14 @@ class ForecastPredictor:
     @classmethod
     def load(cls, path: str | Path) -> ForecastPredictor:
         """Read an artifact written by :meth:`save` (checksums verified, no pickle)."""
-        from deepmine.artifact import WEIGHTS, read_manifest
+        from deepmine.artifact import load_weights, read_manifest
 
         path = Path(path)
         manifest = read_manifest(path, KIND, "deepmine forecast --out")
         specs = manifest["models"]
         constant = manifest["state"].get("constant")
         model = ForecastEnsemble([build_forecaster(s) for s in specs], manifest["weights"], constant)
-        try:
-            model.load_state_dict(load_file(str(path / WEIGHTS)))
-        except (SafetensorError, RuntimeError) as err:
-            raise ArtifactError(
-                f"artifact '{path}': weights do not fit the model ({str(err).splitlines()[0]})"
-            ) from err
-        model.eval()
+        load_weights(model, path)
         config = ForecastRunConfig.model_validate(manifest["config"])
         return cls(config, specs, model, manifest["state"], manifest.get("metrics"), manifest.get("training"))
 

@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
-from deepmine.exceptions import ArtifactError, DataError
+from deepmine.exceptions import DataError
 from deepmine.nn.sequence import build_sequence_model
 from deepmine.sequences.config import SequenceRunConfig
 from deepmine.sequences.sources import from_arrays
@@ -206,19 +205,13 @@ class SequencePredictor:
     @classmethod
     def load(cls, path: str | Path) -> SequencePredictor:
         """Read an artifact written by :meth:`save` (checksums verified, no pickle)."""
-        from deepmine.artifact import WEIGHTS, read_manifest
+        from deepmine.artifact import load_weights, read_manifest
 
         path = Path(path)
         manifest = read_manifest(path, KIND, "deepmine fit --task sequence")
         spec = manifest["model"]
         model = build_sequence_model(spec)
-        try:
-            model.load_state_dict(load_file(str(path / WEIGHTS)))
-        except (SafetensorError, RuntimeError) as err:
-            raise ArtifactError(
-                f"artifact '{path}': weights do not fit the model ({str(err).splitlines()[0]})"
-            ) from err
-        model.eval()
+        load_weights(model, path)
         config = SequenceRunConfig.model_validate(manifest["config"])
         return cls(config, spec, model, manifest["state"], manifest.get("metrics"), manifest.get("training"))
 
