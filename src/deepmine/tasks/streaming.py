@@ -21,14 +21,14 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
 from deepmine.config import RunConfig
-from deepmine.data.schema import check_target, infer_schema
-from deepmine.data.sources import DataSource, describe, load_table
+from deepmine.data.schema import check_target
+from deepmine.data.sources import DataSource, describe
 from deepmine.data.splits import train_valid_split
 from deepmine.data.streaming import ChunkReader, StreamingBatches
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.nn.ensemble import MemberMeanLoss, build_model
 from deepmine.predictor import Predictor, to_tensors
-from deepmine.tasks.supervised import RegressionLoss, _drop_missing_target, make_evaluator
+from deepmine.tasks.supervised import RegressionLoss, _drop_missing_target, infer_run_schema, make_evaluator, read_valid
 from deepmine.train.callbacks import Callback
 from deepmine.train.seeding import seed_everything
 from deepmine.train.trainer import Trainer
@@ -65,22 +65,11 @@ def fit_streaming(
     check_target(sample, target, where)
     sample[POSITION] = np.arange(len(sample))
     sample = _drop_missing_target(sample, target, where)
-    schema = infer_schema(
-        sample.drop(columns=[POSITION]),
-        target,
-        task=config.task,
-        roles=config.columns.roles,
-        drop=config.columns.drop,
-        id_column=config.columns.id,
-        where=where,
-    )
+    schema = infer_run_schema(sample.drop(columns=[POSITION]), config, where)
     classify = schema.task != "regression"
     generator = seed_everything(config.seed)
     if valid is not None:
-        valid_where = describe(valid)
-        valid_frame = load_table(valid, config.data)
-        check_target(valid_frame, target, valid_where)
-        valid_frame = _drop_missing_target(valid_frame, target, valid_where)
+        valid_frame, valid_where = read_valid(valid, config)
         train_sample, skip = sample, np.zeros(0, dtype="int64")
     else:
         valid_where = "the validation split (of the sample)"

@@ -17,7 +17,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
 from deepmine.config import RunConfig
-from deepmine.data.schema import check_target, infer_schema
+from deepmine.data.schema import Schema, check_target, infer_schema
 from deepmine.data.sources import DataSource, describe, load_table
 from deepmine.data.splits import train_valid_split
 from deepmine.evaluate.metrics import classification_metrics, regression_metrics
@@ -100,6 +100,27 @@ def fingerprint(frame: pd.DataFrame, config: RunConfig) -> str:
     return digest.hexdigest()
 
 
+def infer_run_schema(frame: pd.DataFrame, config: RunConfig, where: str) -> Schema:
+    """The schema of ``frame`` under the run's task and column settings."""
+    return infer_schema(
+        frame,
+        config.columns.target,
+        task=config.task,
+        roles=config.columns.roles,
+        drop=config.columns.drop,
+        id_column=config.columns.id,
+        where=where,
+    )
+
+
+def read_valid(valid: Any, config: RunConfig) -> tuple[pd.DataFrame, str]:
+    """The user's validation table (rows without a target dropped) and how to name it in messages."""
+    where = describe(valid)
+    frame = load_table(valid, config.data)
+    check_target(frame, config.columns.target, where)
+    return _drop_missing_target(frame, config.columns.target, where), where
+
+
 def fit_table(
     data: DataSource,
     config: RunConfig,
@@ -124,22 +145,12 @@ def fit_table(
     target = config.columns.target
     check_target(frame, target, where)
     frame = _drop_missing_target(frame, target, where)
-    schema = infer_schema(
-        frame,
-        target,
-        task=config.task,
-        roles=config.columns.roles,
-        drop=config.columns.drop,
-        id_column=config.columns.id,
-        where=where,
-    )
+    schema = infer_run_schema(frame, config, where)
     classify = schema.task != "regression"
     generator = seed_everything(config.seed)
     if valid is not None:
-        valid_where = describe(valid)
-        valid_frame = load_table(valid, config.data)
-        check_target(valid_frame, target, valid_where)
-        train_frame, valid_frame = frame, _drop_missing_target(valid_frame, target, valid_where)
+        valid_frame, valid_where = read_valid(valid, config)
+        train_frame = frame
     else:
         valid_where = "the validation split"
         train_frame, valid_frame = train_valid_split(
