@@ -1,0 +1,1 @@
+"""Text: tokenizers, vocabularies, encoders, word vectors, text classification and tagging."""
