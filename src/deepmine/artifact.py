@@ -82,6 +82,42 @@ def read_manifest(path: Path, kind: str, written_by: str) -> dict[str, Any]:
     return manifest
 
 
+def write_model_artifact(
+    path: str | Path,
+    kind: str,
+    fields: dict[str, Any],
+    model: torch.nn.Module,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a non-tabular artifact folder atomically: deepmine.json (``kind``, format, creation time,
+    versions and ``fields``), weights.safetensors, checksum.sha256. ``extra`` maps file names to callables
+    that write more (unchecksummed) files into the folder. Returns the folder."""
+    path = Path(path)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+        **fields,
+    }
+    with atomic_folder(path) as tmp:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "deepmine_format": str(FORMAT_VERSION)})
+        text = json.dumps(_json_safe(manifest), indent=2, allow_nan=False, default=_json_default)
+        (tmp / MANIFEST).write_text(text, encoding="utf-8")
+        write_checksums(tmp, [MANIFEST, WEIGHTS])
+        for name, write in (extra or {}).items():
+            write(tmp / name)
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and arrays in a manifest become plain JSON numbers and lists."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def save_predictor(predictor: Predictor, path: Path, *, report: bool = False) -> Path:
     """Write ``predictor`` to the folder ``path`` (replacing it atomically if it exists), with
     ``report.html`` when ``report``."""

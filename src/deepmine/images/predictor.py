@@ -3,8 +3,6 @@ saved as an artifact folder of kind ``image`` (``deepmine.json``, ``weights.safe
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -157,18 +155,9 @@ class ImagePredictor:
     # ---- persistence ----------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the artifact folder atomically; return its path."""
-        from safetensors.torch import save_file
+        from deepmine.artifact import write_model_artifact
 
-        from deepmine.artifact import _json_safe, write_checksums
-        from deepmine.io_utils import atomic_folder
-        from deepmine.versions import package_versions
-
-        path = Path(path)
-        manifest = {
-            "kind": KIND,
-            "format_version": FORMAT_VERSION,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": package_versions(),
+        fields = {
             "task": self.task,
             "classes": self.classes,
             "config": self.config.model_dump(mode="json"),
@@ -181,13 +170,7 @@ class ImagePredictor:
             "history": self.history,
             "training": self.training,
         }
-        with atomic_folder(path) as tmp:
-            state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-            save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "deepmine_format": str(FORMAT_VERSION)})
-            text = json.dumps(_json_safe(manifest), indent=2, allow_nan=False, default=json_value)
-            (tmp / MANIFEST).write_text(text, encoding="utf-8")
-            write_checksums(tmp, [MANIFEST, WEIGHTS])
-        return path
+        return write_model_artifact(path, KIND, fields, self.model)
 
     @classmethod
     def load_artifact(cls, path: str | Path) -> ImagePredictor:

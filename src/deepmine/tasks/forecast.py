@@ -11,16 +11,13 @@ and variable. Saved as an artifact with ``"kind": "forecaster"``.
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from deepmine.exceptions import ConfigError, DataError
@@ -194,16 +191,9 @@ class ForecastPredictor:
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write the artifact folder atomically (deepmine.json, weights.safetensors, checksum.sha256).
         ``extra`` maps file names to DataFrames (CSV) or callables writing into the folder."""
-        from deepmine.artifact import FORMAT_VERSION, MANIFEST, WEIGHTS, _json_safe, write_checksums
-        from deepmine.io_utils import atomic_folder
-        from deepmine.versions import package_versions
+        from deepmine.artifact import write_model_artifact
 
-        path = Path(path)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "kind": KIND,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": package_versions(),
+        fields = {
             "config": self.config.model_dump(mode="json"),
             "models": self.specs,
             "weights": self.model.weights,
@@ -211,14 +201,7 @@ class ForecastPredictor:
             "metrics": self.metrics,
             "training": self.training,
         }
-        with atomic_folder(path) as tmp:
-            tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-            save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt"})
-            (tmp / MANIFEST).write_text(json.dumps(_json_safe(manifest), indent=2), encoding="utf-8")
-            write_checksums(tmp, [MANIFEST, WEIGHTS])
-            for name, item in (extra or {}).items():
-                item(tmp / name)
-        return path
+        return write_model_artifact(path, KIND, fields, self.model, extra)
 
     @classmethod
     def load(cls, path: str | Path) -> ForecastPredictor:

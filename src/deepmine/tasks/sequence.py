@@ -4,16 +4,13 @@ score, and save/load the artifact (``deepmine.json`` with ``"kind": "sequence"``
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from deepmine.exceptions import DataError
@@ -179,28 +176,16 @@ class SequencePredictor:
     # ---- artifact ------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the artifact folder atomically: deepmine.json, weights.safetensors, checksum.sha256."""
-        from deepmine.artifact import FORMAT_VERSION, MANIFEST, WEIGHTS, _json_safe, write_checksums
-        from deepmine.io_utils import atomic_folder
-        from deepmine.versions import package_versions
+        from deepmine.artifact import write_model_artifact
 
-        path = Path(path)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "kind": KIND,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": package_versions(),
+        fields = {
             "config": self.config.model_dump(mode="json"),
             "model": self.spec,
             "state": self.state,
             "metrics": self.metrics,
             "training": self.training,
         }
-        with atomic_folder(path) as tmp:
-            weights = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-            save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
-            (tmp / MANIFEST).write_text(json.dumps(_json_safe(manifest), indent=2), encoding="utf-8")
-            write_checksums(tmp, [MANIFEST, WEIGHTS])
-        return path
+        return write_model_artifact(path, KIND, fields, self.model)
 
     @classmethod
     def load(cls, path: str | Path) -> SequencePredictor:
