@@ -171,6 +171,49 @@ def test_cli_anomalies_and_cluster_json(tmp_path, run_cli):
     assert len(pd.read_csv(folder / "clusters.csv")) == 90
 
 
+def shape_images(folder, per_class: int = 24, size: int = 12, seed: int = 0) -> None:
+    """Class folders of grayscale PNGs: a centred ring vs a centred cross, shifted by up to 1 pixel, with noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    shapes = {
+        "ring": np.abs(np.hypot(yy, xx) - size / 3.5) < 1.0,
+        "cross": (np.abs(yy) < 1.0) | (np.abs(xx) < 1.0),
+    }
+    for name, mask in shapes.items():
+        (folder / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 40, (size, size)).astype(np.uint8)
+            pixels[np.roll(mask, tuple(rng.integers(-1, 2, 2)), axis=(0, 1))] = 255
+            Image.fromarray(pixels).save(folder / name / f"{i}.png")
+
+
+def test_cli_clusters_an_image_folder_with_a_convolutional_autoencoder(tmp_path, run_cli):
+    shape_images(tmp_path / "shapes")
+    out = tmp_path / "groups"
+    done = run_cli(
+        "cluster", tmp_path / "shapes", "--k", 2, "--label", "folder", "--json", "--out", out, "--epochs", 200
+    )
+    assert done.code == 0, done.err
+    payload = json.loads(done.out)
+    assert payload["embedding"] == "convolutional autoencoder" and payload["image_size"] == [1, 12, 12]
+    assert payload["cluster_accuracy"] >= 0.9  # rings vs crosses: two obvious groups
+    rows = pd.read_csv(out / "clusters.csv")
+    assert len(rows) == 48 and rows["image"].str.endswith(".png").all()
+    assert sorted(payload["sizes"].values()) == sorted(rows["cluster"].value_counts().tolist())
+
+
+def test_image_clustering_pads_sides_to_multiples_of_four(tmp_path):
+    from deepmine.unsupervised.image_cluster import image_pixels
+
+    shape_images(tmp_path / "shapes", per_class=2, size=10)
+    x, images = image_pixels(tmp_path / "shapes")
+    assert x.shape == (4, 1, 12, 12) and x.dtype == np.float32
+    assert np.all(x[:, :, 10:, :] == 0) and np.all(x[:, :, :, 10:] == 0) and x.max() == 1.0
+    assert sorted(set(images.labels)) == ["cross", "ring"]
+
+
 # ---- rare events (supervised path) ----------------------------------------------------------------
 def rare_table(n: int = 1200, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)

@@ -149,28 +149,42 @@ def cluster(
     table: TableOpt = None,
     query: QueryOpt = None,
 ) -> None:
-    """Group the rows of DATA: a learned embedding, clustered; sizes, per-cluster profiles and a 2-D map."""
+    """Group the rows of DATA: a learned embedding, clustered; sizes, per-cluster profiles and a 2-D map.
+    DATA may also be images (class folders, IDX/NPZ, a table of image paths): a convolutional autoencoder
+    embeds them, and --label (any value, e.g. `--label folder`) scores against the class folders / IDX labels."""
     import pandas as pd
 
     from deepmine.data.sources import load_table
+    from deepmine.images.sources import is_image_source
     from deepmine.unsupervised.cluster import cluster_table
 
     config = _data_config(sep, encoding, no_header, table, query)
-    result = cluster_table(
-        data,
-        k,
-        method=method,
-        label=label,
-        id_column=id_column,
-        seed=seed,
-        epochs=epochs,
-        map_path=out / "map.png" if out is not None else None,
-        data_config=config,
-    )
+    map_path = out / "map.png" if out is not None else None
+    names = None
+    if is_image_source(data):  # class folders, IDX/NPZ files, a table of image paths: convolutional autoencoder
+        from deepmine.unsupervised.image_cluster import cluster_images
+
+        result, names = cluster_images(
+            data, k, method=method, label=label, seed=seed, epochs=epochs, map_path=map_path, read=config
+        )
+    else:
+        result = cluster_table(
+            data,
+            k,
+            method=method,
+            label=label,
+            id_column=id_column,
+            seed=seed,
+            epochs=epochs,
+            map_path=map_path,
+            data_config=config,
+        )
     summary = result.summary()
     if out is not None:
         rows = pd.DataFrame({"row": range(len(result.clusters)), "cluster": result.clusters})
-        if id_column:
+        if names is not None:
+            rows.insert(1, "image", names)
+        elif id_column:
             rows.insert(1, id_column, load_table(data, config)[id_column].to_numpy())
         _write_csv(rows, out / "clusters.csv")
         summary["out"] = str(out)
@@ -178,7 +192,7 @@ def cluster(
         _cli()._emit_json(summary)
         return
     console = _cli()._stderr()
-    console.print(f"{summary['rows']} rows in {result.k} clusters ({method}):")
+    console.print(f"{summary['rows']} rows in {result.k} clusters ({method}): sizes {result.sizes}")
     for profile in result.profiles:
         parts = []
         for f in profile["features"]:

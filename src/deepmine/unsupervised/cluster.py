@@ -1,6 +1,6 @@
 """`deepmine cluster`: learn an embedding, cluster it, describe the clusters, draw a 2-D map.
 
-Embedding: a dense autoencoder for tables (a convolutional one for images, :func:`embed_images`).
+Embedding: a dense autoencoder for tables (a convolutional one for images: :mod:`.image_cluster`).
 Clustering (``method``):
 
 - ``n2d`` (default): the autoencoder's embedding → UMAP to a few dimensions → k-means, refined by a Gaussian
@@ -246,15 +246,17 @@ def cluster_matrix(
     epochs: int | None = None,
     threads: int | None = None,
     progress: bool | None = False,
+    embed: Any = None,
 ) -> ClusterResult:
-    """Cluster the rows of a float matrix (already scaled); see the module docstring."""
+    """Cluster the rows of a float array (already scaled); see the module docstring. ``embed`` learns the
+    embedding (default :func:`embed_dense`; :func:`~deepmine.unsupervised.image_cluster.embed_conv` for images)."""
     if method not in METHODS:
         raise ConfigError(f"unknown clustering method '{method}'; choose one of {list(METHODS)}")
     rows = len(x)
     wanted = check_k(k, rows)
     if rows < 2:
         raise DataError(f"clustering needs at least 2 rows, got {rows}")
-    distinct = len(np.unique(x.round(9), axis=0))
+    distinct = len(np.unique(x.reshape(rows, -1).round(9), axis=0))
     if distinct < 2:
         raise DataError("every row holds the same values; there is nothing to cluster")
     if wanted is not None and wanted > distinct:
@@ -263,7 +265,7 @@ def cluster_matrix(
         )
     seed_everything(seed)
     started = time.perf_counter()
-    model, z = embed_dense(x, seed=seed, epochs=epochs, threads=threads, progress=progress)
+    model, z = (embed or embed_dense)(x, seed=seed, epochs=epochs, threads=threads, progress=progress)
     embed_seconds = time.perf_counter() - started
     space = _umap(z, dims=wanted or AUTO_K_MAX, seed=seed) if method == "n2d" and rows > 20 else z
     silhouettes: dict[int, float] = {}
