@@ -1,7 +1,8 @@
 """mnist-cluster: cluster the 10k MNIST test images into 10 groups without labels (labels only score).
 
-deepmine: ``deepmine.unsupervised.cluster.cluster_matrix`` (the code behind `deepmine cluster`): a dense
-autoencoder embedding → UMAP → k-means refined by a Gaussian mixture (N2D). Peer: k-means on raw pixels
+deepmine: ``deepmine.unsupervised.image_cluster.cluster_images`` on the IDX file (the code behind
+`deepmine cluster t10k-images-idx3-ubyte.gz --k 10 --label idx`): a convolutional autoencoder embedding → UMAP →
+k-means refined by a Gaussian mixture (N2D). Peer: k-means on raw pixels
 (scikit-learn, n_init=10), in the same run. Metrics: cluster_accuracy (Hungarian matching) and nmi.
 """
 
@@ -20,23 +21,25 @@ ACCURACY_MIN = 0.85
 SEED = 0
 
 
-def load() -> tuple[np.ndarray, np.ndarray]:
+def load() -> tuple[object, np.ndarray, np.ndarray]:
+    """The IDX images file, the pixels (10000 × 784 in [0, 1], for the peer) and the labels."""
     from deepmine.data.idx import read_idx
 
     images, labels = require_files("mnist", ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
     x = read_idx(images).reshape(10000, -1).astype("float32") / 255.0
-    return x, read_idx(labels).astype(int)
+    return images, x, read_idx(labels).astype(int)
 
 
 def run(progress) -> dict[str, Any]:
     from sklearn.cluster import KMeans
 
-    from deepmine.unsupervised.cluster import cluster_matrix, clustering_metrics
+    from deepmine.unsupervised.cluster import clustering_metrics
+    from deepmine.unsupervised.image_cluster import cluster_images
 
-    x, y = load()
-    progress(f"mnist-cluster: {len(x)} images, deepmine (autoencoder → UMAP → k-means/GMM) ...")
+    images, x, y = load()
+    progress(f"mnist-cluster: {len(x)} images, deepmine (conv autoencoder → UMAP → k-means/GMM) ...")
     started = time.perf_counter()
-    result = cluster_matrix(x, 10, seed=SEED, progress=None)
+    result, _ = cluster_images(images, 10, seed=SEED)
     deepmine_seconds = time.perf_counter() - started
     ours = clustering_metrics(y, result.clusters)
     progress(f"mnist-cluster: deepmine {ours} in {deepmine_seconds:.0f} s; k-means on pixels ...")
@@ -48,7 +51,7 @@ def run(progress) -> dict[str, Any]:
     rows = {"train": len(x), "test": len(x)}
     runs = [
         {
-            "name": "deepmine cluster (n2d)",
+            "name": "deepmine cluster (conv autoencoder, n2d)",
             "metrics": ours,
             "fit_seconds": round(deepmine_seconds, 2),
             "rows": rows,

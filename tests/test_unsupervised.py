@@ -283,3 +283,29 @@ def test_choose_threshold_matches_brute_force():
     assert at_recall["recall"] >= 0.8 and at_recall["precision"] == pytest.approx(best_p)
     with pytest.raises(ConfigError, match="precision_at_recall=0.8"):
         choose_threshold(y, score, "precision@recall")
+
+
+# ---- sequences ------------------------------------------------------------------------------------
+def wave_rows(n: int = 120, steps: int = 40, odd: int = 6, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Wide rows of sine waves with random phase; ``odd`` of them carry a burst of noise in a random window
+    (returned as row → first step of the window)."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 4 * np.pi, steps)
+    x = np.sin(t[None, :] + rng.uniform(0, 2 * np.pi, (n, 1))) + rng.normal(0, 0.05, (n, steps))
+    flags, windows = np.zeros(n, dtype=int), {}
+    for row in rng.choice(n, odd, replace=False):
+        start = int(rng.integers(0, steps - 10))
+        x[row, start : start + 10] = rng.normal(0, 1.5, 10)
+        flags[row], windows[int(row)] = 1, start
+    return pd.DataFrame(x, columns=[f"t{i}" for i in range(steps)]), flags, windows
+
+
+def test_lstm_autoencoder_flags_series_with_a_broken_window():
+    frame, flags, windows = wave_rows()
+    result = detect_anomalies(frame, detector="lstm_autoencoder", seed=0, detector_options={"threads": 1})
+    assert roc_auc_score(flags, result.scores) >= 0.95
+    # the step named first for a flagged broken series lies in its broken window (or one step beside it)
+    for item in result.ranked[:3]:
+        assert flags[item["row"]] == 1
+        step = int(item["columns"][0]["column"][1:])
+        assert windows[item["row"]] - 1 <= step <= windows[item["row"]] + 10

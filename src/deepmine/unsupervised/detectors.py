@@ -310,6 +310,59 @@ class AutoencoderDetector(Detector):
         return np.mean([m.errors(scaled) for m in self.members_], axis=0)
 
 
+@register_detector("lstm_autoencoder")
+class LSTMAutoencoderDetector(Detector):
+    """Sequences as wide rows (one series per row, its numeric columns the steps in order): an LSTM
+    autoencoder (Malhotra et al. 2016) rebuilds each series; the score is the mean squared reconstruction
+    error, and each step's error is its contribution."""
+
+    def __init__(
+        self,
+        seed: int = 42,
+        epochs: int | None = None,
+        batch_size: int = 64,
+        hidden: int = 32,
+        latent: int = 8,
+        threads: int | None = None,
+    ) -> None:
+        self.seed, self.epochs, self.batch_size, self.threads = seed, epochs, batch_size, threads
+        self.hidden, self.latent = hidden, latent
+
+    def _series(self, x: np.ndarray) -> torch.Tensor:
+        scaled = (np.asarray(x, dtype="float64") - self.center_) / self.scale_
+        return torch.from_numpy(scaled.astype("float32")).unsqueeze(-1)  # (rows, steps, 1)
+
+    def fit(self, x: np.ndarray) -> LSTMAutoencoderDetector:
+        from deepmine.nn.autoencoders import LSTMAutoencoder
+        from deepmine.unsupervised.training import epochs_for, train_autoencoder
+
+        x = np.asarray(x, dtype="float64")
+        self.center_, spread = float(np.median(x)), float(np.std(x))  # one scale for all steps keeps the shape
+        self.scale_ = spread if spread > 1e-12 else 1.0
+        torch.manual_seed(self.seed)
+        self.model_ = LSTMAutoencoder(1, self.hidden, self.latent)
+        epochs = self.epochs or epochs_for(len(x), self.batch_size, min_steps=600, min_epochs=20, max_epochs=300)
+        train_autoencoder(
+            self.model_,
+            self._series(x),
+            seed=self.seed,
+            epochs=epochs,
+            batch_size=self.batch_size,
+            lr=3e-3,
+            threads=self.threads,
+        )
+        return self
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        from deepmine.nn.autoencoders import reconstruct_in_chunks
+
+        series = self._series(x)
+        return ((reconstruct_in_chunks(self.model_, series) - series) ** 2).squeeze(-1).numpy().astype("float64")
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        return self.contributions(x).mean(axis=1)
+
+
 class QuantileNormalScaler:
     """Each feature mapped to normal scores of its training quantiles (scikit-learn's QuantileTransformer),
     then standardized: a copula view in which heavy tails and skew no longer dominate distances."""
