@@ -22,7 +22,10 @@ from types import ModuleType
 from typing import Any
 
 import bench_adult
+import bench_chnsenticorp
+import bench_conll2003
 import bench_ett
+import bench_imdb
 import bench_mnist
 import bench_mnist_cluster
 import bench_mnist_rows
@@ -52,6 +55,9 @@ BENCHMARKS: dict[str, ModuleType] = {
         bench_ett,
         bench_ucr,
         bench_mnist_rows,
+        bench_conll2003,
+        bench_imdb,
+        bench_chnsenticorp,
     )
 }
 SUITES: dict[str, list[str]] = {"quick": ["adult", "overhead"], "full": list(BENCHMARKS)}

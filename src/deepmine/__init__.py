@@ -25,6 +25,9 @@ __all__ = [
     "TabularRegressor",
     "ImageClassifier",
     "SequenceClassifier",
+    "embed",
+    "load_vectors",
+    "WordVectors",
 ]
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from deepmine.predictor import Predictor
     from deepmine.recommender import Recommender
     from deepmine.sklearn_api import TabularClassifier, TabularRegressor
+    from deepmine.text.vectors import WordVectors
 
 
 def fit(data: Any, target: str | None = None, *, valid: Any = None, config: Any = None, **settings: Any) -> Predictor:
@@ -89,6 +93,10 @@ def load(path: Any) -> Predictor | Recommender:
         from deepmine.tasks.sequence import SequencePredictor
 
         return SequencePredictor.load(path)
+    if kind == "tagger":
+        from deepmine.tagging.predictor import TaggerPredictor
+
+        return TaggerPredictor.load(path)
     if kind == "forecaster":
         from deepmine.tasks.forecast import ForecastPredictor
 
@@ -106,6 +114,28 @@ def profile(data: Any, target: str | None = None, **read_options: Any) -> dict[s
     from deepmine.profile import profile_table
 
     return profile_table(data, target, DataConfig(**read_options))
+
+
+def embed(corpus: Any, output: Any = None, *, seed: int = 0, **settings: Any) -> WordVectors:
+    """Train word vectors (gensim Word2Vec) on ``corpus``: a .txt file (one document per line), a folder of
+    .txt files, a table file or DataFrame (its text column, or ``column=``), or a list of strings.
+
+    ``settings``: ``dim=100, window=5, min_count=2, epochs=5, method="skipgram"|"cbow", column=None,
+    tokenizer="auto"|"word"|"jieba"|"char", workers=1`` (more workers: faster, not reproducible).
+    Writes the word2vec text format to ``output`` when given."""
+    from deepmine.text.embed import train_vectors
+
+    vectors = train_vectors(corpus, seed=seed, **settings).vectors
+    if output is not None:
+        vectors.save(output)
+    return vectors
+
+
+def load_vectors(path: Any, limit: int | None = None) -> WordVectors:
+    """Read word2vec/GloVe text-format vectors (.gz too); ``vectors.nearest(word, k)`` lists neighbours."""
+    from deepmine.text.vectors import load_vectors as read
+
+    return read(path, limit)
 
 
 def __getattr__(name: str) -> Any:
@@ -129,6 +159,10 @@ def __getattr__(name: str) -> Any:
         from deepmine.predictor import Predictor
 
         return Predictor
+    if name == "WordVectors":
+        from deepmine.text.vectors import WordVectors
+
+        return WordVectors
     if name == "RunConfig":
         from deepmine.config import RunConfig
 

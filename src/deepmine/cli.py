@@ -144,7 +144,10 @@ def fit(
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for everything.")] = None,
     task: Annotated[
         str | None,
-        typer.Option("--task", help="binary, multiclass, regression, or sequence (wide rows: one series per row)."),
+        typer.Option(
+            "--task",
+            help="binary, multiclass, regression, sequence (wide rows: one series per row), or tagging (CoNLL/JSONL).",
+        ),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
     no_report: Annotated[
@@ -183,6 +186,11 @@ def fit(
     overrides.update(dict(parse_override(item) for item in set_ or []))
     if target is not None:
         overrides["columns.target"] = target
+    elif config is None and "columns.target" not in overrides:
+        from deepmine.text.folders import LABEL_COLUMN, is_text_folder
+
+        if is_text_folder(data):  # class folders of .txt files: the folder name is the label
+            overrides["columns.target"] = LABEL_COLUMN
     if seed is not None:
         overrides["seed"] = seed
     if task is not None:
@@ -194,6 +202,11 @@ def fit(
 
         overrides.pop("report.enabled", None)
         fit_sequence_command(data, out, overrides, config, json_out)
+        return
+    if task == "tagging":  # CoNLL/JSONL tagged sentences: a BiLSTM-CRF tagger
+        from deepmine.cli_tagging import fit_command as fit_tagging_command
+
+        fit_tagging_command(data, out, overrides, config, valid, json_out)
         return
     from deepmine.images.sources import is_image_source
 
@@ -245,6 +258,8 @@ def fit(
         **{k: v for k, v in predictor.training.items() if k in ("positive_share", "headline_metric", "threshold")},
         **metrics,
     }
+    for column in predictor.training.get("text_columns", {}).values():  # the tokenizer chosen per text column
+        _stderr().print(column["line"], markup=False, highlight=False, soft_wrap=True)
     if tracker is not None:
         summary["run_id"] = tracker.record(predictor, source=str(data), artifact=out)
     if json_out:
@@ -280,6 +295,11 @@ def evaluate(
         from deepmine.images.cli import evaluate_command
 
         evaluate_command(artifact, data, json_out, strict)
+        return
+    if _kind(artifact) == "tagger":
+        from deepmine.cli_tagging import evaluate_command as evaluate_tagger
+
+        evaluate_tagger(artifact, data, json_out)
         return
     if _kind(artifact) == "sequence":
         from deepmine.cli_sequence import evaluate_command as evaluate_sequence
@@ -335,6 +355,11 @@ def predict(
     """Predict every row of DATA: one output row per input row, in input order (large CSVs stream in chunks).
 
     For a recommender artifact: `--users 1,2,3 --k 10` lists each user's top items with scores."""
+    if _kind(artifact) == "tagger" and data is not None:
+        from deepmine.cli_tagging import predict_command as predict_tagger
+
+        predict_tagger(artifact, data, output)
+        return
     if _kind(artifact) == "sequence" and data is not None:
         from deepmine.cli_sequence import predict_command as predict_sequence
 
@@ -523,6 +548,16 @@ def _register_scale() -> None:
 
 
 _register_scale()
+
+
+def _register_vectors() -> None:
+    from deepmine.cli_vectors import embed, neighbors
+
+    app.command(name="embed")(embed)
+    app.command(name="neighbors")(neighbors)
+
+
+_register_vectors()
 
 
 @app.command()

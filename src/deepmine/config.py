@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from deepmine.exceptions import ConfigError, did_you_mean
 
@@ -54,8 +54,6 @@ class PreprocessConfig(_Section):
         description="Piecewise-linear bins per numeric column (tree split points, else quantiles); 0 = off.",
     )
     infinite: Literal["error", "missing"] = "error"
-    text_vocab_size: int = Field(20000, ge=10)
-    text_max_tokens: int = Field(256, ge=1)
 
 
 Activation = Literal["relu", "tanh", "sigmoid", "gelu"]
@@ -71,7 +69,12 @@ class ModelConfig(_Section):
     batch_norm: bool = False
     embedding_dim: int | None = Field(None, ge=1, description="Categorical embedding size; auto when unset.")
     ensemble: int = Field(3, ge=1, le=32, description="Members of a deep ensemble (averaged).")
-    numeric_embedding: int = Field(16, ge=0, description="Per-numeric-column embedding size; 0 feeds raw features.")
+    numeric_embedding: int | None = Field(
+        None,
+        ge=0,
+        description="Per-numeric-column embedding size; 0 feeds raw features; auto: 16 up to "
+        "64 numeric columns, else 0 (their cost grows with the square of the column count).",
+    )
 
 
 class OptimizerConfig(_Section):
@@ -109,6 +112,57 @@ class TrainerConfig(_Section):
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; unset = torch's default.")
 
 
+class TextConfig(_Section):
+    """Text columns: tokenizer, vocabulary, padding length and the encoder each column goes through."""
+
+    tokenizer: Literal["auto", "word", "char", "bpe", "wordpiece", "jieba"] = Field(
+        "auto", description="auto = jieba when a column is mostly CJK characters, else word."
+    )
+    max_tokens: int | None = Field(50000, ge=10, description="Vocabulary size (most frequent tokens).")
+    min_freq: int = Field(2, ge=1, description="Tokens seen fewer times in training map to the unknown id.")
+    max_length: int | None = Field(
+        None, ge=1, description="Fixed padding/truncation length; unset = length_percentile of the training texts."
+    )
+    length_percentile: float = Field(95.0, gt=0, le=100, description="Percentile of training token counts kept.")
+    length_cap: int = Field(1000, ge=1, description="Upper bound of the percentile-based length.")
+    subword_vocab: int = Field(16000, ge=100, description="Vocabulary the bpe/wordpiece tokenizers learn.")
+    encoder: str = Field(
+        "ngram",
+        description="Text encoder: ngram (word-embedding bag + wide Naive-Bayes-weighted bag of 1..ngrams-grams), "
+        "bag, lstm, gru, cnn, transformer; 'a+b' = an ensemble with one member per encoder (replaces model.ensemble).",
+    )
+    embedding_dim: int = Field(64, ge=1)
+    hidden: int = Field(64, ge=1, description="RNN state / CNN filters per width / transformer feed-forward half.")
+    layers: int = Field(1, ge=1)
+    bidirectional: bool = False
+    pooling: Literal["auto", "last", "mean", "max", "attention"] = Field(
+        "auto", description="auto = last (RNN), max (CNN), mean (transformer)."
+    )
+    kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5])
+    heads: int = Field(4, ge=1)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    ngrams: int = Field(3, ge=1, le=5, description="Longest word n-gram of the ngram encoder.")
+    ngram_min_df: int = Field(2, ge=1, description="n-grams in fewer training texts are dropped.")
+    max_ngrams: int | None = Field(2_000_000, ge=1)
+    vectors: str | None = Field(None, description="word2vec/GloVe text file initialising the word embeddings.")
+    freeze: bool = Field(False, description="Keep the loaded word vectors fixed.")
+    bucket: bool = Field(True, description="Length-bucketed batches (less padding).")
+
+    @field_validator("encoder")
+    @classmethod
+    def _known_encoders(cls, value: str) -> str:
+        known = ("ngram", "bag", "lstm", "gru", "cnn", "transformer")
+        for part in value.split("+"):
+            if part not in known:
+                raise ValueError(f"unknown text encoder '{part}'{did_you_mean(part, known)}; choose from {known}")
+        return value
+
+    @property
+    def encoders(self) -> list[str]:
+        """One encoder per ensemble member."""
+        return self.encoder.split("+")
+
+
 class ReportConfig(_Section):
     """What `fit` records for the HTML report and whether it writes ``report.html`` into the artifact."""
 
@@ -136,6 +190,7 @@ class RunConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    text: TextConfig = Field(default_factory=TextConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 

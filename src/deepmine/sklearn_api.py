@@ -21,7 +21,7 @@ class NotFittedError(DeepmineError, SklearnNotFittedError):
     """An estimator was used before ``fit``."""
 
 
-ROUTED_PREFIXES = ("module", "model", "optimizer", "trainer", "preprocess", "columns", "data")
+ROUTED_PREFIXES = ("module", "model", "optimizer", "trainer", "preprocess", "columns", "data", "text")
 TARGET = "__target__"
 
 
@@ -172,3 +172,63 @@ class TabularRegressor(RegressorMixin, _TabularEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return np.asarray(super().predict(X), dtype="float64")
+
+
+class TextClassifier(TabularClassifier):
+    """Classifier over raw texts: ``X`` is a list, array or Series of strings (or a one-column DataFrame).
+
+    The text settings are parameters (``encoder``, ``tokenizer``, ``max_length``); the rest routes like the
+    tabular estimators (``text__ngrams=2``, ``trainer__patience=3``)."""
+
+    TEXT = "text"
+
+    def __init__(
+        self,
+        *,
+        encoder: str = "ngram",
+        tokenizer: str = "auto",
+        max_length: int | None = None,
+        hidden: tuple[int, ...] = (256, 128),
+        dropout: float = 0.3,
+        epochs: int = 40,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        optimizer: str = "adamw",
+        seed: int = 42,
+        progress: bool = False,
+        **routed: Any,
+    ) -> None:
+        super().__init__(
+            hidden=hidden,
+            dropout=dropout,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            seed=seed,
+            progress=progress,
+            **routed,
+        )
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def _overrides(self) -> dict[str, Any]:
+        return {
+            **super()._overrides(),
+            "text.encoder": self.encoder,
+            "text.tokenizer": self.tokenizer,
+            "text.max_length": self.max_length,
+            "columns.roles": {self.TEXT: "text"},
+        }
+
+    @staticmethod
+    def _as_frame(X: Any, columns: list[str] | None = None) -> pd.DataFrame:
+        if isinstance(X, pd.DataFrame):
+            if X.shape[1] != 1:
+                raise ValueError(f"TextClassifier takes one column of texts, got a DataFrame with {X.shape[1]}")
+            X = X.iloc[:, 0]
+        values = np.asarray(X, dtype=object)
+        if values.ndim != 1:
+            raise ValueError(f"X must be a 1-D sequence of texts, got an array of shape {values.shape}")
+        return pd.DataFrame({TextClassifier.TEXT: values})

@@ -59,6 +59,10 @@ def _read_file(path: Path, data: DataConfig) -> pd.DataFrame:
     if not path.exists():
         raise SourceNotFoundError(f"file '{path}' does not exist; check the path (current folder: {Path.cwd()})")
     if path.is_dir():
+        from deepmine.text.folders import is_text_folder, read_text_folder
+
+        if is_text_folder(path):  # class folders of .txt files → (text, label)
+            return read_text_folder(path)
         raise DataError(f"'{path}' is a folder; expected a table file (CSV, TSV, Parquet, JSON Lines) or a SQL URL")
     if path.stat().st_size == 0:
         raise DataError(f"file '{path}' is empty; expected a header row and data rows")

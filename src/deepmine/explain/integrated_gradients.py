@@ -56,9 +56,9 @@ def body_slices(member: nn.Module, where: Layout) -> dict[str, slice]:
     for name, emb in zip(where.categorical, member.embeddings, strict=True):
         out[name] = slice(offset, offset + emb.embedding_dim)
         offset += emb.embedding_dim
-    for name, bag in zip(where.text, member.texts, strict=True):
-        out[name] = slice(offset, offset + bag.embedding.embedding_dim)
-        offset += bag.embedding.embedding_dim
+    for name, encoder in zip(where.text, member.texts, strict=True):
+        out[name] = slice(offset, offset + encoder.out_features)
+        offset += encoder.out_features
     return out
 
 
@@ -97,7 +97,9 @@ def integrated_gradients(
     f_x, f_b = pick(out_x).double().numpy(), pick(out_b).double().numpy()
     with warnings.catch_warnings():  # captum warns that several layers must not feed each other: they do not
         warnings.simplefilter("ignore")
-        lig = LayerIntegratedGradients(forward, [m.body for m in members])
+        wides = [(i, name, m.wides[k]) for i, m in enumerate(members) for k, name in enumerate(cols.text)]
+        wides = [(i, name, gate) for i, name, gate in wides if members[i].texts[cols.text.index(name)].has_wide]
+        lig = LayerIntegratedGradients(forward, [m.body for m in members] + [gate for _, _, gate in wides])
     for steps in STEPS:
         attributions = lig.attribute(
             inputs,
@@ -108,11 +110,14 @@ def integrated_gradients(
             internal_batch_size=max(steps, 256),
         )
         per_column = np.zeros((n, len(cols.columns)))
-        for member, attr in zip(members, attributions, strict=True):
+        for member, attr in zip(members, attributions, strict=False):
             attr = attr[0] if isinstance(attr, tuple | list) else attr
             attr = attr.detach().double().numpy()
             for name, part in body_slices(member, cols).items():
                 per_column[:, cols.columns.index(name)] += attr[:, part].sum(axis=1)
+        for (_, name, _), attr in zip(wides, attributions[len(members) :], strict=True):  # text n-gram scores
+            attr = attr[0] if isinstance(attr, tuple | list) else attr
+            per_column[:, cols.columns.index(name)] += attr.detach().double().numpy().sum(axis=1)
         gap = f_x - f_b
         error = np.abs(per_column.sum(axis=1) - gap)
         if np.all(error <= TOLERANCE * np.abs(gap) + 1e-7):

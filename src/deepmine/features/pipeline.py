@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepmine.config import PreprocessConfig
+from deepmine.config import PreprocessConfig, TextConfig
 from deepmine.data.schema import Schema, to_native
 from deepmine.exceptions import ColumnError, DataError, DeepmineWarning
 from deepmine.features.categorical import CategoricalEncoder, as_keys
 from deepmine.features.datetime import DatetimeEncoder
 from deepmine.features.numeric import NumericEncoder, to_numbers
-from deepmine.features.text import TextEncoder
+from deepmine.text.column import TextColumnEncoder
 
 
 @dataclass
@@ -40,12 +40,15 @@ class Blocks:
 class FeaturePipeline:
     """Fit on the training split only; transform any split or new data the same way."""
 
-    def __init__(self, schema: Schema, preprocess: PreprocessConfig | None = None) -> None:
+    def __init__(
+        self, schema: Schema, preprocess: PreprocessConfig | None = None, text: TextConfig | None = None
+    ) -> None:
         self.schema = schema
         self.preprocess = preprocess or PreprocessConfig()
+        self.text_config = text or TextConfig()
         self.numeric: dict[str, NumericEncoder | DatetimeEncoder] = {}
         self.categorical: dict[str, CategoricalEncoder] = {}
-        self.text: dict[str, TextEncoder] = {}
+        self.text: dict[str, TextColumnEncoder] = {}
         self.target_mean = 0.0
         self.target_std = 1.0
 
@@ -69,11 +72,24 @@ class FeaturePipeline:
             elif spec.role in ("categorical", "binary"):
                 self.categorical[spec.name] = CategoricalEncoder(p.rare_min_count, p.max_categories).fit(column)
             elif spec.role == "text":
-                self.text[spec.name] = TextEncoder(p.text_vocab_size, p.text_max_tokens).fit(column)
+                self.text[spec.name] = self._text_encoder().fit(column)
         if self.schema.task == "regression":
             y = to_numbers(frame[self.schema.target].dropna())
             self.target_mean, self.target_std = float(y.mean()), float(y.std()) or 1.0
         return self
+
+    def _text_encoder(self) -> TextColumnEncoder:
+        t = self.text_config
+        return TextColumnEncoder(
+            t.tokenizer,
+            t.max_tokens,
+            t.min_freq,
+            t.max_length or t.length_cap,
+            t.length_percentile,
+            fixed_length=t.max_length is not None,
+            subword_vocab=t.subword_vocab,
+            chars="ngram" in t.encoders,
+        )
 
     # ---- transforming --------------------------------------------------------------------
     def check_columns(self, frame: pd.DataFrame, where: str) -> None:
@@ -158,17 +174,22 @@ class FeaturePipeline:
             "target_mean": self.target_mean,
             "target_std": self.target_std,
             "preprocess": self.preprocess.model_dump(),
+            "text_config": self.text_config.model_dump(),
         }
 
     @classmethod
     def from_state(cls, schema: Schema, state: dict[str, Any]) -> FeaturePipeline:
-        pipeline = cls(schema, PreprocessConfig.model_validate(state["preprocess"]))
+        pipeline = cls(
+            schema,
+            PreprocessConfig.model_validate(state["preprocess"]),
+            TextConfig.model_validate(state.get("text_config", {})),
+        )
         for name, enc_state in state["numeric"].items():
             enc_state = dict(enc_state)
             kind = enc_state.pop("kind")
             encoder_cls = DatetimeEncoder if kind == "datetime" else NumericEncoder
             pipeline.numeric[name] = encoder_cls.from_state(enc_state)
         pipeline.categorical = {n: CategoricalEncoder.from_state(s) for n, s in state["categorical"].items()}
-        pipeline.text = {n: TextEncoder.from_state(s) for n, s in state["text"].items()}
+        pipeline.text = {n: TextColumnEncoder.from_state(s) for n, s in state["text"].items()}
         pipeline.target_mean, pipeline.target_std = state["target_mean"], state["target_std"]
         return pipeline

@@ -16,7 +16,7 @@ from torch import nn
 from deepmine.config import ModelConfig
 from deepmine.nn.registry import get_model_builder
 
-SPEC_ONLY = ("name", "parameters", "task", "decision_threshold")
+SPEC_ONLY = ("name", "parameters", "task", "decision_threshold", "members")
 
 
 class Ensemble(nn.Module):
@@ -53,6 +53,9 @@ def build_model(spec: dict[str, Any], config: ModelConfig) -> nn.Module:
     """Build the registered model described by ``spec`` — an ensemble when ``config.ensemble > 1``."""
     builder = get_model_builder(spec["name"])
     kwargs = {k: v for k, v in spec.items() if k not in SPEC_ONLY}
+    if spec.get("members"):  # one member per entry, each with its own builder arguments (text encoders)
+        members = [builder(**kwargs, **extra, config=config) for extra in spec["members"]]
+        return members[0] if len(members) == 1 else Ensemble(members, classify=spec.get("task") != "regression")
     if config.ensemble <= 1:
         return builder(**kwargs, config=config)
     members = [builder(**kwargs, config=config) for _ in range(config.ensemble)]

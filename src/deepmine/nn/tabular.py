@@ -1,12 +1,15 @@
-"""The tabular MLP: scaled numerics + learned categorical embeddings + mean-pooled text embeddings."""
+"""The tabular MLP: scaled numerics + learned categorical embeddings + one configured encoder per text column."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 
-from deepmine.config import ModelConfig
+from deepmine.config import ModelConfig, TextConfig
 from deepmine.nn.registry import register_model
+from deepmine.text.encoders import build_text_encoder
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
 
@@ -32,17 +35,16 @@ def mlp_layers(width: int, hidden: list[int], activation: str, dropout: float, b
     return nn.Sequential(*layers)
 
 
-class TextBag(nn.Module):
-    """Mean of the word embeddings of a padded id row (0 = padding)."""
+WIDE_TABLE_COLUMNS = 64
 
-    def __init__(self, cardinality: int, dim: int) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(cardinality, dim, padding_idx=0)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        mask = (ids > 0).unsqueeze(-1).to(self.embedding.weight.dtype)
-        summed = (self.embedding(ids) * mask).sum(1)
-        return summed / mask.sum(1).clamp(min=1.0)
+def numeric_embedding_size(configured: int | None, columns: int) -> int:
+    """The per-column numeric embedding size: as configured, else 16 — or 0 (raw features) for tables with
+    more than WIDE_TABLE_COLUMNS numeric columns, where the block-diagonal product costs columns² and the
+    extra parameters overfit (arrhythmia: 274 columns, 316 rows)."""
+    if configured is not None:
+        return configured
+    return 16 if columns <= WIDE_TABLE_COLUMNS else 0
 
 
 class NumericEmbeddings(nn.Module):
@@ -73,7 +75,8 @@ class NumericEmbeddings(nn.Module):
 
 
 class TabularMLP(nn.Module):
-    """Encoders per column kind → concatenation → MLP → task head."""
+    """Encoders per column kind → concatenation → MLP → task head; text encoders with a wide part (the n-gram
+    encoder) add their scores to the head's output."""
 
     def __init__(
         self,
@@ -82,28 +85,41 @@ class TabularMLP(nn.Module):
         text_cardinalities: list[int],
         out_features: int,
         config: ModelConfig,
+        text_specs: list[dict[str, int]] | None = None,
+        text: dict[str, Any] | None = None,
+        text_encoder: str | None = None,
     ) -> None:
         super().__init__()
-        dim = config.numeric_embedding
+
+        dim = numeric_embedding_size(config.numeric_embedding, len(numeric_widths))
         self.numeric = NumericEmbeddings(numeric_widths, dim) if dim and numeric_widths else None
         numeric_width = self.numeric.out_features if self.numeric is not None else sum(numeric_widths)
         self.embeddings = nn.ModuleList(
             nn.Embedding(card, embedding_size(card, config.embedding_dim)) for card in cardinalities
         )
-        self.texts = nn.ModuleList(TextBag(card, config.embedding_dim or 32) for card in text_cardinalities)
-        width = (
-            numeric_width
-            + sum(e.embedding_dim for e in self.embeddings)
-            + sum(t.embedding.embedding_dim for t in self.texts)
+        text_config = TextConfig.model_validate(text or {})
+        specs = text_specs or [{} for _ in text_cardinalities]
+        self.texts = nn.ModuleList(
+            build_text_encoder(
+                text_encoder or text_config.encoder, card, text_config, out_features=out_features, **spec
+            )
+            for card, spec in zip(text_cardinalities, specs, strict=True)
         )
+        width = numeric_width + sum(e.embedding_dim for e in self.embeddings) + sum(t.out_features for t in self.texts)
+        # identity layers the wide scores pass through, so explanations can attribute them to their column
+        self.wides = nn.ModuleList(nn.Identity() for _ in self.texts)
         self.body = mlp_layers(width, config.hidden, config.activation, config.dropout, config.batch_norm)
         self.head = nn.Linear(config.hidden[-1] if config.hidden else width, out_features)
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor, *texts: torch.Tensor) -> torch.Tensor:
         parts = [self.numeric(numeric) if self.numeric is not None else numeric]
         parts.extend(emb(categorical[:, i]) for i, emb in enumerate(self.embeddings))
-        parts.extend(bag(ids) for bag, ids in zip(self.texts, texts, strict=True))
-        return self.head(self.body(torch.cat(parts, dim=1)))
+        parts.extend(encoder(ids) for encoder, ids in zip(self.texts, texts, strict=True))
+        out = self.head(self.body(torch.cat(parts, dim=1)))
+        for encoder, gate, ids in zip(self.texts, self.wides, texts, strict=True):
+            if encoder.has_wide:
+                out = out + gate(encoder.wide(ids))
+        return out
 
 
 @register_model("mlp")
@@ -113,6 +129,11 @@ def build_mlp(
     text_cardinalities: list[int],
     out_features: int,
     config: ModelConfig,
+    text_specs: list[dict[str, int]] | None = None,
+    text: dict[str, Any] | None = None,
+    text_encoder: str | None = None,
 ) -> TabularMLP:
-    """The default tabular model."""
-    return TabularMLP(numeric_widths, cardinalities, text_cardinalities, out_features, config)
+    """The default tabular model (``text_encoder``: this member's text encoder, else ``text.encoder``)."""
+    return TabularMLP(
+        numeric_widths, cardinalities, text_cardinalities, out_features, config, text_specs, text, text_encoder
+    )

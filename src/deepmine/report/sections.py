@@ -63,8 +63,8 @@ def preprocessing_section(predictor) -> list[dict[str, str]]:
         elif name in pipeline.text:
             enc = pipeline.text[name]
             steps = (
-                f"word tokens, vocabulary of {len(enc.vocabulary)} words, first {enc.length} tokens; "
-                "mean of word embeddings"
+                f"{enc.tokenizer} tokenizer ({enc.reason}), vocabulary of {enc.cardinality} tokens, first "
+                f"{enc.length} tokens ({enc.length_stats.get('percentile', 100):g}th percentile); text encoder"
             )
             width = enc.length
         else:

@@ -79,7 +79,7 @@ def fit_streaming(
         skip = valid_frame[POSITION].to_numpy()
     train_sample = train_sample.drop(columns=[POSITION])
     valid_frame = valid_frame.drop(columns=[POSITION], errors="ignore")
-    pipeline = FeaturePipeline(schema, config.preprocess).fit(train_sample)
+    pipeline = FeaturePipeline(schema, config.preprocess, config.text).fit(train_sample)
     x_valid = to_tensors(pipeline.transform(valid_frame, valid_where))
     y_valid = torch.from_numpy(pipeline.encode_target(valid_frame, valid_where).copy())
     columns = [s.name for s in schema.features] + [target]

@@ -25,6 +25,7 @@ from deepmine.exceptions import DeepmineWarning
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.nn.ensemble import MemberMeanLoss, build_model
 from deepmine.predictor import Predictor, forward_in_chunks, to_tensors
+from deepmine.text.prepare import batch_source, describe_text, install_text, text_spec, text_tables
 from deepmine.train.callbacks import Callback
 from deepmine.train.seeding import seed_everything
 from deepmine.train.trainer import Trainer
@@ -156,13 +157,14 @@ def fit_table(
         train_frame, valid_frame = train_valid_split(
             frame, target, config.trainer.valid_fraction, config.seed, stratify=classify
         )
-    pipeline = FeaturePipeline(schema, config.preprocess).fit(train_frame)
+    pipeline = FeaturePipeline(schema, config.preprocess, config.text).fit(train_frame)
     x_train = to_tensors(pipeline.transform(train_frame, where))
     y_train = torch.from_numpy(pipeline.encode_target(train_frame, where).copy())
     x_valid = to_tensors(pipeline.transform(valid_frame, valid_where))
     y_valid = torch.from_numpy(pipeline.encode_target(valid_frame, valid_where).copy())
 
     n_classes = len(schema.classes)
+    tables = text_tables(pipeline, config, x_train, y_train, schema.task, n_classes)
     spec: dict[str, Any] = {
         "name": config.model.name,
         "task": schema.task,
@@ -170,9 +172,11 @@ def fit_table(
         "cardinalities": pipeline.cardinalities,
         "text_cardinalities": pipeline.text_cardinalities,
         "out_features": n_classes if classify else 1,
+        **text_spec(pipeline, config, tables),
     }
     rare = _check_threshold(config, schema.task, y_train)
     model = build_model(spec, config.model)
+    install_text(model, pipeline, config, tables)
     spec["parameters"] = sum(p.numel() for p in model.parameters())
     if classify:
         weight = None
@@ -201,7 +205,7 @@ def fit_table(
         resume=resume,
         fingerprint=fingerprint(frame, config) if checkpoint_dir is not None else "",
     )
-    history = trainer.fit(x_train, y_train, x_valid, y_valid)
+    history = trainer.fit(batch_source(config, x_train, y_train) or x_train, y_train, x_valid, y_valid)
     chosen = None
     if schema.task == "binary" and config.trainer.threshold != "argmax":
         from deepmine.evaluate.thresholds import choose_threshold
@@ -220,6 +224,8 @@ def fit_table(
         "source": where,
         **rare,
     }
+    if pipeline.text:
+        predictor.training["text_columns"] = describe_text(pipeline)
     if chosen is not None:
         predictor.training["threshold"] = chosen
     if config.report.enabled:

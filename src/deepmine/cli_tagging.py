@@ -1,0 +1,101 @@
+"""`deepmine fit DATA --task tagging`, and `evaluate`/`predict` for tagger artifacts.
+
+DATA: a CoNLL-style file (token [features...] tag per line, blank line between sentences) or JSONL with
+``tokens``/``tags`` lists. Scores are conlleval's entity-level figures as fractions (conlleval prints percent).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def fit_command(
+    data: str, out: Path | None, overrides: dict[str, Any], config: Path | None, valid: str | None, json_out: bool
+) -> None:
+    """Fit a BiLSTM-CRF tagger and save the artifact."""
+    from deepmine.config import build_config
+    from deepmine.exceptions import ConfigError
+    from deepmine.tagging.config import TaggingRunConfig
+    from deepmine.tagging.fit import fit_tagger
+    from deepmine.tagging.readers import read_tagged
+
+    overrides = dict(overrides)
+    overrides.pop("task", None)
+    overrides.pop("report.enabled", None)
+    if "columns.target" in overrides:
+        raise ConfigError("--target does not apply to --task tagging: the tag is the last column of each token line")
+    run = build_config(config, overrides, schema=TaggingRunConfig, aliases={}, command="fit --task tagging")
+    train = read_tagged(data)
+    held = read_tagged(valid) if valid is not None else None
+    predictor = fit_tagger(train, run, held, where=str(data))
+    out = out or Path(f"{Path(data).name.split('.')[0]}-model")
+    predictor.save(out)
+    valid_scores = predictor.metrics["valid"]
+    summary = {
+        "artifact": str(out),
+        "task": "tagging",
+        "scheme": predictor.scheme,
+        "types": predictor.types,
+        "features": len(predictor.encoder.features),
+        **{k: predictor.training[k] for k in ("sentences", "tokens", "valid_sentences", "epochs", "best_epoch")},
+        "seconds": predictor.training["seconds"],
+        **{k: valid_scores[k] for k in ("f1", "precision", "recall", "accuracy")},
+    }
+    if json_out:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    print(
+        f"trained a BiLSTM-CRF tagger ({predictor.scheme.upper()}, types {', '.join(predictor.types)}) on "
+        f"{summary['sentences']} sentences in {summary['seconds']:.1f} s; validation entity F1 "
+        f"{summary['f1']:.4f}; artifact written to {out}",
+        file=sys.stderr,
+    )
+
+
+def _load(artifact: Path):
+    """The tagger, with torch on the threads it was trained with (small LSTMs lose time to more threads)."""
+    import torch
+
+    from deepmine.tagging.predictor import TaggerPredictor
+
+    predictor = TaggerPredictor.load(artifact)
+    if predictor.config.trainer.threads is not None:
+        torch.set_num_threads(predictor.config.trainer.threads)
+    return predictor
+
+
+def evaluate_command(artifact: Path, data: str, json_out: bool) -> None:
+    """conlleval figures (fractions) of the tagger on a tagged file."""
+    from deepmine.tagging.readers import read_tagged
+
+    metrics = _load(artifact).score(read_tagged(data))
+    if json_out:
+        sys.stdout.write(json.dumps(metrics) + "\n")
+        return
+    lines = [
+        f"{metrics['sentences']} sentences, {metrics['entities']} entities ({metrics['scheme'].upper()}): "
+        f"F1 {metrics['f1']:.4f}, precision {metrics['precision']:.4f}, recall {metrics['recall']:.4f}, "
+        f"token accuracy {metrics['accuracy']:.4f}"
+    ]
+    for kind, row in metrics["per_type"].items():
+        lines.append(
+            f"  {kind}: F1 {row['f1']:.4f}, precision {row['precision']:.4f}, recall {row['recall']:.4f} "
+            f"({row['support']})"
+        )
+    print("\n".join(lines), file=sys.stderr)
+
+
+def predict_command(artifact: Path, data: str, output: Path | None) -> None:
+    """One JSON line per sentence: tokens, tags and entities [{type, start, end, text}] (end exclusive)."""
+    from deepmine.report.build import write_text_atomic
+
+    rows = _load(artifact).predict(Path(data))
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    write_text_atomic(output, text)
+    print(f"wrote {len(rows)} tagged sentences to {output}", file=sys.stderr)

@@ -1,0 +1,148 @@
+"""A text column of a table: tokenizer + vocabulary + padded id rows of a length taken from the data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepmine.exceptions import ArtifactError
+from deepmine.text.tokenizers import _CJK, choose_tokenizer, make_tokenizer, tokenizer_from_state
+from deepmine.text.vocab import Vocabulary
+
+
+def as_texts(column: pd.Series) -> list[str]:
+    """Every value as a string; missing values become empty texts."""
+    return ["" if not isinstance(v, str) and pd.isna(v) else str(v) for v in column.astype(object)]
+
+
+def _cjk_chars(tokens: list[str]) -> list[str]:
+    return [c for tok in tokens if _CJK.match(tok) for c in tok]
+
+
+class TextColumnEncoder:
+    """Fitted on the training texts: the tokenizer (chosen from the script when ``tokenizer`` is ``auto``), a
+    vocabulary (``max_tokens`` most frequent, seen ``min_freq`` times) and ``length``, the ``percentile`` of
+    the training token counts capped at ``max_length`` (or exactly ``max_length`` when ``fixed_length``).
+    With ``chars`` a jieba-segmented text is followed by its CJK characters, so an n-gram encoder sees word and
+    character n-grams (the boundary between the two adds one junk n-gram of each order)."""
+
+    def __init__(
+        self,
+        tokenizer: str = "auto",
+        max_tokens: int | None = 50000,
+        min_freq: int = 2,
+        max_length: int = 1000,
+        percentile: float = 95.0,
+        fixed_length: bool = False,
+        subword_vocab: int = 16000,
+        chars: bool = False,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.min_freq = min_freq
+        self.max_length = max_length
+        self.percentile = percentile
+        self.fixed_length = fixed_length
+        self.subword_vocab = subword_vocab
+        self.chars = chars
+        self.reason = "set in text.tokenizer"
+        self.length = 1
+        self.length_stats: dict[str, float] = {}
+        self._tok: Any = None
+        self._vocab = Vocabulary()
+
+    # ---- fitting -------------------------------------------------------------------------------
+    def fit(self, column: pd.Series) -> TextColumnEncoder:
+        texts = as_texts(column)
+        if self.tokenizer == "auto":
+            self.tokenizer, self.reason = choose_tokenizer(texts)
+        self._tok = make_tokenizer(self.tokenizer, vocab_size=self.subword_vocab).fit(texts)
+        sequences = [self._tok(text) for text in texts]
+        if self.tokenizer == "jieba":  # characters join the vocabulary so unknown words can fall back to them
+            sequences = [tokens + _cjk_chars(tokens) for tokens in sequences]
+        self._vocab = Vocabulary.build(sequences, self.max_tokens, self.min_freq)
+        lengths = np.array([len(self.encode_tokens(text)) for text in texts] or [1])
+        cut = float(np.percentile(lengths, self.percentile))
+        self.length = self.max_length if self.fixed_length else int(min(self.max_length, max(1, np.ceil(cut))))
+        self.length_stats = {
+            "percentile": self.percentile,
+            "at_percentile": round(cut, 1),
+            "median": float(np.median(lengths)),
+            "max": int(lengths.max()),
+            "truncated_share": round(float((lengths > self.length).mean()), 4),
+        }
+        return self
+
+    # ---- transforming --------------------------------------------------------------------------
+    @property
+    def cardinality(self) -> int:
+        return len(self._vocab)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self._vocab
+
+    def encode_tokens(self, text: str) -> list[str]:
+        """The tokens of ``text``; with jieba a word missing from the vocabulary falls back to its characters."""
+        tokens = self._tok(text)
+        if self.tokenizer != "jieba":
+            return tokens
+        chars = _cjk_chars(tokens) if self.chars else []
+        if len(self._vocab) <= 2:  # fitting: the vocabulary is not built yet
+            return tokens + chars
+        out: list[str] = []
+        for tok in tokens:
+            if len(tok) > 1 and tok not in self._vocab and _CJK.match(tok):
+                out.extend(tok)
+            else:
+                out.append(tok)
+        return out + chars
+
+    def transform(self, column: pd.Series | Iterable[Any]) -> np.ndarray:
+        """(rows, length) int64 ids, 0-padded on the right, truncated to ``length``."""
+        texts = as_texts(column if isinstance(column, pd.Series) else pd.Series(list(column), dtype=object))
+        out = np.zeros((len(texts), self.length), dtype="int64")
+        for row, text in enumerate(texts):
+            ids = self._vocab.encode(self.encode_tokens(text)[: self.length])
+            out[row, : len(ids)] = ids
+        return out
+
+    def describe(self, name: str) -> str:
+        """One line for the CLI: tokenizer and why, vocabulary size, length and the percentile it came from."""
+        stats = self.length_stats
+        how = (
+            f"fixed at {self.length}"
+            if self.fixed_length
+            else f"{self.length} tokens = {stats.get('percentile', 0):g}th percentile"
+            + (f" capped at {self.max_length}" if stats.get("at_percentile", 0) > self.max_length else "")
+        )
+        return (
+            f"text column '{name}': {self.tokenizer} tokenizer ({self.reason}); vocabulary {self.cardinality} "
+            f"tokens; max_length {how} ({stats.get('truncated_share', 0):.1%} of training texts truncated)"
+        )
+
+    # ---- state ---------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        public = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return {**public, "tokenizer_state": self._tok.state(), "vocabulary": self._vocab.state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TextColumnEncoder:
+        state = dict(state)
+        try:
+            tok_state, vocab_state = state.pop("tokenizer_state"), state.pop("vocabulary")
+            encoder = cls()
+            missing = sorted(set(vars(encoder)) - set(state) - {"_tok", "_vocab"})
+            if missing:
+                raise KeyError(missing)
+        except KeyError as err:
+            raise ArtifactError(
+                f"the saved text column state lacks {err.args[0]}; re-create the artifact with `deepmine fit`"
+            ) from err
+        encoder.__dict__.update(state)
+        encoder._tok = tokenizer_from_state(tok_state)
+        encoder._vocab = Vocabulary.from_state(vocab_state)
+        return encoder

@@ -1,0 +1,47 @@
+"""A folder of ``.txt`` files per class (``reviews/pos/*.txt``, ``reviews/neg/*.txt``) read as a (text, label) table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from deepmine.exceptions import DataError
+
+TEXT_SUFFIX = ".txt"
+TEXT_COLUMN, LABEL_COLUMN = "text", "label"
+
+
+def is_text_folder(data: Any) -> bool:
+    """True for a folder whose files (below its class subfolders) are ``.txt`` files."""
+    if not isinstance(data, str | Path) or "://" in str(data):
+        return False
+    path = Path(data)
+    if not path.is_dir():
+        return False
+    files = [p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    return bool(files) and all(p.suffix.lower() == TEXT_SUFFIX for p in files)
+
+
+def read_text_folder(path: str | Path) -> pd.DataFrame:
+    """One row per ``.txt`` file: its text (UTF-8, undecodable bytes replaced) and its class folder's name as the
+    label, rows ordered by label then file name."""
+    root = Path(path)
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    loose = sorted(p.name for p in root.glob(f"*{TEXT_SUFFIX}"))
+    if loose or not classes:
+        raise DataError(
+            f"'{root}' holds .txt files outside class folders ({loose[:3]}); put each text in a folder named "
+            "after its class, e.g. reviews/pos/1.txt and reviews/neg/2.txt"
+            if loose
+            else f"'{root}' has no class folders; put each text in a folder named after its class (reviews/pos/1.txt)"
+        )
+    rows = [
+        {TEXT_COLUMN: file.read_bytes().decode("utf-8", errors="replace"), LABEL_COLUMN: folder.name}
+        for folder in classes
+        for file in sorted(folder.rglob(f"*{TEXT_SUFFIX}"))
+    ]
+    if not rows:
+        raise DataError(f"'{root}' has class folders but no .txt files in them; add texts as <class>/<name>.txt")
+    return pd.DataFrame(rows, columns=[TEXT_COLUMN, LABEL_COLUMN])

@@ -1,0 +1,314 @@
+"""Text: tokenizers, column encoding, n-grams, encoders, batches, text tables end to end, edge-case inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from deepmine.cli import app
+from deepmine.config import TextConfig, build_config
+from deepmine.exceptions import ConfigError
+from deepmine.text.batches import LengthBuckets
+from deepmine.text.column import TextColumnEncoder
+from deepmine.text.encoders import build_text_encoder
+from deepmine.text.ngrams import NgramTable, lookup, ngram_keys
+from deepmine.text.tokenizers import choose_tokenizer, make_tokenizer, tokenizer_from_state
+
+POSITIVE = ["great", "wonderful", "loved", "superb", "enjoyable", "brilliant"]
+NEGATIVE = ["awful", "boring", "hated", "dreadful", "terrible", "dull"]
+FILLER = ["the", "movie", "plot", "actor", "film", "scene", "was", "and", "it", "a", "story", "music"]
+QUICK = {"trainer.epochs": 6, "trainer.threads": 1, "report.enabled": False, "tracking.enabled": False}
+
+
+def reviews(n: int, seed: int) -> pd.DataFrame:
+    """Short synthetic reviews: filler words plus two words from the label's sentiment list."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = list(rng.choice(FILLER, 6)) + list(rng.choice(POSITIVE if label == "pos" else NEGATIVE, 2))
+        rng.shuffle(words)
+        rows.append({"review": " ".join(words) + rng.choice([".", "!", " ..."]), "sentiment": label})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    from deepmine.tasks.supervised import fit_table
+
+    config = build_config(None, {"columns.target": "sentiment", **QUICK, "report.enabled": True})
+    return fit_table(reviews(240, 0), config)  # with the report's insight (explanations of a text column)
+
+
+# ---- tokenizers ----------------------------------------------------------------------------------
+def test_word_tokenizer_splits_punctuation_and_keeps_contractions():
+    tokens = make_tokenizer("word")("I DON'T like it, really!! 🙂 Ｆｕｌｌ-width")
+    assert tokens == ["i", "don't", "like", "it", ",", "really", "!", "!", "🙂", "full", "-", "width"]
+
+
+def test_char_tokenizer_drops_spaces():
+    assert make_tokenizer("char")("Ab c") == ["a", "b", "c"]
+
+
+def test_default_tokenizer_follows_the_script():
+    chinese = ["这家酒店的服务非常好，房间也很干净。", "位置不错但是早餐很一般"] * 5
+    assert choose_tokenizer(chinese)[0] == "jieba"
+    assert choose_tokenizer(["a fine hotel with a good breakfast"] * 5)[0] == "word"
+    name, reason = choose_tokenizer(["English words 和一点中文"])
+    assert name == "word" and "CJK" in reason
+
+
+def test_jieba_is_quiet_deterministic_and_segments_words(capfd):
+    first = make_tokenizer("jieba")("我们喜欢这家酒店 wifi OK!")
+    second = make_tokenizer("jieba")("我们喜欢这家酒店 wifi OK!")
+    assert first == second
+    assert "酒店" in first and "wifi" in first and "!" in first
+    assert "Building prefix dict" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["bpe", "wordpiece"])
+def test_subword_tokenizer_learns_on_training_texts_and_round_trips(name):
+    texts = [" ".join(words) for words in (POSITIVE, NEGATIVE, FILLER)] * 20
+    tokenizer = make_tokenizer(name, vocab_size=120).fit(texts)
+    restored = tokenizer_from_state(json.loads(json.dumps(tokenizer.state())))
+    sample = "wonderfully boring superbness"
+    assert restored(sample) == tokenizer(sample)
+    assert len(tokenizer(sample)) > 3  # unseen words are split into learnt pieces
+
+
+def test_unknown_tokenizer_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown tokenizer 'wrod'.*did you mean 'word'"):
+        make_tokenizer("wrod")
+
+
+# ---- column encoder ------------------------------------------------------------------------------
+def test_column_encoder_length_from_percentile_and_unknown_words():
+    texts = pd.Series(["a b c"] * 90 + ["a b c d e f g h i j"] * 10)
+    enc = TextColumnEncoder(min_freq=1, percentile=80).fit(texts)
+    assert enc.length == 3 and enc.length_stats["truncated_share"] == pytest.approx(0.1)
+    assert "80th percentile" in enc.describe("t")
+    ids = enc.transform(pd.Series(["a zzz", "", None]))
+    assert ids.shape == (3, 3)
+    assert ids[0, 1] == 1  # out-of-vocabulary id
+    assert (ids[1:] == 0).all()  # empty and missing texts are all padding
+
+
+def test_column_encoder_state_round_trips_through_json():
+    enc = TextColumnEncoder(tokenizer="bpe", subword_vocab=100).fit(reviews(60, 1)["review"])
+    restored = TextColumnEncoder.from_state(json.loads(json.dumps(enc.state())))
+    sample = pd.Series(["wonderful film, dreadful music", "unseen words here"])
+    np.testing.assert_array_equal(restored.transform(sample), enc.transform(sample))
+
+
+def test_jieba_unknown_words_fall_back_to_characters():
+    enc = TextColumnEncoder(tokenizer="jieba", min_freq=1).fit(pd.Series(["酒店", "服务", "好"]))
+    tokens = enc.encode_tokens("服务好")
+    assert all(tok in enc.vocabulary for tok in tokens)
+
+
+# ---- n-grams -------------------------------------------------------------------------------------
+def test_ngram_keys_skip_padding_and_count_each_ngram_once():
+    ids = torch.tensor([[2, 3, 2, 3, 0, 0]])
+    keys = ngram_keys(ids, cardinality=5, orders=2)
+    kept = sorted(k for k in keys[0].tolist() if k >= 0)
+    # unigrams 2, 3; bigrams (2,3) and (3,2), each once: no n-gram across padding
+    assert kept == [2, 3, 5 + 2 * 5 + 3, 5 + 3 * 5 + 2]
+
+
+def test_naive_bayes_ratios_point_to_the_class_of_a_word():
+    ids = np.array([[2, 4], [2, 4], [3, 4], [3, 4]])
+    labels = np.eye(2)[[1, 1, 0, 0]]
+    table = NgramTable.fit(ids, cardinality=5, orders=1, min_df=1, max_ngrams=None, labels=labels)
+    rows = lookup(torch.from_numpy(table.keys), torch.tensor([2, 3, 4, 1])).tolist()
+    assert rows[3] == 0  # a key not in the table
+    r = table.ratios
+    assert r[rows[0], 1] > 0 > r[rows[0], 0]  # word 2 only in class 1
+    assert r[rows[1], 0] > 0 > r[rows[1], 1]
+    assert abs(r[rows[2], 0]) < 1e-6  # word 4 in both classes alike
+
+
+def test_ngram_orders_that_overflow_are_refused():
+    with pytest.raises(ConfigError, match="text.ngrams"):
+        NgramTable.fit(np.ones((1, 6), dtype="int64"), 10**7, 3, 1, None)
+
+
+# ---- encoders ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("encoder", "pooling", "bidirectional"),
+    [
+        ("lstm", "last", False),
+        ("lstm", "attention", True),
+        ("gru", "mean", True),
+        ("cnn", "max", False),
+        ("transformer", "mean", False),
+        ("bag", "auto", False),
+    ],
+)
+def test_encoders_mask_padding_and_handle_empty_rows(encoder, pooling, bidirectional):
+    torch.manual_seed(0)
+    config = TextConfig(encoder=encoder, pooling=pooling, bidirectional=bidirectional, embedding_dim=8, hidden=6)
+    module = build_text_encoder(encoder, 20, config, length=16).eval()
+    ids = torch.tensor([[3, 4, 5, 0], [7, 0, 0, 0], [0, 0, 0, 0]])
+    padded = torch.cat([ids, torch.zeros(3, 5, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        out, out_padded = module(ids), module(padded)
+    assert out.shape == (3, module.out_features)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, out_padded, atol=1e-5, rtol=1e-5)  # padding never changes the result
+
+
+def test_length_buckets_cover_every_row_once_with_less_padding():
+    lengths = torch.randint(1, 40, (100,), generator=torch.Generator().manual_seed(0))
+    ids = (torch.arange(40).expand(100, 40) < lengths[:, None]).long() * 5
+    source = LengthBuckets([torch.zeros(100, 1), ids], torch.arange(100), 10, [1])
+    batches = list(source.epoch(torch.Generator().manual_seed(1)))
+    again = list(source.epoch(torch.Generator().manual_seed(1)))
+    seen = torch.cat([target for _, target in batches])
+    assert sorted(seen.tolist()) == list(range(100)) and len(batches) == source.steps()
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(batches, again, strict=True))  # same seed, same batches
+    assert sum(b[0][1].numel() for b in batches) < ids.numel()  # each batch cut to its longest text
+    assert all((inputs[1] > 0).any(0)[-1] for inputs, _ in batches)
+
+
+# ---- text tables end to end ----------------------------------------------------------------------
+def test_text_table_learns_sentiment(fitted):
+    test = reviews(100, 7)
+    assert (fitted.predict(test) == test["sentiment"]).mean() >= 0.9
+    info = fitted.training["text_columns"]["review"]
+    assert info["tokenizer"] == "word" and info["max_length"] >= 8
+
+
+def test_edge_case_texts_predict(fitted):
+    huge = "great wonderful " * 65_536  # 1 MiB
+    frame = pd.DataFrame(
+        {
+            "review": [
+                "zorblax quuxly fnord",  # unseen words only
+                "",
+                huge,
+                "loved it 😍🔥👍",
+                "great film 很好看 отличный фильм",
+                "terrible 🤮 dreadful",
+            ]
+        }
+    )
+    proba = fitted.predict_proba(frame)
+    assert proba.shape == (6, 2) and np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
+    labels = fitted.predict(frame)
+    assert labels[2] == "pos" and labels[3] == "pos" and labels[5] == "neg"
+
+
+def test_artifact_reloads_in_a_fresh_process_and_predicts_identically(fitted, tmp_path):
+    path = tmp_path / "model"
+    fitted.save(path)
+    texts = pd.DataFrame({"review": ["great plot", "", "dull 😴 film", "无聊的电影"]})
+    texts.to_csv(tmp_path / "new.csv", index=False)
+    code = (
+        "import sys, json, deepmine; p = deepmine.load(sys.argv[1]); "
+        "print(json.dumps(p.predict_proba(sys.argv[2]).tolist()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "new.csv")], capture_output=True)
+    assert out.returncode == 0, out.stderr.decode()
+    np.testing.assert_array_equal(np.array(json.loads(out.stdout)), fitted.predict_proba(texts).astype("float64"))
+
+
+def test_same_seed_same_predictions(fitted):
+    from deepmine.tasks.supervised import fit_table
+
+    config = build_config(None, {"columns.target": "sentiment", **QUICK, "report.enabled": True})
+    again = fit_table(reviews(240, 0), config)
+    sample = reviews(20, 3)
+    np.testing.assert_array_equal(again.predict_proba(sample), fitted.predict_proba(sample))
+
+
+@pytest.mark.parametrize("encoder", ["lstm", "cnn"])
+def test_other_encoders_fit_multiclass_with_numeric_columns(encoder):
+    from deepmine.tasks.supervised import fit_table
+
+    rng = np.random.default_rng(0)
+    words = {"sport": ["goal", "match", "team"], "politics": ["vote", "senate", "law"], "tech": ["chip", "code", "app"]}
+    rows = [
+        {"text": " ".join(rng.choice(words[topic], 3)) + " today", "score": rng.normal(), "topic": topic}
+        for topic in list(words) * 40
+    ]
+    frame = pd.DataFrame(rows)
+    overrides = {"columns.target": "topic", "text.encoder": encoder, "columns.roles": {"text": "text"}, **QUICK}
+    predictor = fit_table(frame, build_config(None, {**overrides, "trainer.epochs": 15}))
+    assert predictor.task == "multiclass"
+    assert (predictor.predict(frame) == frame["topic"]).mean() >= 0.9
+
+
+def test_cli_fits_a_folder_of_text_files_and_names_the_tokenizer(tmp_path):
+    root = tmp_path / "reviews"
+    for i, row in reviews(80, 2).iterrows():
+        folder = root / row["sentiment"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}.txt").write_text(row["review"], encoding="utf-8")
+    out = tmp_path / "m"
+    result = CliRunner().invoke(
+        app,
+        ["fit", str(root), "--out", str(out), "--json", "--no-track", "--no-report"]
+        + [f"--set={k}={v}" for k, v in QUICK.items() if k.startswith("trainer")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "text column 'text': word tokenizer" in result.stderr
+    assert json.loads(result.stdout)["target"] == "label"
+
+
+def test_cli_picks_jieba_for_chinese_without_being_told(tmp_path):
+    rng = np.random.default_rng(0)
+    good, bad = ["干净", "方便", "满意", "热情"], ["吵闹", "失望", "破旧", "糟糕"]
+    rows = [
+        {
+            "评论": "房间" + "".join(rng.choice(good if y else bad, 2)) + "，服务" + rng.choice(good if y else bad),
+            "y": y,
+        }
+        for y in [0, 1] * 40
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "zh.csv", index=False)
+    result = CliRunner().invoke(
+        app,
+        ["fit", str(tmp_path / "zh.csv"), "--target", "y", "--out", str(tmp_path / "zh"), "--no-track"]
+        + ["--no-report", "--set", "trainer.epochs=3", "--set", "columns.roles.评论=text"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "text column '评论': jieba tokenizer" in result.stderr
+
+
+def test_text_classifier_estimator_clones_and_predicts():
+    from sklearn.base import clone
+
+    from deepmine.sklearn_api import TextClassifier
+
+    data = reviews(200, 4)
+    model = TextClassifier(epochs=6, trainer__threads=1)
+    twin = clone(model.set_params(text__ngrams=2))
+    assert twin.get_params()["text__ngrams"] == 2 and twin.encoder == "ngram"
+    twin.fit(data["review"].tolist(), data["sentiment"])
+    test = reviews(60, 5)
+    assert (twin.predict(test["review"]) == test["sentiment"].to_numpy()).mean() >= 0.9
+    proba = twin.predict_proba(["", "great superb"])
+    assert proba.shape == (2, 2) and list(twin.classes_) == ["neg", "pos"]
+
+
+def test_classic_keras_lstm_recipe_is_expressible_in_config():
+    from pathlib import Path
+
+    from deepmine.tasks.supervised import fit_table
+
+    example = Path(__file__).parents[1] / "examples" / "imdb_lstm.yaml"
+    config = build_config(example, {"columns.target": "sentiment", "trainer.threads": 1, "report.enabled": False})
+    predictor = fit_table(reviews(80, 6), config)
+    encoder = predictor.model.texts[0]
+    assert type(encoder.rnn).__name__ == "LSTM" and encoder.rnn.hidden_size == 64
+    assert encoder.embedding.embedding_dim == 64 and not encoder.rnn.bidirectional
+    assert predictor.pipeline.text["review"].length == 100  # pad 100, whatever the texts' lengths
+    assert predictor.training["epochs"] == 3
