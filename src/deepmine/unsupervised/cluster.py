@@ -86,24 +86,32 @@ def _dense_sizes(features: int) -> tuple[list[int], int]:
     return [hidden, hidden], max(2, min(10, features))
 
 
-def embed_dense(
+def train_embedding(
+    model: nn.Module,
     x: np.ndarray,
     *,
     seed: int,
+    min_steps: int,
     epochs: int | None = None,
     batch_size: int = 256,
     threads: int | None = None,
     progress: bool | None = False,
-) -> tuple[DenseAutoencoder, np.ndarray]:
+) -> np.ndarray:
+    """Train the autoencoder ``model`` on ``x`` (at least ``min_steps`` steps unless ``epochs`` is given) and
+    return the embedding of every row."""
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype="float32"))
+    epochs = epochs or epochs_for(len(x), batch_size, min_steps=min_steps, min_epochs=20, max_epochs=300)
+    train_autoencoder(model, t, seed=seed, epochs=epochs, batch_size=batch_size, threads=threads, progress=progress)
+    return encode_in_chunks(model, t).numpy().astype("float64")
+
+
+def embed_dense(x: np.ndarray, *, seed: int, **training: Any) -> tuple[DenseAutoencoder, np.ndarray]:
     """Train a dense autoencoder on ``x`` (rows × features) and return it with the embedding of every row."""
     hidden, latent = _dense_sizes(x.shape[1])
     torch.manual_seed(seed)
     model = DenseAutoencoder(x.shape[1], hidden, latent)
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype="float32"))
     wide = x.shape[1] >= 256  # images: the embedding needs more steps to separate look-alike classes
-    epochs = epochs or epochs_for(len(x), batch_size, min_steps=4000 if wide else 1500, min_epochs=20, max_epochs=300)
-    train_autoencoder(model, t, seed=seed, epochs=epochs, batch_size=batch_size, threads=threads, progress=progress)
-    return model, encode_in_chunks(model, t).numpy().astype("float64")
+    return model, train_embedding(model, x, seed=seed, min_steps=4000 if wide else 1500, **training)
 
 
 # ---- clustering ----------------------------------------------------------------------------------

@@ -15,9 +15,15 @@ import numpy as np
 import torch
 
 from deepmine.exceptions import DeepmineWarning
-from deepmine.nn.autoencoders import ConvAutoencoder, encode_in_chunks
-from deepmine.unsupervised.cluster import ClusterResult, check_k, cluster_matrix, clustering_metrics, draw_map
-from deepmine.unsupervised.training import epochs_for, train_autoencoder
+from deepmine.nn.autoencoders import ConvAutoencoder
+from deepmine.unsupervised.cluster import (
+    ClusterResult,
+    check_k,
+    cluster_matrix,
+    clustering_metrics,
+    draw_map,
+    train_embedding,
+)
 
 IMAGE_MIN_STEPS = 2000  # optimizer steps the convolutional autoencoder gets at least
 
@@ -44,22 +50,11 @@ def image_pixels(data: Any, label: str | None = None, seed: int = 42, read: Any 
     return np.ascontiguousarray(x), images
 
 
-def embed_conv(
-    x: np.ndarray,
-    *,
-    seed: int,
-    epochs: int | None = None,
-    batch_size: int = 256,
-    threads: int | None = None,
-    progress: bool | None = False,
-) -> tuple[ConvAutoencoder, np.ndarray]:
+def embed_conv(x: np.ndarray, *, seed: int, **training: Any) -> tuple[ConvAutoencoder, np.ndarray]:
     """Train a convolutional autoencoder on images ``x`` (n, c, h, w); return it and every image's embedding."""
     torch.manual_seed(seed)
     model = ConvAutoencoder(x.shape[1], x.shape[2], x.shape[3], latent=10, filters=32)
-    t = torch.from_numpy(x)
-    epochs = epochs or epochs_for(len(x), batch_size, min_steps=IMAGE_MIN_STEPS, min_epochs=20, max_epochs=200)
-    train_autoencoder(model, t, seed=seed, epochs=epochs, batch_size=batch_size, threads=threads, progress=progress)
-    return model, encode_in_chunks(model, t).numpy().astype("float64")
+    return model, train_embedding(model, x, seed=seed, min_steps=IMAGE_MIN_STEPS, **training)
 
 
 def cluster_images(
