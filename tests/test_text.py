@@ -18,7 +18,7 @@ from deepmine.exceptions import ConfigError
 from deepmine.text.batches import LengthBuckets
 from deepmine.text.column import TextColumnEncoder
 from deepmine.text.encoders import build_text_encoder
-from deepmine.text.ngrams import NgramTable, lookup, ngram_keys
+from deepmine.text.ngrams import NgramTable, lookup, ngram_keys, row_folds
 from deepmine.text.tokenizers import choose_tokenizer, make_tokenizer, tokenizer_from_state
 
 POSITIVE = ["great", "wonderful", "loved", "superb", "enjoyable", "brilliant"]
@@ -132,6 +132,42 @@ def test_naive_bayes_ratios_point_to_the_class_of_a_word():
     assert r[rows[0], 1] > 0 > r[rows[0], 0]  # word 2 only in class 1
     assert r[rows[1], 0] > 0 > r[rows[1], 1]
     assert abs(r[rows[2], 0]) < 1e-6  # word 4 in both classes alike
+
+
+def test_cross_fitted_ratios_of_a_fold_come_from_the_other_folds_only():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 8, size=(40, 5))
+    labels = np.eye(2)[rng.integers(0, 2, size=40)]
+    table = NgramTable.fit(ids, cardinality=8, orders=2, min_df=1, max_ngrams=None, labels=labels, folds=3)
+    folds = row_folds(torch.from_numpy(ids), 3).numpy()
+    assert table.fold_ratios is not None and table.fold_ratios.shape == (3, *table.ratios.shape)
+    assert len(set(folds.tolist())) == 3
+    for f in range(3):
+        rest = NgramTable.fit(ids[folds != f], 8, 2, 1, None, labels[folds != f])
+        keys = torch.from_numpy(rest.keys)
+        here = lookup(torch.from_numpy(table.keys), keys).numpy()
+        # the counts of a table fitted without fold f: the same ratios up to one constant per class (the
+        # add-one smoothing of n-grams found in fold f only enters the normaliser)
+        shift = table.fold_ratios[f][here] - rest.ratios[1:]
+        np.testing.assert_allclose(shift, np.broadcast_to(shift[:1], shift.shape), atol=1e-5)
+        assert not np.allclose(table.fold_ratios[f], table.ratios)
+
+
+def test_ngram_encoder_trains_on_fold_ratios_and_scores_with_all_of_them():
+    ids = np.array([[2, 3, 0], [2, 4, 0], [3, 3, 1], [4, 1, 0], [2, 2, 2], [3, 1, 4]])
+    labels = np.eye(2)[[1, 1, 0, 0, 1, 0]]
+    table = NgramTable.fit(ids, cardinality=5, orders=1, min_df=1, max_ngrams=None, labels=labels, folds=2)
+    config = TextConfig(encoder="ngram", embedding_dim=4, ngrams=1)
+    module = build_text_encoder("ngram", 5, config, ngram_rows=len(table.keys) + 1, out_features=2)
+    module.install(table)
+    x = torch.from_numpy(ids)
+    trained, scored = module.train().wide(x), module.eval().wide(x)
+    assert not torch.allclose(trained, scored)
+    assert "fold_ratios" not in module.state_dict()  # only training needs them
+    plain = build_text_encoder("ngram", 5, config, ngram_rows=len(table.keys) + 1, out_features=2)
+    plain.load_state_dict(module.state_dict())
+    plain.install(NgramTable.fit(ids, 5, 1, 1, None, labels))  # no folds: the same scores as at evaluation
+    torch.testing.assert_close(plain.train().wide(x), scored)
 
 
 def test_ngram_orders_that_overflow_are_refused():
@@ -312,3 +348,14 @@ def test_classic_keras_lstm_recipe_is_expressible_in_config():
     assert encoder.embedding.embedding_dim == 64 and not encoder.rnn.bidirectional
     assert predictor.pipeline.text["review"].length == 100  # pad 100, whatever the texts' lengths
     assert predictor.training["epochs"] == 3
+
+
+def test_a_cut_keeps_both_the_words_and_the_appended_characters():
+    from deepmine.text.column import _cut
+
+    words, chars = [f"w{i}" for i in range(10)], [f"c{i}" for i in range(30)]
+    kept = _cut(words, chars, 8)
+    assert kept == ["w0", "w1", "w2", "w3", "c0", "c1", "c2", "c3"]  # half the room each
+    assert _cut(words[:2], chars, 8) == ["w0", "w1", *chars[:6]]  # a short part lends its room to the other
+    assert _cut(words, chars[:1], 8) == [*words[:7], "c0"]
+    assert _cut(words, chars, None) == words + chars and _cut(words[:3], chars[:3], 8) == words[:3] + chars[:3]

@@ -146,7 +146,8 @@ def fit(
         str | None,
         typer.Option(
             "--task",
-            help="binary, multiclass, regression, sequence (wide rows: one series per row), or tagging (CoNLL/JSONL).",
+            help="binary, multiclass, multilabel (label lists like 'a|b'), regression, sequence (wide rows: one "
+            "series per row), or tagging (CoNLL/JSONL).",
         ),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,

@@ -40,6 +40,9 @@ class ColumnsConfig(_Section):
     id: str | None = Field(None, description="Column copied into predictions to identify rows.")
     roles: dict[str, str] = Field(default_factory=dict, description="Force a role per column.")
     drop: list[str] = Field(default_factory=list)
+    label_sep: str | None = Field(
+        None, description="Multilabel: delimiter between a target value's labels ('|', ';', ','); detected if unset."
+    )
 
 
 class PreprocessConfig(_Section):
@@ -143,6 +146,9 @@ class TextConfig(_Section):
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     ngrams: int = Field(3, ge=1, le=5, description="Longest word n-gram of the ngram encoder.")
     ngram_min_df: int = Field(2, ge=1, description="n-grams in fewer training texts are dropped.")
+    ngram_folds: int = Field(
+        5, ge=1, description="Training rows see Naive-Bayes ratios counted on the other folds (1 = no cross-fitting)."
+    )
     max_ngrams: int | None = Field(2_000_000, ge=1)
     vectors: str | None = Field(None, description="word2vec/GloVe text file initialising the word embeddings.")
     freeze: bool = Field(False, description="Keep the loaded word vectors fixed.")
@@ -182,7 +188,7 @@ class TrackingConfig(_Section):
 class RunConfig(_Section):
     """Everything one run needs. Every field can be set with ``--set section.key=value``."""
 
-    task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
+    task: Literal["auto", "binary", "multiclass", "regression", "multilabel"] = "auto"
     seed: int = 42
     data: DataConfig = Field(default_factory=DataConfig)
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)

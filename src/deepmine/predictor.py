@@ -70,6 +70,10 @@ class Predictor:
     def is_classifier(self) -> bool:
         return self.task in ("binary", "multiclass")
 
+    @property
+    def is_multilabel(self) -> bool:
+        return self.task == "multilabel"
+
     # ---- prediction -----------------------------------------------------------------------------
     def _frame(self, data: DataSource) -> tuple[pd.DataFrame, str]:
         return load_table(data, self.config.data), describe(data)
@@ -84,6 +88,9 @@ class Predictor:
     def predict_blocks(self, blocks: Blocks) -> tuple[np.ndarray | None, np.ndarray]:
         """``(probabilities or None, predictions)`` for model inputs already made by the pipeline."""
         outputs = forward_in_chunks(self.model, to_tensors(blocks))
+        if self.is_multilabel:  # one sigmoid per label; predictions are lists of labels
+            proba = torch.sigmoid(outputs.float()).numpy()
+            return proba, self.pipeline.decode_target(self.decide(proba))
         if self.is_classifier:
             proba = torch.softmax(outputs.float(), dim=1).numpy()
             return proba, self.pipeline.decode_target(self.decide(proba))
@@ -92,19 +99,23 @@ class Predictor:
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """Class indices from probabilities: the most probable class, or for a binary model with a decision
         threshold chosen on validation (``trainer.threshold``), positive when ``proba[:, 1] >= threshold``."""
+        if self.is_multilabel:
+            from deepmine.tasks.multilabel import decide
+
+            return decide(proba, self.model_spec.get("label_thresholds"))
         threshold = self.model_spec.get("decision_threshold")
         if threshold is None or proba.shape[1] != 2:
             return proba.argmax(axis=1)
         return (proba[:, 1] >= threshold).astype("int64")
 
     def predict(self, data: DataSource) -> np.ndarray:
-        """Predicted labels (classification) or values (regression), one per input row."""
+        """Predicted labels (classification), label lists (multilabel) or values (regression), one per row."""
         frame, where = self._frame(data)
         return self._proba_and_values(frame, where)[1]
 
     def predict_proba(self, data: DataSource) -> np.ndarray:
-        """Class probabilities, shape (rows, classes), columns in the order of ``classes_``."""
-        if not self.is_classifier:
+        """Class (or per-label) probabilities, shape (rows, classes), columns in the order of ``classes_``."""
+        if not (self.is_classifier or self.is_multilabel):
             raise TypeError(f"predict_proba needs a classifier; this model does {self.task}")
         frame, where = self._frame(data)
         proba, _ = self._proba_and_values(frame, where)
@@ -130,6 +141,10 @@ class Predictor:
         out = pd.DataFrame(index=range(len(frame)))
         if id_column:
             out[id_column] = frame[id_column].to_numpy()
+        if self.is_multilabel:
+            from deepmine.tasks.multilabel import join_lists
+
+            values = join_lists(values, self.schema.label_sep or "|")
         out["prediction"] = values
         if proba is not None:
             for i, label in enumerate(self.schema.classes):
@@ -147,7 +162,8 @@ class Predictor:
                 f"{where} has no target column '{target}'{did_you_mean(target, frame.columns)}; "
                 "evaluate needs labelled rows"
             )
-        frame = frame[frame[target].notna()].reset_index(drop=True)
+        if not self.is_multilabel:  # multilabel: an empty value is a row with no labels
+            frame = frame[frame[target].notna()].reset_index(drop=True)
         return self.score_frame(frame, where)
 
     def score_frame(self, frame: pd.DataFrame, where: str) -> dict[str, Any]:
@@ -157,7 +173,11 @@ class Predictor:
 
         y = self.pipeline.encode_target(frame, where)
         proba, values = self._proba_and_values(frame, where)
-        if self.is_classifier:
+        if self.is_multilabel:
+            from deepmine.tasks.multilabel import multilabel_metrics
+
+            metrics = multilabel_metrics(y, self.decide(proba))
+        elif self.is_classifier:
             decided = self.decide(proba)
             metrics: dict[str, Any] = classification_metrics(y, proba, len(self.schema.classes), y_pred=decided)
             metrics["confusion_matrix"] = confusion(y, decided, len(self.schema.classes))

@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
+from deepmine.estimator_params import RoutedParamsEstimator
 from deepmine.exceptions import ConfigError, DeepmineError
 
 
@@ -25,8 +26,9 @@ ROUTED_PREFIXES = ("module", "model", "optimizer", "trainer", "preprocess", "col
 TARGET = "__target__"
 
 
-class _TabularEstimator(BaseEstimator):
+class _TabularEstimator(RoutedParamsEstimator):
     _task = "auto"
+    _label_lists = False  # classifiers take y as lists of labels too (multilabel)
 
     def __init__(
         self,
@@ -49,25 +51,7 @@ class _TabularEstimator(BaseEstimator):
         self.optimizer = optimizer
         self.seed = seed
         self.progress = progress
-        for key, value in routed.items():
-            setattr(self, key, value)
-
-    # ---- parameters --------------------------------------------------------------------------
-    def _routed(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if "__" in k and not k.endswith("_")}
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {**super().get_params(deep=deep), **self._routed()}
-
-    def set_params(self, **params: Any) -> _TabularEstimator:
-        plain = {}
-        for key, value in params.items():
-            if "__" in key:
-                setattr(self, key, value)
-            else:
-                plain[key] = value
-        super().set_params(**plain)
-        return self
+        self._store_routed(routed)
 
     def _overrides(self) -> dict[str, Any]:
         overrides: dict[str, Any] = {
@@ -115,13 +99,20 @@ class _TabularEstimator(BaseEstimator):
         from deepmine.tasks.supervised import fit_table
 
         frame = self._as_frame(X)
-        y_values = np.asarray(y)
+        lists = None
+        if self._label_lists:
+            from deepmine.tasks.multilabel import lists_to_target
+
+            lists = lists_to_target(y)
+        y_values = lists[0] if lists else np.asarray(y)
         if y_values.ndim != 1 or len(y_values) != len(frame):
             raise ValueError(f"y must be 1-D with one value per row of X ({len(frame)}), got shape {y_values.shape}")
         frame[TARGET] = y_values
         overrides = self._overrides()
         overrides["columns.target"] = TARGET
-        overrides["task"] = self._resolve_task(y_values)
+        overrides["task"] = "multilabel" if lists else self._resolve_task(y_values)
+        if lists:
+            overrides["columns.label_sep"] = lists[1]
         self.predictor_ = fit_table(frame, build_config(None, overrides))
         self.feature_names_in_ = np.asarray([str(c) for c in frame.columns if c != TARGET], dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
@@ -146,7 +137,11 @@ class _TabularEstimator(BaseEstimator):
 
 
 class TabularClassifier(ClassifierMixin, _TabularEstimator):
-    """MLP with categorical embeddings for classification (binary or multiclass)."""
+    """MLP with categorical embeddings for classification (binary or multiclass), or multilabel when ``y`` holds
+    lists of labels (MultiLabelBinarizer style): ``predict`` then returns label lists, ``predict_proba`` one
+    column per label of ``classes_``."""
+
+    _label_lists = True
 
     def _resolve_task(self, y: np.ndarray) -> str:
         return "binary" if len(pd.unique(pd.Series(y).dropna())) == 2 else "multiclass"
@@ -154,10 +149,24 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
     def fit(self, X: Any, y: Any) -> TabularClassifier:
         super().fit(X, y)
         self.classes_ = np.asarray(self.predictor_.schema.classes)
+        self.multilabel_ = self.predictor_.is_multilabel
         return self
 
     def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(super().predict(X)).astype(self.classes_.dtype)
+        values = super().predict(X)
+        return values if self.multilabel_ else np.asarray(values).astype(self.classes_.dtype)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy; for label lists, subset accuracy (every label of a row right)."""
+        if not getattr(self, "multilabel_", False):
+            return super().score(X, y, sample_weight=sample_weight)
+        from sklearn.metrics import accuracy_score
+        from sklearn.preprocessing import MultiLabelBinarizer
+
+        binarizer = MultiLabelBinarizer(classes=[str(c) for c in self.classes_])
+        truth = binarizer.fit_transform([[str(v) for v in labels] for labels in y])
+        predicted = binarizer.transform(self.predict(X))
+        return float(accuracy_score(truth, predicted, sample_weight=sample_weight))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``."""

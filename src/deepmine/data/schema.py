@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 
 from deepmine.exceptions import ColumnError, ConfigError, DataError, did_you_mean
+from deepmine.tasks.multilabel import DEFAULT_DELIMITER, detect_delimiter, label_set, multilabel_hint
 
 ROLES = ("numeric", "categorical", "binary", "text", "datetime", "id", "constant")
 FEATURE_ROLES = ("numeric", "categorical", "binary", "text", "datetime")
-TASKS = ("binary", "multiclass", "regression")
+TASKS = ("binary", "multiclass", "regression", "multilabel")
 _ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|key)$|^id[_\s-]|Id$|ID$")
 MAX_CLASSES_FOR_INTEGER_TARGET = 10
 
@@ -37,6 +38,7 @@ class Schema:
     task: str | None = None
     task_reason: str = ""
     classes: list[Any] = field(default_factory=list)
+    label_sep: str | None = None  # multilabel: the delimiter between the labels of one value
 
     @property
     def features(self) -> list[ColumnSpec]:
@@ -53,7 +55,14 @@ class Schema:
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Schema:
         cols = [ColumnSpec(**c) for c in state["columns"]]
-        return cls(cols, state.get("target"), state.get("task"), state.get("task_reason", ""), state["classes"])
+        return cls(
+            cols,
+            state.get("target"),
+            state.get("task"),
+            state.get("task_reason", ""),
+            state["classes"],
+            state.get("label_sep"),
+        )
 
 
 def to_native(value: Any) -> Any:
@@ -142,8 +151,11 @@ def _is_step_sequence(values: pd.Series) -> bool:
     return bool(len(diffs)) and bool(np.all(diffs == diffs[0]))
 
 
-def infer_task(target: pd.Series, name: str, forced: str = "auto") -> tuple[str, str]:
-    """Binary, multiclass or regression from the target's values (or the forced task)."""
+def infer_task(target: pd.Series, name: str, forced: str = "auto", label_sep: str | None = None) -> tuple[str, str]:
+    """Binary, multiclass, multilabel or regression from the target's values (or the forced task);
+    a target of delimited label lists (or any target when ``label_sep`` is set) is multilabel."""
+    if forced == "multilabel" or (forced == "auto" and (label_sep or detect_delimiter(target))):
+        return "multilabel", "set in the config" if forced == "multilabel" or label_sep else "label lists"
     nonnull = target.dropna()
     distinct = nonnull.nunique()
     numeric = _numeric_view(target)
@@ -159,7 +171,7 @@ def infer_task(target: pd.Series, name: str, forced: str = "auto") -> tuple[str,
     if distinct == 2:
         return "binary", "the target has two distinct values"
     if numeric is None:
-        return "multiclass", f"the target holds {distinct} distinct labels"
+        return "multiclass", f"the target holds {distinct} distinct labels{multilabel_hint(target)}"
     if _is_integral(numeric.dropna()) and distinct <= MAX_CLASSES_FOR_INTEGER_TARGET:
         return "multiclass", f"the target holds {distinct} distinct integers"
     return "regression", f"the target holds numbers ({distinct} distinct)"
@@ -188,6 +200,7 @@ def infer_schema(
     drop: list[str] | None = None,
     id_column: str | None = None,
     where: str = "the data",
+    label_sep: str | None = None,
 ) -> Schema:
     """Infer a role for every column, and the task when there is a target."""
     roles = roles or {}
@@ -219,8 +232,13 @@ def infer_schema(
     if target is None:
         return schema
     check_target(frame, target, where)
-    schema.task, schema.task_reason = infer_task(frame[target], target, task)
-    if schema.task != "regression":
+    schema.task, schema.task_reason = infer_task(frame[target], target, task, label_sep)
+    if schema.task == "multilabel":
+        schema.label_sep = label_sep or detect_delimiter(frame[target], 0.0) or DEFAULT_DELIMITER
+        schema.classes = label_set(frame[target], schema.label_sep, target, where)
+        how = "" if schema.task_reason == "label lists" else f", {schema.task_reason}"
+        schema.task_reason = f"{len(schema.classes)} labels, delimiter {schema.label_sep!r}{how}"
+    elif schema.task != "regression":
         labels = frame[target].dropna()
         classes = sorted(labels.unique().tolist(), key=lambda v: (str(type(v)), v))
         if len(classes) < 2:

@@ -29,6 +29,8 @@ def _metric(task: str, y: np.ndarray) -> tuple[str, Any]:
         return "roc_auc", lambda out: skm.roc_auc_score(y, out[:, 1])
     if task in ("binary", "multiclass"):
         return "accuracy", lambda out: skm.accuracy_score(y, out.argmax(axis=1))
+    if task == "multilabel":
+        return "micro_f1", lambda out: skm.f1_score(y, out >= 0.5, average="micro", zero_division=0)
     return "rmse", lambda out: -float(np.sqrt(np.mean((out - y) ** 2)))
 
 

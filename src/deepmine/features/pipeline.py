@@ -61,6 +61,8 @@ class FeaturePipeline:
             target = (
                 to_numbers(frame[self.schema.target]) if regression else as_keys(frame[self.schema.target]).to_numpy()
             )
+            if self.schema.task == "multilabel":  # tree bins split on label combinations; empty = no labels
+                target = np.where(pd.isna(target), "", target)
         for spec in self.schema.features:
             column = frame[spec.name]
             if spec.role == "numeric":
@@ -125,8 +127,13 @@ class FeaturePipeline:
         return {k: v for k, v in found.items() if v}
 
     def encode_target(self, frame: pd.DataFrame, where: str = "the data") -> np.ndarray:
-        """Class indices (int64) or standardized values (float32)."""
+        """Class indices (int64), standardized values (float32) or a (rows, labels) 0/1 matrix (multilabel)."""
         column = frame[self.schema.target]
+        if self.schema.task == "multilabel":
+            from deepmine.tasks.multilabel import indicator_matrix
+
+            sep = self.schema.label_sep or "|"
+            return indicator_matrix(column, self.schema.classes, sep, self.schema.target, where)
         if self.schema.task == "regression":
             return ((to_numbers(column) - self.target_mean) / self.target_std).astype("float32")
         keys = as_keys(column)
@@ -142,7 +149,11 @@ class FeaturePipeline:
         return codes.to_numpy(dtype="int64")
 
     def decode_target(self, values: np.ndarray) -> np.ndarray:
-        """Model outputs back to labels or original-scale numbers."""
+        """Model outputs back to labels, label lists (multilabel: from decided 0/1 rows) or original-scale numbers."""
+        if self.schema.task == "multilabel":
+            from deepmine.tasks.multilabel import label_lists
+
+            return label_lists(values, self.schema.classes)
         if self.schema.task == "regression":
             return values * self.target_std + self.target_mean
         classes = np.asarray(self.schema.classes, dtype=object)

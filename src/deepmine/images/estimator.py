@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import ClassifierMixin
 
+from deepmine.estimator_params import RoutedParamsEstimator
 from deepmine.exceptions import ConfigError
 
 ROUTED_PREFIXES = ("module", "model", "optimizer", "trainer", "images")
 
 
-class ImageClassifier(ClassifierMixin, BaseEstimator):
+class ImageClassifier(ClassifierMixin, RoutedParamsEstimator):
     """A CNN image classifier (the default VGG-style net, ``model="classic"``, or ``layers=[...]``)."""
 
     def __init__(
@@ -39,24 +40,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         self.lr = lr
         self.seed = seed
         self.progress = progress
-        for key, value in routed.items():
-            setattr(self, key, value)
-
-    def _routed(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if "__" in k and not k.endswith("_")}
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {**super().get_params(deep=deep), **self._routed()}
-
-    def set_params(self, **params: Any) -> ImageClassifier:
-        plain = {}
-        for key, value in params.items():
-            if "__" in key:
-                setattr(self, key, value)
-            else:
-                plain[key] = value
-        super().set_params(**plain)
-        return self
+        self._store_routed(routed)
 
     def _config(self):
         from deepmine.images.config import build_image_config

@@ -2,7 +2,8 @@
 
 In training mode the ensemble returns every member's output stacked as (k, rows, outputs) and
 :class:`MemberMeanLoss` averages the members' losses; in eval mode it returns one output per row:
-log of the mean class probability (valid logits) for classifiers, the mean value for regression.
+log of the mean class probability (valid logits) for classifiers, the logit of the mean per-label probability
+for multilabel models, the mean value for regression.
 """
 
 from __future__ import annotations
@@ -16,21 +17,25 @@ from torch import nn
 from deepmine.config import ModelConfig
 from deepmine.nn.registry import get_model_builder
 
-SPEC_ONLY = ("name", "parameters", "task", "decision_threshold", "members")
+SPEC_ONLY = ("name", "parameters", "task", "decision_threshold", "label_thresholds", "members")
 
 
 class Ensemble(nn.Module):
     """Average of ``k`` members built by the same builder."""
 
-    def __init__(self, members: list[nn.Module], classify: bool) -> None:
+    def __init__(self, members: list[nn.Module], classify: bool, multilabel: bool = False) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         self.classify = classify
+        self.multilabel = multilabel
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         outputs = torch.stack([member(*inputs) for member in self.members])
         if self.training:
             return outputs
+        if self.multilabel:  # logit of the members' mean sigmoid probability, per label
+            sig = nn.functional.logsigmoid
+            return torch.logsumexp(sig(outputs), dim=0) - torch.logsumexp(sig(-outputs), dim=0)
         if self.classify:
             return torch.logsumexp(torch.log_softmax(outputs, dim=-1), dim=0) - math.log(len(self.members))
         return outputs.mean(dim=0)
@@ -49,14 +54,19 @@ class MemberMeanLoss(nn.Module):
         return self.loss(output, target)
 
 
+def _combine(spec: dict[str, Any]) -> dict[str, bool]:
+    """How the ensemble averages its members for the spec's task."""
+    return {"classify": spec.get("task") != "regression", "multilabel": spec.get("task") == "multilabel"}
+
+
 def build_model(spec: dict[str, Any], config: ModelConfig) -> nn.Module:
     """Build the registered model described by ``spec`` — an ensemble when ``config.ensemble > 1``."""
     builder = get_model_builder(spec["name"])
     kwargs = {k: v for k, v in spec.items() if k not in SPEC_ONLY}
     if spec.get("members"):  # one member per entry, each with its own builder arguments (text encoders)
         members = [builder(**kwargs, **extra, config=config) for extra in spec["members"]]
-        return members[0] if len(members) == 1 else Ensemble(members, classify=spec.get("task") != "regression")
+        return members[0] if len(members) == 1 else Ensemble(members, **_combine(spec))
     if config.ensemble <= 1:
         return builder(**kwargs, config=config)
     members = [builder(**kwargs, config=config) for _ in range(config.ensemble)]
-    return Ensemble(members, classify=spec.get("task") != "regression")
+    return Ensemble(members, **_combine(spec))

@@ -57,7 +57,7 @@ def _number(value: Any) -> str:
 
 def _explain_examples(predictor, insight: dict[str, Any]) -> dict[str, Any] | None:
     examples = insight.get("examples") or []
-    if not examples:
+    if not examples or predictor.task == "multilabel":  # integrated gradients explain one class per row
         return None
     from deepmine.explain.integrated_gradients import integrated_gradients
 
@@ -108,7 +108,7 @@ def report_context(predictor) -> dict[str, Any]:
         context["confusion"] = metrics["confusion_matrix"]
     if validation and classify:
         context["curves"] = sections.classification_curves(predictor, validation)
-    if validation and not classify:
+    if validation and predictor.task == "regression":
         context["residuals"] = sections.residual_section(validation)
     return context
 

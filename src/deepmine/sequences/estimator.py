@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import ClassifierMixin
+
+from deepmine.estimator_params import RoutedParamsEstimator
 
 ROUTED = ("model", "optimizer", "trainer", "sequence")
 
 
-class SequenceClassifier(ClassifierMixin, BaseEstimator):
+class SequenceClassifier(ClassifierMixin, RoutedParamsEstimator):
     """Sequence classification with deepmine's sequence networks (default: an ensemble of 1-D ResNets)."""
 
     def __init__(
@@ -33,24 +35,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.config = config
         self.progress = progress
-        for key, value in routed.items():
-            setattr(self, key, value)
-
-    def _routed(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if "__" in k and not k.endswith("_")}
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {**super().get_params(deep=deep), **self._routed()}
-
-    def set_params(self, **params: Any) -> SequenceClassifier:
-        plain = {}
-        for key, value in params.items():
-            if "__" in key:
-                setattr(self, key, value)
-            else:
-                plain[key] = value
-        super().set_params(**plain)
-        return self
+        self._store_routed(routed)
 
     def _run_config(self):
         from deepmine.config import build_config

@@ -56,7 +56,8 @@ class Inference:
         self.known = {f.name for f in models.fields}
         self.id_column = predictor.config.columns.id
         self.id_attr = next((f.attr for f in models.fields if f.name == self.id_column), None)
-        self.class_keys = [str(c) for c in predictor.schema.classes] if predictor.is_classifier else []
+        scored = predictor.is_classifier or predictor.is_multilabel  # a probability per class or label
+        self.class_keys = [str(c) for c in predictor.schema.classes] if scored else []
         self.na_values = list(predictor.config.data.na_values)
         self.fast: FastBlocks | None = None  # set by warm_up once checked against the pipeline
 

@@ -66,6 +66,10 @@ def fit_streaming(
     sample[POSITION] = np.arange(len(sample))
     sample = _drop_missing_target(sample, target, where)
     schema = infer_run_schema(sample.drop(columns=[POSITION]), config, where)
+    if schema.task == "multilabel":
+        from deepmine.exceptions import ConfigError
+
+        raise ConfigError(f"{where}: multilabel targets do not stream yet; fit in memory (--set data.streaming=false)")
     classify = schema.task != "regression"
     generator = seed_everything(config.seed)
     if valid is not None:

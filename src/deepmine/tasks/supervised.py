@@ -17,7 +17,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
 from deepmine.config import RunConfig
-from deepmine.data.schema import Schema, check_target, infer_schema
+from deepmine.data.schema import Schema, check_target, infer_schema, infer_task
 from deepmine.data.sources import DataSource, describe, load_table
 from deepmine.data.splits import train_valid_split
 from deepmine.evaluate.metrics import classification_metrics, regression_metrics
@@ -43,6 +43,12 @@ def make_evaluator(task: str, n_classes: int, pipeline: FeaturePipeline):
 
     def evaluate(model: nn.Module, inputs: Sequence[torch.Tensor], target: torch.Tensor) -> dict[str, float]:
         outputs = forward_in_chunks(model, list(inputs)).float()
+        if task == "multilabel":
+            from deepmine.tasks.multilabel import decide, multilabel_metrics
+
+            loss = float(nn.functional.binary_cross_entropy_with_logits(outputs, target))
+            decided = decide(torch.sigmoid(outputs).numpy())
+            return {"loss": loss, **multilabel_metrics(target.numpy(), decided)}
         if task == "regression":
             pred = outputs.squeeze(-1)
             loss = float(nn.functional.mse_loss(pred, target))
@@ -58,9 +64,10 @@ def make_evaluator(task: str, n_classes: int, pipeline: FeaturePipeline):
     return evaluate
 
 
-def _drop_missing_target(frame: pd.DataFrame, target: str, where: str) -> pd.DataFrame:
+def _drop_missing_target(frame: pd.DataFrame, target: str, where: str, config: RunConfig | None = None) -> pd.DataFrame:
+    """``frame`` without the rows whose target is missing (kept for multilabel: an empty value = no labels)."""
     missing = frame[target].isna()
-    if missing.any():
+    if missing.any() and not _is_multilabel(frame, config):
         warnings.warn(
             f"{where}: dropping {int(missing.sum())} row(s) with no value in target '{target}'",
             DeepmineWarning,
@@ -70,17 +77,24 @@ def _drop_missing_target(frame: pd.DataFrame, target: str, where: str) -> pd.Dat
     return frame
 
 
+def _is_multilabel(frame: pd.DataFrame, config: RunConfig | None) -> bool:
+    if config is None:
+        return False
+    target = config.columns.target
+    return infer_task(frame[target], target, config.task, config.columns.label_sep)[0] == "multilabel"
+
+
 def _check_threshold(config: RunConfig, task: str | None, y_train: torch.Tensor) -> dict[str, Any]:
     """Validate ``trainer.threshold``; for a binary task, the positive share and (under 5 %) AP as headline."""
     from deepmine.evaluate.thresholds import RARE_SHARE, parse_threshold
 
     parse_threshold(config.trainer.threshold)
-    if config.trainer.threshold != "argmax" and task != "binary":
+    if config.trainer.threshold != "argmax" and task not in ("binary", "multilabel"):
         from deepmine.exceptions import ConfigError
 
         raise ConfigError(
             f"trainer.threshold '{config.trainer.threshold}' needs a binary target; this task is {task} "
-            "(leave trainer.threshold=argmax)"
+            "(leave trainer.threshold=argmax); per-label thresholds need a multilabel target"
         )
     if task != "binary":
         return {}
@@ -111,6 +125,7 @@ def infer_run_schema(frame: pd.DataFrame, config: RunConfig, where: str) -> Sche
         drop=config.columns.drop,
         id_column=config.columns.id,
         where=where,
+        label_sep=config.columns.label_sep,
     )
 
 
@@ -119,7 +134,7 @@ def read_valid(valid: Any, config: RunConfig) -> tuple[pd.DataFrame, str]:
     where = describe(valid)
     frame = load_table(valid, config.data)
     check_target(frame, config.columns.target, where)
-    return _drop_missing_target(frame, config.columns.target, where), where
+    return _drop_missing_target(frame, config.columns.target, where, config), where
 
 
 def fit_table(
@@ -145,7 +160,7 @@ def fit_table(
     frame = load_table(data, config.data)
     target = config.columns.target
     check_target(frame, target, where)
-    frame = _drop_missing_target(frame, target, where)
+    frame = _drop_missing_target(frame, target, where, config)
     schema = infer_run_schema(frame, config, where)
     classify = schema.task != "regression"
     generator = seed_everything(config.seed)
@@ -155,7 +170,7 @@ def fit_table(
     else:
         valid_where = "the validation split"
         train_frame, valid_frame = train_valid_split(
-            frame, target, config.trainer.valid_fraction, config.seed, stratify=classify
+            frame, target, config.trainer.valid_fraction, config.seed, stratify=schema.task in ("binary", "multiclass")
         )
     pipeline = FeaturePipeline(schema, config.preprocess, config.text).fit(train_frame)
     x_train = to_tensors(pipeline.transform(train_frame, where))
@@ -178,7 +193,11 @@ def fit_table(
     model = build_model(spec, config.model)
     install_text(model, pipeline, config, tables)
     spec["parameters"] = sum(p.numel() for p in model.parameters())
-    if classify:
+    if schema.task == "multilabel":
+        from deepmine.tasks.multilabel import multilabel_loss
+
+        loss_fn: nn.Module = multilabel_loss(config, y_train)
+    elif classify:
         weight = None
         if config.trainer.class_weight == "balanced":
             present = np.unique(y_train.numpy())
@@ -188,7 +207,7 @@ def fit_table(
         if config.trainer.loss == "focal":
             from deepmine.nn.losses import FocalLoss
 
-            loss_fn: nn.Module = FocalLoss(weight=weight)
+            loss_fn = FocalLoss(weight=weight)
         else:
             loss_fn = nn.CrossEntropyLoss(weight=weight)
     else:
@@ -213,6 +232,11 @@ def fit_table(
         valid_proba = torch.softmax(forward_in_chunks(model, x_valid).float(), dim=1)[:, 1].numpy()
         chosen = choose_threshold(y_valid.numpy(), valid_proba, config.trainer.threshold)
         spec["decision_threshold"] = chosen["threshold"]
+    if schema.task == "multilabel" and config.trainer.threshold != "argmax":
+        from deepmine.tasks.multilabel import tune_thresholds
+
+        valid_proba = torch.sigmoid(forward_in_chunks(model, x_valid).float()).numpy()
+        spec["label_thresholds"] = tune_thresholds(y_valid.numpy(), valid_proba, config.trainer.threshold)
     predictor = Predictor(schema, pipeline, model, config, spec, history=history)
     predictor.metrics = {"valid": predictor.score_frame(valid_frame, valid_where)}
     predictor.training = {

@@ -18,6 +18,15 @@ def as_texts(column: pd.Series) -> list[str]:
     return ["" if not isinstance(v, str) and pd.isna(v) else str(v) for v in column.astype(object)]
 
 
+def _cut(words: list[str], chars: list[str], length: int | None) -> list[str]:
+    """``words + chars`` cut to ``length``: cutting the end alone would drop every appended character of a long
+    text, so each part keeps at least half of the room (more when the other part is shorter)."""
+    if length is None or len(words) + len(chars) <= length:
+        return words + chars
+    kept = min(len(words), max(length // 2, length - len(chars)))
+    return words[:kept] + chars[: length - kept]
+
+
 def _cjk_chars(tokens: list[str]) -> list[str]:
     return [c for tok in tokens if _CJK.match(tok) for c in tok]
 
@@ -85,28 +94,29 @@ class TextColumnEncoder:
     def vocabulary(self) -> Vocabulary:
         return self._vocab
 
-    def encode_tokens(self, text: str) -> list[str]:
-        """The tokens of ``text``; with jieba a word missing from the vocabulary falls back to its characters."""
+    def encode_tokens(self, text: str, length: int | None = None) -> list[str]:
+        """The tokens of ``text`` (at most ``length``); with jieba a word missing from the vocabulary falls back
+        to its characters, and a cut keeps a share of both the words and the appended characters."""
         tokens = self._tok(text)
         if self.tokenizer != "jieba":
-            return tokens
+            return tokens[:length]
         chars = _cjk_chars(tokens) if self.chars else []
         if len(self._vocab) <= 2:  # fitting: the vocabulary is not built yet
-            return tokens + chars
+            return _cut(tokens, chars, length)
         out: list[str] = []
         for tok in tokens:
             if len(tok) > 1 and tok not in self._vocab and _CJK.match(tok):
                 out.extend(tok)
             else:
                 out.append(tok)
-        return out + chars
+        return _cut(out, chars, length)
 
     def transform(self, column: pd.Series | Iterable[Any]) -> np.ndarray:
         """(rows, length) int64 ids, 0-padded on the right, truncated to ``length``."""
         texts = as_texts(column if isinstance(column, pd.Series) else pd.Series(list(column), dtype=object))
         out = np.zeros((len(texts), self.length), dtype="int64")
         for row, text in enumerate(texts):
-            ids = self._vocab.encode(self.encode_tokens(text)[: self.length])
+            ids = self._vocab.encode(self.encode_tokens(text, self.length))
             out[row, : len(ids)] = ids
         return out
 

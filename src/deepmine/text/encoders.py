@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from deepmine.exceptions import ConfigError, did_you_mean
-from deepmine.text.ngrams import NgramTable, lookup, ngram_keys
+from deepmine.text.ngrams import NgramTable, lookup, ngram_keys, row_folds
 
 if TYPE_CHECKING:
     from deepmine.config import TextConfig
@@ -82,7 +82,10 @@ class NgramEncoder(BagEncoder):
     score_c = Σ_g (w_g + β) · r_gc / κ with r the Naive-Bayes log-count ratios of class c (frozen; learnt from
     zero for regression) and w a learnt per-n-gram weight (J. Howard's "NBSVM++"). w is stored divided by
     ``SCALE`` so that Adam, whose steps are about ``lr`` whatever the gradient, moves it ``SCALE`` times faster
-    than the deep part: the sparse, linear wide part needs a far larger step than the network."""
+    than the deep part: the sparse, linear wide part needs a far larger step than the network. While training, a
+    row's ratios come from the other ``text.ngram_folds`` folds only (cross-fitted; the fold is a function of the
+    row's ids), so the wide part cannot fit the training labels through ratios counted on those same rows; the
+    ratios of all training rows score everything else. The fold ratios are not saved."""
 
     BETA, KAPPA, SCALE = 0.4, 10.0, 30.0
     has_wide = True
@@ -95,6 +98,7 @@ class NgramEncoder(BagEncoder):
         self.ratios = nn.Embedding(max(ngram_rows, 1), out_features, padding_idx=0)
         nn.init.uniform_(self.weight.weight, -0.1 / self.SCALE, 0.1 / self.SCALE)
         nn.init.zeros_(self.ratios.weight)
+        self.register_buffer("fold_ratios", torch.zeros(0), persistent=False)
         with torch.no_grad():
             self.weight.weight[0] = 0.0
 
@@ -105,12 +109,18 @@ class NgramEncoder(BagEncoder):
             self.table.copy_(torch.from_numpy(table.keys))
             if table.ratios is not None:
                 self.ratios.weight.copy_(torch.from_numpy(table.ratios))
+            if table.fold_ratios is not None:
+                self.fold_ratios = torch.from_numpy(table.fold_ratios)
         self.ratios.weight.requires_grad_(table.ratios is None)
 
     def wide(self, ids: torch.Tensor) -> torch.Tensor:
         rows = lookup(self.table, ngram_keys(ids, self.cardinality, self.orders))
         present = (rows > 0).unsqueeze(-1).to(self.ratios.weight.dtype)
-        scaled = (self.weight(rows) * self.SCALE + self.BETA) * self.ratios(rows) * present
+        if self.training and len(self.fold_ratios):
+            ratios = self.fold_ratios[row_folds(ids, len(self.fold_ratios)).unsqueeze(1), rows]
+        else:
+            ratios = self.ratios(rows)
+        scaled = (self.weight(rows) * self.SCALE + self.BETA) * ratios * present
         return scaled.sum(1) / self.KAPPA
 
 

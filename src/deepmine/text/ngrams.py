@@ -57,6 +57,7 @@ class NgramTable:
 
     keys: np.ndarray
     ratios: np.ndarray | None
+    fold_ratios: np.ndarray | None = None
 
     @classmethod
     def fit(
@@ -68,9 +69,13 @@ class NgramTable:
         max_ngrams: int | None,
         labels: np.ndarray | None = None,
         chunk: int = 2048,
+        folds: int = 1,
+        alpha: float = 1.0,
     ) -> NgramTable:
         """Count document frequencies over the training rows; ``labels`` (rows, classes) 0/1 indicators give
-        the ratio ``log(p_c/|p_c|) - log(q_c/|q_c|)`` per class c (p: texts of c, q: the others, add-one)."""
+        the ratio ``log(p_c/|p_c|) - log(q_c/|q_c|)`` per class c (p: texts of c, q: the others, add-``alpha``);
+        with ``folds`` > 1 also ``fold_ratios`` (folds, rows, classes): fold f's from the rows outside fold f
+        (``row_folds``), for training without ratios counted on the row itself."""
         check_orders(cardinality, orders)
         rows = [
             ngram_keys(torch.from_numpy(ids[i : i + chunk]), cardinality, orders) for i in range(0, len(ids), chunk)
@@ -85,22 +90,41 @@ class NgramTable:
             keys = keys[top]
         table = cls(keys, None)
         if labels is not None:
-            table.ratios = table._ratios(rows, labels)
+            table.ratios, table.fold_ratios = table._ratios(ids, rows, labels, folds, alpha)
         return table
 
-    def _ratios(self, rows: list[torch.Tensor], labels: np.ndarray) -> np.ndarray:
+    def _ratios(
+        self, ids: np.ndarray, rows: list[torch.Tensor], labels: np.ndarray, folds: int, alpha: float
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Ratios from every training row, and with ``folds`` > 1 one set per fold from the other folds' rows."""
         table = torch.from_numpy(self.keys)
-        counts = np.zeros((len(self.keys) + 1, labels.shape[1]), dtype="float64")
+        counts = np.zeros((max(folds, 1), len(self.keys) + 1, labels.shape[1]), dtype="float64")
         start = 0
         for block in rows:
             idx = lookup(table, block).numpy()
             y = labels[start : start + len(block)]
+            fold = row_folds(torch.from_numpy(ids[start : start + len(block)]), max(folds, 1)).numpy()
             start += len(block)
-            for c in range(labels.shape[1]):
-                counts[:, c] += np.bincount(idx[y[:, c] > 0].ravel(), minlength=len(counts))
-        counts[0] = 0.0
-        present = counts[1:]
-        total = present.sum(axis=1, keepdims=True)
-        p, q = present + 1.0, total - present + 1.0
-        ratios = np.log(p / p.sum(axis=0)) - np.log(q / q.sum(axis=0))
-        return np.concatenate([np.zeros((1, labels.shape[1])), ratios]).astype("float32")
+            for f in range(counts.shape[0]):
+                for c in range(labels.shape[1]):
+                    counts[f, :, c] += np.bincount(idx[(y[:, c] > 0) & (fold == f)].ravel(), minlength=counts.shape[1])
+        total = counts.sum(0)
+        full = _nb_ratios(total, alpha)
+        if folds <= 1:
+            return full, None
+        return full, np.stack([_nb_ratios(total - counts[f], alpha) for f in range(folds)])
+
+
+def row_folds(ids: torch.Tensor, folds: int) -> torch.Tensor:
+    """A fold per row from its ids alone (same text, same fold), so training can find a row's fold again."""
+    weights = torch.arange(1, ids.shape[1] + 1, dtype=torch.int64, device=ids.device)
+    return (ids * weights).sum(1) % folds
+
+
+def _nb_ratios(counts: np.ndarray, alpha: float) -> np.ndarray:
+    """``log(p_c/|p_c|) - log(q_c/|q_c|)`` per n-gram row and class (row 0, padding, gets 0)."""
+    present = counts[1:]
+    total = present.sum(axis=1, keepdims=True)
+    p, q = present + alpha, total - present + alpha
+    ratios = np.log(p / p.sum(axis=0)) - np.log(q / q.sum(axis=0))
+    return np.concatenate([np.zeros((1, counts.shape[1])), ratios]).astype("float32")

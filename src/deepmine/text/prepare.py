@@ -42,7 +42,9 @@ def text_tables(
         return [None for _ in pipeline.text]
     labels = label_indicators(task, target, n_classes)
     return [
-        NgramTable.fit(ids.numpy(), enc.cardinality, t.ngrams, t.ngram_min_df, t.max_ngrams, labels)
+        NgramTable.fit(
+            ids.numpy(), enc.cardinality, t.ngrams, t.ngram_min_df, t.max_ngrams, labels, folds=t.ngram_folds
+        )
         for ids, enc in zip(x_train[TEXT_START:], pipeline.text.values(), strict=True)
     ]
 

@@ -20,9 +20,7 @@ class Vocabulary:
         self._index: dict[str, int] = {tok: i for i, tok in enumerate(self.tokens)}
 
     @classmethod
-    def build(
-        cls, sequences: Iterable[Iterable[str]], max_tokens: int | None = None, min_freq: int = 1
-    ) -> Vocabulary:
+    def build(cls, sequences: Iterable[Iterable[str]], max_tokens: int | None = None, min_freq: int = 1) -> Vocabulary:
         """Keep the ``max_tokens`` most frequent tokens seen at least ``min_freq`` times (ties: first seen)."""
         counts: Counter[str] = Counter()
         for tokens in sequences:
