@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from deepmine.cli_options import DataArg, EncodingOpt, JsonOpt, NoHeaderOpt, QueryOpt, SepOpt, TableOpt
+
 app = typer.Typer(
     name="deepmine",
     help="Deep learning for data mining: profile, fit, evaluate and predict from a table in one command.",
@@ -26,14 +28,8 @@ app = typer.Typer(
 DEBUG = {"on": False}
 ARGV: list[str] = []  # the arguments main() received (``fit --devices N`` relaunches them under torchrun)
 
-# ---- shared options -----------------------------------------------------------------------------
-DataArg = Annotated[str, typer.Argument(help="A CSV/TSV/Parquet/JSONL file or a SQLAlchemy URL (sqlite:///f.db).")]
-SepOpt = Annotated[str | None, typer.Option("--sep", help="Delimiter (sniffed when omitted).")]
-EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="Text encoding (sniffed when omitted).")]
-NoHeaderOpt = Annotated[bool, typer.Option("--no-header", help="The first row is data, not column names.")]
-TableOpt = Annotated[str | None, typer.Option("--table", help="SQL table to read.")]
-QueryOpt = Annotated[str | None, typer.Option("--query", help="SQL query to read.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+# ---- shared options (the common ones live in cli_options) ----------------------------------------
+
 StrictOpt = Annotated[
     bool, typer.Option("--strict", help="Images: stop at the first unreadable image instead of skipping it.")
 ]

@@ -11,13 +11,8 @@ from typing import Annotated
 
 import typer
 
-DataArg = Annotated[str, typer.Argument(help="A CSV/TSV/Parquet/JSONL file or a SQLAlchemy URL (sqlite:///f.db).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-SepOpt = Annotated[str | None, typer.Option("--sep", help="Delimiter (sniffed when omitted).")]
-EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="Text encoding (sniffed when omitted).")]
-NoHeaderOpt = Annotated[bool, typer.Option("--no-header", help="The first row is data, not column names.")]
-TableOpt = Annotated[str | None, typer.Option("--table", help="SQL table to read.")]
-QueryOpt = Annotated[str | None, typer.Option("--query", help="SQL query to read.")]
+from deepmine.cli_options import DataArg, EncodingOpt, JsonOpt, NoHeaderOpt, QueryOpt, SepOpt, TableOpt
+
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for everything (same seed = same result).")]
 IdOpt = Annotated[str | None, typer.Option("--id", help="Column that identifies rows (kept in the output).")]
 
