@@ -1,6 +1,6 @@
-"""chnsenticorp: Chinese hotel-review sentiment (ChnSentiCorp htl_all, stratified 80/20, seed 42) — deepmine
-defaults through the real CLI (never told the text is Chinese) against TF-IDF character 1–3-grams + logistic
-regression and the classic Embedding+LSTM."""
+"""chinese-sentiment (alias chnsenticorp): Chinese hotel-review sentiment (ChnSentiCorp htl_all, stratified
+80/20, seed 42) — deepmine defaults through the real CLI (never told the text is Chinese) against TF-IDF
+character 1–3-grams + logistic regression and the classic Embedding+LSTM."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from env_info import WORK_DIR, require_files
 from sklearn.model_selection import train_test_split
 from text_bench import run_text
 
-NAME = "chnsenticorp"
+NAME = "chinese-sentiment"  # `run.py chnsenticorp` works too (run.ALIASES)
 TITLE = "ChnSentiCorp hotel reviews (stratified 80/20, seed 42): test accuracy, defaults vs TF-IDF char 1–3-grams"
 BOUND = 0.905
 
