@@ -327,7 +327,7 @@ def test_text_classifier_estimator_clones_and_predicts():
     data = reviews(200, 4)
     model = TextClassifier(epochs=6, trainer__threads=1)
     twin = clone(model.set_params(text__ngrams=2))
-    assert twin.get_params()["text__ngrams"] == 2 and twin.encoder == "ngram"
+    assert twin.get_params()["text__ngrams"] == 2 and twin.encoder == "auto"
     twin.fit(data["review"].tolist(), data["sentiment"])
     test = reviews(60, 5)
     assert (twin.predict(test["review"]) == test["sentiment"].to_numpy()).mean() >= 0.9
@@ -359,3 +359,75 @@ def test_a_cut_keeps_both_the_words_and_the_appended_characters():
     assert _cut(words[:2], chars, 8) == ["w0", "w1", *chars[:6]]  # a short part lends its room to the other
     assert _cut(words, chars[:1], 8) == [*words[:7], "c0"]
     assert _cut(words, chars, None) == words + chars and _cut(words[:3], chars[:3], 8) == words[:3] + chars[:3]
+
+
+# ---- linear members (nbsvm, tfidf) ----------------------------------------------------------------
+def _toy_ids(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three classes whose rows draw most ids from their own range of a 30-id vocabulary."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(rows) % 3
+    ids = np.zeros((rows, 12), dtype="int64")
+    for i, label in enumerate(y):
+        length = rng.integers(4, 13)
+        own = rng.integers(1 + 10 * label, 11 + 10 * label, length)
+        noise = rng.integers(1, 31, length)
+        ids[i, :length] = np.where(rng.random(length) < 0.6, own, noise)
+    return ids, y
+
+
+def test_tfidf_member_reaches_the_scikit_learn_logistic_regression_optimum():
+    from sklearn.linear_model import LogisticRegression
+
+    from deepmine.text.linear import STRENGTH, _design, fit_linear, idf
+
+    ids, y = _toy_ids(300, 0)
+    table = NgramTable.fit(ids, 31, 2, 2, None, np.eye(3)[y])
+    fit = fit_linear("tfidf", ids, table.keys, 31, 2, torch.from_numpy(y), "multiclass", 3, table.ratios)
+    design = _design(ids, table.keys, 31, 2, torch.from_numpy(idf(ids, table.keys, 31, 2))).to_dense().numpy()
+    reference = LogisticRegression(C=STRENGTH["tfidf"], max_iter=5000, tol=1e-10).fit(design, y)
+    config = TextConfig(ngrams=2)
+    encoder = build_text_encoder("tfidf", 31, config, ngram_rows=len(table.keys) + 1, out_features=3)
+    table.linear["tfidf"] = fit
+    encoder.install(table)
+    proba = torch.softmax(encoder.wide(torch.from_numpy(ids)), dim=1).numpy()
+    np.testing.assert_allclose(proba, reference.predict_proba(design), atol=2e-3)
+    assert encoder(torch.from_numpy(ids)).abs().sum() == 0  # no deep features: the scores go to the output
+
+
+def test_nbsvm_member_scales_ngrams_by_their_ratios_and_separates_the_classes():
+    from deepmine.text.linear import fit_linear
+
+    ids, y = _toy_ids(300, 1)
+    test_ids, test_y = _toy_ids(150, 2)
+    table = NgramTable.fit(ids, 31, 2, 2, None, np.eye(3)[y])
+    fit = fit_linear("nbsvm", ids, table.keys, 31, 2, torch.from_numpy(y), "multiclass", 3, table.ratios)
+    np.testing.assert_array_equal(fit.multiplier, table.ratios)
+    encoder = build_text_encoder("nbsvm", 31, TextConfig(ngrams=2), ngram_rows=len(table.keys) + 1, out_features=3)
+    table.linear["nbsvm"] = fit
+    encoder.install(table)
+    predicted = encoder.wide(torch.from_numpy(test_ids)).argmax(1).numpy()
+    assert (predicted == test_y).mean() > 0.9
+    empty = encoder.wide(torch.zeros((1, 12), dtype=torch.int64))
+    np.testing.assert_allclose(empty.numpy()[0], fit.bias, atol=1e-6)  # an empty text scores the bias alone
+
+
+def test_default_text_model_is_a_network_and_two_linear_members(fitted):
+    members = [m["text_encoder"] for m in fitted.model_spec["members"]]
+    assert members == ["ngram", "nbsvm", "tfidf"]
+    linear = [m.texts[0] for m in fitted.model.members[1:]]
+    assert all(member.coefficients.abs().sum() > 0 for member in linear)  # solved before training
+    assert all(not buffer.requires_grad for member in linear for buffer in member.buffers())
+    for member in fitted.model.members[1:]:  # outputs its linear scores alone and trains nothing
+        assert not any(p.requires_grad for p in member.parameters())
+        assert member.head.weight.abs().sum() == 0 and member.head.bias.abs().sum() == 0
+    assert all(p.requires_grad for p in fitted.model.members[0].head.parameters())
+    assert fitted.model.early_stopping_delta == 0.01  # 1 % steps, since the frozen members damp the loss
+
+
+def test_auto_encoder_keeps_the_network_alone_beside_other_columns():
+    from deepmine.tasks.supervised import fit_table
+
+    frame = reviews(120, 6).assign(stars=lambda f: (f["sentiment"] == "pos") * 4.0 + 1.0)
+    predictor = fit_table(frame, build_config(None, {"columns.target": "sentiment", **QUICK, "trainer.epochs": 2}))
+    assert predictor.config.text.encoder == "ngram"  # linear members would score the text alone
+    assert [m["text_encoder"] for m in predictor.model_spec["members"]] == ["ngram"]

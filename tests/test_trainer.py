@@ -192,3 +192,21 @@ def test_balanced_class_weights_raise_minority_recall():
     assert weighted.metrics["valid"]["recall"] >= plain.metrics["valid"]["recall"]
     yes = (weighted.predict(frame) == "yes").mean()
     assert yes > (plain.predict(frame) == "yes").mean()
+
+
+def test_early_stopping_min_delta_ignores_tiny_relative_steps():
+    from types import SimpleNamespace
+
+    from deepmine.train.callbacks import EarlyStopping
+
+    def stopped_at(min_delta: float) -> int | None:
+        stopper = EarlyStopping("valid_loss", patience=3, restore_best=False, min_delta=min_delta)
+        trainer = SimpleNamespace(stop_training=False)
+        for epoch in range(20):
+            stopper.on_epoch_end(trainer, epoch, {"valid_loss": 0.2 - 0.0002 * epoch})  # 0.1 % better each epoch
+            if trainer.stop_training:
+                return epoch
+        return None
+
+    assert stopped_at(0.0) is None  # every step counts
+    assert stopped_at(0.01) == 3  # 1 %: epochs 1-3 do not beat epoch 0 by enough

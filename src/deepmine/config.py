@@ -99,6 +99,13 @@ class TrainerConfig(_Section):
     early_stopping: bool = True
     patience: int = Field(6, ge=1)
     monitor: str = Field("auto", description="Validation metric for early stopping; 'auto' = loss.")
+    min_delta: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Smallest relative improvement of the monitored value that resets patience; auto = 0.01 "
+        "for text ensembles with solved linear members (they damp the validation loss), else 0.",
+    )
     class_weight: Literal["none", "balanced"] = "none"
     loss: Literal["cross_entropy", "focal"] = Field(
         "cross_entropy", description="Classification loss; focal (Lin et al. 2017) down-weights easy examples."
@@ -130,9 +137,12 @@ class TextConfig(_Section):
     length_cap: int = Field(1000, ge=1, description="Upper bound of the percentile-based length.")
     subword_vocab: int = Field(16000, ge=100, description="Vocabulary the bpe/wordpiece tokenizers learn.")
     encoder: str = Field(
-        "ngram",
+        "auto",
         description="Text encoder: ngram (word-embedding bag + wide Naive-Bayes-weighted bag of 1..ngrams-grams), "
-        "bag, lstm, gru, cnn, transformer; 'a+b' = an ensemble with one member per encoder (replaces model.ensemble).",
+        "nbsvm / tfidf (linear models over the same n-grams, solved before training), bag, lstm, gru, cnn, "
+        "transformer; 'a+b' = an ensemble with one member per encoder (replaces model.ensemble); "
+        "auto = ngram+nbsvm+tfidf when the text columns are the only features, else ngram (linear members see "
+        "only the text, so beside other columns they would drown them out).",
     )
     embedding_dim: int = Field(64, ge=1)
     hidden: int = Field(64, ge=1, description="RNN state / CNN filters per width / transformer feed-forward half.")
@@ -157,7 +167,9 @@ class TextConfig(_Section):
     @field_validator("encoder")
     @classmethod
     def _known_encoders(cls, value: str) -> str:
-        known = ("ngram", "bag", "lstm", "gru", "cnn", "transformer")
+        known = ("ngram", "nbsvm", "tfidf", "bag", "lstm", "gru", "cnn", "transformer")
+        if value == "auto":
+            return value
         for part in value.split("+"):
             if part not in known:
                 raise ValueError(f"unknown text encoder '{part}'{did_you_mean(part, known)}; choose from {known}")
@@ -165,8 +177,8 @@ class TextConfig(_Section):
 
     @property
     def encoders(self) -> list[str]:
-        """One encoder per ensemble member."""
-        return self.encoder.split("+")
+        """One encoder per ensemble member (``auto`` before a fit has resolved it: the network alone)."""
+        return ["ngram"] if self.encoder == "auto" else self.encoder.split("+")
 
 
 class ReportConfig(_Section):

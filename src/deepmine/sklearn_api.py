@@ -194,7 +194,7 @@ class TextClassifier(TabularClassifier):
     def __init__(
         self,
         *,
-        encoder: str = "ngram",
+        encoder: str = "auto",
         tokenizer: str = "auto",
         max_length: int | None = None,
         hidden: tuple[int, ...] = (256, 128),

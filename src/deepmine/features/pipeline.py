@@ -20,6 +20,7 @@ from deepmine.features.categorical import CategoricalEncoder, as_keys
 from deepmine.features.datetime import DatetimeEncoder
 from deepmine.features.numeric import NumericEncoder, to_numbers
 from deepmine.text.column import TextColumnEncoder
+from deepmine.text.linear import NGRAM_ENCODERS
 
 
 @dataclass
@@ -90,7 +91,7 @@ class FeaturePipeline:
             t.length_percentile,
             fixed_length=t.max_length is not None,
             subword_vocab=t.subword_vocab,
-            chars="ngram" in t.encoders,
+            chars=any(e in NGRAM_ENCODERS for e in t.encoders),
         )
 
     # ---- transforming --------------------------------------------------------------------

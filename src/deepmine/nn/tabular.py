@@ -101,7 +101,7 @@ class TabularMLP(nn.Module):
         specs = text_specs or [{} for _ in text_cardinalities]
         self.texts = nn.ModuleList(
             build_text_encoder(
-                text_encoder or text_config.encoder, card, text_config, out_features=out_features, **spec
+                text_encoder or text_config.encoders[0], card, text_config, out_features=out_features, **spec
             )
             for card, spec in zip(text_cardinalities, specs, strict=True)
         )

@@ -25,7 +25,14 @@ from deepmine.exceptions import DeepmineWarning
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.nn.ensemble import MemberMeanLoss, build_model
 from deepmine.predictor import Predictor, forward_in_chunks, to_tensors
-from deepmine.text.prepare import batch_source, describe_text, install_text, text_spec, text_tables
+from deepmine.text.prepare import (
+    batch_source,
+    describe_text,
+    install_text,
+    resolve_text_encoder,
+    text_spec,
+    text_tables,
+)
 from deepmine.train.callbacks import Callback
 from deepmine.train.seeding import seed_everything
 from deepmine.train.trainer import Trainer
@@ -173,6 +180,7 @@ def fit_table(
             frame, target, config.trainer.valid_fraction, config.seed, stratify=schema.task in ("binary", "multiclass")
         )
     pipeline = FeaturePipeline(schema, config.preprocess, config.text).fit(train_frame)
+    config = resolve_text_encoder(config, pipeline)
     x_train = to_tensors(pipeline.transform(train_frame, where))
     y_train = torch.from_numpy(pipeline.encode_target(train_frame, where).copy())
     x_valid = to_tensors(pipeline.transform(valid_frame, valid_where))

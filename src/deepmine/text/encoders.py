@@ -1,7 +1,8 @@
 """Text encoders by name: padded id rows (0 = padding) → one feature vector per row.
 
 ``bag`` mean of word embeddings; ``ngram`` the bag plus a wide Naive-Bayes-weighted bag of word 1..n-grams whose
-class scores go straight to the output (NBSVM as a network, Wang & Manning 2012); ``lstm`` / ``gru`` with
+class scores go straight to the output (NBSVM as a network, Wang & Manning 2012); ``nbsvm`` / ``tfidf`` linear
+models over the same n-grams, solved before training and frozen (ensemble members); ``lstm`` / ``gru`` with
 packed sequences; ``cnn`` with several kernel widths; ``transformer`` a small encoder with a padding mask.
 Recurrent, convolutional and transformer encoders pool over positions: last, mean, max or attention.
 """
@@ -16,6 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from deepmine.exceptions import ConfigError, did_you_mean
+from deepmine.text.linear import normalised, present_rows
 from deepmine.text.ngrams import NgramTable, lookup, ngram_keys, row_folds
 
 if TYPE_CHECKING:
@@ -124,6 +126,44 @@ class NgramEncoder(BagEncoder):
         return scaled.sum(1) / self.KAPPA
 
 
+class LinearNgramEncoder(nn.Module):
+    """A linear model over the n-gram table, solved before training (``nbsvm`` / ``tfidf``, see
+    :mod:`deepmine.text.linear`) and frozen: its scores go straight to the output. It gives the member's network
+    one constant zero feature, so a text-only member still has a well-formed (bias-only) network."""
+
+    has_wide = True
+    out_features = 1
+
+    def __init__(
+        self, kind: str, cardinality: int, config: TextConfig, ngram_rows: int = 0, out_features: int = 1
+    ) -> None:
+        super().__init__()
+        self.kind, self.cardinality, self.orders = kind, cardinality, config.ngrams
+        rows = max(ngram_rows, 1)
+        self.register_buffer("table", torch.zeros(max(ngram_rows - 1, 0), dtype=torch.int64))
+        self.register_buffer("scale", torch.zeros(rows))
+        self.register_buffer("coefficients", torch.zeros(rows, out_features))
+        self.register_buffer("bias", torch.zeros(out_features))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return ids.new_zeros((len(ids), 1), dtype=self.scale.dtype)
+
+    def install(self, table: NgramTable | None) -> None:
+        fit = None if table is None else table.linear.get(self.kind)
+        if fit is None:
+            return
+        with torch.no_grad():
+            self.table.copy_(torch.from_numpy(table.keys))
+            self.scale.copy_(torch.from_numpy(fit.scale))
+            self.coefficients.copy_(torch.from_numpy(fit.weight * fit.multiplier))
+            self.bias.copy_(torch.from_numpy(fit.bias))
+
+    def wide(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = present_rows(self.table, ids, self.cardinality, self.orders)
+        values = normalised(rows, self.scale).unsqueeze(-1)
+        return (values * self.coefficients[rows]).sum(1) + self.bias
+
+
 class RecurrentEncoder(TextModule):
     """Embedding → (Bi)LSTM/GRU over the real tokens only (packed) → pooling."""
 
@@ -202,11 +242,17 @@ class TransformerTextEncoder(TextModule):
         return self.dropout(self.pool(states, mask))
 
 
-Builder = Callable[..., TextModule]
+Builder = Callable[..., nn.Module]
 _ENCODERS: dict[str, Builder] = {
     "bag": lambda cardinality, config, **_: BagEncoder(cardinality, config),
     "ngram": lambda cardinality, config, ngram_rows=0, out_features=1, **_: NgramEncoder(
         cardinality, config, ngram_rows, out_features
+    ),
+    "nbsvm": lambda cardinality, config, ngram_rows=0, out_features=1, **_: LinearNgramEncoder(
+        "nbsvm", cardinality, config, ngram_rows, out_features
+    ),
+    "tfidf": lambda cardinality, config, ngram_rows=0, out_features=1, **_: LinearNgramEncoder(
+        "tfidf", cardinality, config, ngram_rows, out_features
     ),
     "lstm": lambda cardinality, config, **_: RecurrentEncoder(cardinality, config, "lstm"),
     "gru": lambda cardinality, config, **_: RecurrentEncoder(cardinality, config, "gru"),
@@ -216,7 +262,7 @@ _ENCODERS: dict[str, Builder] = {
 ENCODERS = tuple(_ENCODERS)
 
 
-def build_text_encoder(name: str, cardinality: int, config: TextConfig, **spec: int) -> TextModule:
+def build_text_encoder(name: str, cardinality: int, config: TextConfig, **spec: int) -> nn.Module:
     """The encoder registered as ``name`` (``spec``: ``ngram_rows``, ``out_features``, ``length``)."""
     if name not in _ENCODERS:
         raise ConfigError(f"unknown text encoder '{name}'{did_you_mean(name, _ENCODERS)}; choose one of {ENCODERS}")

@@ -7,7 +7,8 @@ search instead of string joins. The table keeps the n-grams present in at least 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,6 +59,7 @@ class NgramTable:
     keys: np.ndarray
     ratios: np.ndarray | None
     fold_ratios: np.ndarray | None = None
+    linear: dict[str, Any] = field(default_factory=dict)  # fitted linear members by name (text.linear.LinearFit)
 
     @classmethod
     def fit(

@@ -39,12 +39,15 @@ class Callback:
 
 
 class EarlyStopping(Callback):
-    """Stop when the monitored validation value has not improved for ``patience`` epochs;
-    restore the best weights at the end."""
+    """Stop when the monitored validation value has not improved (by ``min_delta`` of its best, relative) for
+    ``patience`` epochs; restore the best weights at the end."""
 
-    def __init__(self, monitor: str = "valid_loss", patience: int = 5, restore_best: bool = True) -> None:
+    def __init__(
+        self, monitor: str = "valid_loss", patience: int = 5, restore_best: bool = True, min_delta: float = 0.0
+    ) -> None:
         self.monitor = monitor
         self.patience = patience
+        self.min_delta = min_delta  # relative: a new best must beat the old one by this share of it
         self.restore_best = restore_best
         self.sign = 1.0 if higher_is_better(monitor.removeprefix("valid_")) else -1.0
         self.best = -math.inf
@@ -56,7 +59,8 @@ class EarlyStopping(Callback):
         if self.monitor not in logs:
             return
         score = self.sign * logs[self.monitor]
-        if score > self.best:
+        needed = self.best + self.min_delta * abs(self.best) if self.min_delta and self.best > -math.inf else self.best
+        if score > needed:
             self.best, self.best_epoch, self.wait = score, epoch, 0
             if self.restore_best:
                 self.best_weights = copy.deepcopy(trainer.model.state_dict())

@@ -99,7 +99,10 @@ class Trainer:
                 isinstance(c, EarlyStopping) for c in self.callbacks
             ):
                 self._check_monitor(valid_inputs, valid_target)
-            self.callbacks.append(EarlyStopping(self.monitor_key(), self.config.patience))
+            delta = self.config.min_delta
+            if delta is None:  # auto: what the model asks for (frozen ensemble members damp the loss), else 0
+                delta = getattr(self.model, "early_stopping_delta", 0.0)
+            self.callbacks.append(EarlyStopping(self.monitor_key(), self.config.patience, min_delta=delta))
         start_epoch = self._maybe_resume()
         for cb in self.callbacks:
             cb.on_fit_start(self)
