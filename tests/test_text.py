@@ -378,12 +378,13 @@ def _toy_ids(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_tfidf_member_reaches_the_scikit_learn_logistic_regression_optimum():
     from sklearn.linear_model import LogisticRegression
 
-    from deepmine.text.linear import STRENGTH, _design, fit_linear, idf
+    from deepmine.text.linear import STRENGTH, _design, fit_linear, idf, presence
 
     ids, y = _toy_ids(300, 0)
     table = NgramTable.fit(ids, 31, 2, 2, None, np.eye(3)[y])
-    fit = fit_linear("tfidf", ids, table.keys, 31, 2, torch.from_numpy(y), "multiclass", 3, table.ratios)
-    design = _design(ids, table.keys, 31, 2, torch.from_numpy(idf(ids, table.keys, 31, 2))).to_dense().numpy()
+    present, size = presence(ids, table.keys, 31, 2), (len(ids), len(table.keys) + 1)
+    fit = fit_linear("tfidf", present, size, torch.from_numpy(y), "multiclass", 3, table.ratios)
+    design = _design(present, torch.from_numpy(idf(present, size)), size).to_dense().numpy()
     reference = LogisticRegression(C=STRENGTH["tfidf"], max_iter=5000, tol=1e-10).fit(design, y)
     config = TextConfig(ngrams=2)
     encoder = build_text_encoder("tfidf", 31, config, ngram_rows=len(table.keys) + 1, out_features=3)
@@ -395,12 +396,13 @@ def test_tfidf_member_reaches_the_scikit_learn_logistic_regression_optimum():
 
 
 def test_nbsvm_member_scales_ngrams_by_their_ratios_and_separates_the_classes():
-    from deepmine.text.linear import fit_linear
+    from deepmine.text.linear import fit_linear, presence
 
     ids, y = _toy_ids(300, 1)
     test_ids, test_y = _toy_ids(150, 2)
     table = NgramTable.fit(ids, 31, 2, 2, None, np.eye(3)[y])
-    fit = fit_linear("nbsvm", ids, table.keys, 31, 2, torch.from_numpy(y), "multiclass", 3, table.ratios)
+    present, size = presence(ids, table.keys, 31, 2), (len(ids), len(table.keys) + 1)
+    fit = fit_linear("nbsvm", present, size, torch.from_numpy(y), "multiclass", 3, table.ratios)
     np.testing.assert_array_equal(fit.multiplier, table.ratios)
     encoder = build_text_encoder("nbsvm", 31, TextConfig(ngrams=2), ngram_rows=len(table.keys) + 1, out_features=3)
     table.linear["nbsvm"] = fit

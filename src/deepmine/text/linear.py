@@ -46,58 +46,56 @@ def normalised(rows: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return values / values.pow(2).sum(1, keepdim=True).sqrt().clamp(min=1e-12)
 
 
-def _design(ids: np.ndarray, keys: np.ndarray, cardinality: int, orders: int, scale: torch.Tensor) -> torch.Tensor:
-    """The training rows as one sparse (rows, n-gram rows + 1) matrix of normalised values."""
+def presence(ids: np.ndarray, keys: np.ndarray, cardinality: int, orders: int) -> torch.Tensor:
+    """(2, present pairs) row index and table row (shifted by one) of every distinct kept n-gram of each row:
+    the one pass over the training n-grams that the idf and both members' design matrices share."""
     table = torch.from_numpy(keys)
-    where, vals = [], []
+    where = [torch.zeros((2, 0), dtype=torch.int64)]
     for start in range(0, len(ids), CHUNK):
         rows = present_rows(table, torch.from_numpy(ids[start : start + CHUNK]), cardinality, orders)
-        values = normalised(rows, scale)
-        keep = rows > 0
-        line, _ = keep.nonzero(as_tuple=True)
-        where.append(torch.stack([line + start, rows[keep]]))
-        vals.append(values[keep])
-    indices = torch.cat(where, dim=1) if where else torch.zeros((2, 0), dtype=torch.int64)
-    values = torch.cat(vals).float() if vals else torch.zeros(0)
-    size = (len(ids), len(keys) + 1)
-    return torch.sparse_coo_tensor(indices, values, size=size, check_invariants=False).coalesce()
+        line, position = (rows > 0).nonzero(as_tuple=True)
+        where.append(torch.stack([line + start, rows[line, position]]))
+    return torch.cat(where, dim=1)
 
 
-def idf(ids: np.ndarray, keys: np.ndarray, cardinality: int, orders: int) -> np.ndarray:
+def _design(present: torch.Tensor, scale: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The training rows as one sparse ``size`` matrix: each present n-gram's ``scale`` over its row's L2 norm."""
+    values = scale[present[1]].float()
+    norms = torch.zeros(size[0]).index_add_(0, present[0], values.pow(2)).sqrt().clamp(min=1e-12)
+    values = values / norms[present[0]]
+    return torch.sparse_coo_tensor(present, values, size=size, check_invariants=False).coalesce()
+
+
+def idf(present: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """Smoothed inverse document frequency per table row, ``ln((1 + n) / (1 + df)) + 1`` (row 0 gets 0)."""
-    table = torch.from_numpy(keys)
-    df = np.zeros(len(keys) + 1)
-    for start in range(0, len(ids), CHUNK):
-        rows = present_rows(table, torch.from_numpy(ids[start : start + CHUNK]), cardinality, orders)
-        df += np.bincount(rows.flatten().numpy(), minlength=len(df))
-    out = np.log((1 + len(ids)) / (1 + df)) + 1
+    df = np.bincount(present[1].numpy(), minlength=size[1])
+    out = np.log((1 + size[0]) / (1 + df)) + 1
     out[0] = 0.0
     return out.astype("float32")
 
 
 def fit_linear(
     kind: str,
-    ids: np.ndarray,
-    keys: np.ndarray,
-    cardinality: int,
-    orders: int,
+    present: torch.Tensor,
+    size: tuple[int, int],
     target: torch.Tensor,
     task: str | None,
     outputs: int,
     ratios: np.ndarray | None,
     max_iter: int = 200,
 ) -> LinearFit:
-    """Solve the ``kind`` member on the training rows (``target``: class ids, 0/1 label rows or values)."""
+    """Solve the ``kind`` member on the training rows (``present`` from :func:`presence`; ``size`` = (rows,
+    n-gram rows + 1); ``target``: class ids, 0/1 label rows or values)."""
     if kind == "tfidf":
-        scale = idf(ids, keys, cardinality, orders)
-        multiplier = np.ones((len(keys) + 1, outputs), dtype="float32")
+        scale = idf(present, size)
+        multiplier = np.ones((size[1], outputs), dtype="float32")
     else:
-        scale = np.ones(len(keys) + 1, dtype="float32")
+        scale = np.ones(size[1], dtype="float32")
         scale[0] = 0.0
-        multiplier = ratios if ratios is not None else np.ones((len(keys) + 1, outputs), dtype="float32")
-    x = _design(ids, keys, cardinality, orders, torch.from_numpy(scale))
+        multiplier = ratios if ratios is not None else np.ones((size[1], outputs), dtype="float32")
+    x = _design(present, torch.from_numpy(scale), size)
     m = torch.from_numpy(np.ascontiguousarray(multiplier, dtype="float32"))
-    weight, bias = _solve(x, m, target, task, 1.0 / (STRENGTH[kind] * len(ids)), max_iter)
+    weight, bias = _solve(x, m, target, task, 1.0 / (STRENGTH[kind] * size[0]), max_iter)
     return LinearFit(scale, multiplier.astype("float32"), weight.numpy(), bias.numpy())
 
 

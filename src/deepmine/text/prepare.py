@@ -14,7 +14,7 @@ from deepmine.config import RunConfig
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.text.batches import LengthBuckets
 from deepmine.text.encoders import LinearNgramEncoder
-from deepmine.text.linear import LINEAR_ENCODERS, NGRAM_ENCODERS, fit_linear
+from deepmine.text.linear import LINEAR_ENCODERS, NGRAM_ENCODERS, fit_linear, presence
 from deepmine.text.ngrams import NgramTable
 
 TEXT_START = 2  # model inputs: numeric block, categorical block, then one id block per text column
@@ -64,10 +64,11 @@ def text_tables(
         table = NgramTable.fit(
             rows, enc.cardinality, t.ngrams, t.ngram_min_df, t.max_ngrams, labels, folds=t.ngram_folds
         )
-        for kind in dict.fromkeys(e for e in t.encoders if e in LINEAR_ENCODERS):
-            table.linear[kind] = fit_linear(
-                kind, rows, table.keys, enc.cardinality, t.ngrams, target, task, outputs, table.ratios
-            )
+        kinds = list(dict.fromkeys(e for e in t.encoders if e in LINEAR_ENCODERS))
+        present = presence(rows, table.keys, enc.cardinality, t.ngrams) if kinds else None
+        size = (len(rows), len(table.keys) + 1)
+        for kind in kinds:
+            table.linear[kind] = fit_linear(kind, present, size, target, task, outputs, table.ratios)
         tables.append(table)
     return tables
 
