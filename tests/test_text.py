@@ -426,6 +426,28 @@ def test_default_text_model_is_a_network_and_two_linear_members(fitted):
     assert fitted.model.early_stopping_delta == 0.01  # 1 % steps, since the frozen members damp the loss
 
 
+def test_training_skips_frozen_members_with_the_same_gradient(fitted):
+    from deepmine.nn.ensemble import MemberMeanLoss, member_mean_loss
+
+    model = fitted.model
+    ids = torch.randint(1, 20, (8, 12))
+    x = [torch.zeros((8, 0)), torch.zeros((8, 0), dtype=torch.int64), ids]
+    target = torch.randint(0, 2, (8,))
+    model.train()
+    torch.manual_seed(0)
+    skipped = member_mean_loss(model, torch.nn.CrossEntropyLoss())(model(*x), target)
+    assert model(*x).shape[0] == 1  # the two frozen linear members are not run while training
+    network = model.members[0]
+    grad_skipped = torch.autograd.grad(skipped, network.head.weight)[0]
+    torch.manual_seed(0)
+    every = torch.stack([network(*x)] + [member(*x) for member in model.members[1:]])
+    full = MemberMeanLoss(torch.nn.CrossEntropyLoss())(every, target)  # the mean over all three members
+    grad_full = torch.autograd.grad(full, network.head.weight)[0]
+    torch.testing.assert_close(grad_skipped, grad_full)
+    model.eval()
+    assert model(*x).shape == (8, 2)  # predictions still average all three
+
+
 def test_auto_encoder_keeps_the_network_alone_beside_other_columns():
     from deepmine.tasks.supervised import fit_table
 

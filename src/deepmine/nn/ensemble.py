@@ -1,7 +1,8 @@
 """Deep ensembles: k independently initialised members trained side by side, each on its own loss.
 
-In training mode the ensemble returns every member's output stacked as (k, rows, outputs) and
-:class:`MemberMeanLoss` averages the members' losses; in eval mode it returns one output per row:
+In training mode the ensemble returns the output of every member that trains stacked as (k, rows, outputs) and
+:class:`MemberMeanLoss` averages the members' losses (frozen members — solved linear text models — add a
+constant to that mean and no gradient, so they are skipped); in eval mode it returns one output per row:
 log of the mean class probability (valid logits) for classifiers, the logit of the mean per-label probability
 for multilabel models, the mean value for regression.
 """
@@ -30,9 +31,9 @@ class Ensemble(nn.Module):
         self.multilabel = multilabel
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        outputs = torch.stack([member(*inputs) for member in self.members])
         if self.training:
-            return outputs
+            return torch.stack([member(*inputs) for member in self.trained_members()])
+        outputs = torch.stack([member(*inputs) for member in self.members])
         if self.multilabel:  # logit of the members' mean sigmoid probability, per label
             sig = nn.functional.logsigmoid
             return torch.logsumexp(sig(outputs), dim=0) - torch.logsumexp(sig(-outputs), dim=0)
@@ -41,17 +42,32 @@ class Ensemble(nn.Module):
         return outputs.mean(dim=0)
 
 
-class MemberMeanLoss(nn.Module):
-    """Mean of ``loss`` over the members of a stacked (k, rows, outputs) prediction."""
+    def trained_members(self) -> list[nn.Module]:
+        """The members with a parameter to train (all of them when none has)."""
+        trained = [m for m in self.members if any(p.requires_grad for p in m.parameters())]
+        return trained or list(self.members)
 
-    def __init__(self, loss: nn.Module) -> None:
+
+class MemberMeanLoss(nn.Module):
+    """Mean of ``loss`` over the members of a stacked (k, rows, outputs) prediction. ``members``: the ensemble's
+    size, when the stack holds only the members that train (the sum is divided by it, so each trained member's
+    gradient is what it would be with the frozen ones in the mean)."""
+
+    def __init__(self, loss: nn.Module, members: int | None = None) -> None:
         super().__init__()
         self.loss = loss
+        self.members = members
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if output.dim() == 3:
-            return torch.stack([self.loss(member, target) for member in output]).mean()
+            losses = torch.stack([self.loss(member, target) for member in output])
+            return losses.sum() / (self.members or len(output))
         return self.loss(output, target)
+
+
+def member_mean_loss(model: nn.Module, loss: nn.Module) -> MemberMeanLoss:
+    """The training loss of ``model``: ``loss`` averaged over its members when it is an ensemble."""
+    return MemberMeanLoss(loss, len(model.members) if isinstance(model, Ensemble) else None)
 
 
 def _combine(spec: dict[str, Any]) -> dict[str, bool]:

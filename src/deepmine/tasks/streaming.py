@@ -26,7 +26,7 @@ from deepmine.data.sources import DataSource, describe
 from deepmine.data.splits import train_valid_split
 from deepmine.data.streaming import ChunkReader, StreamingBatches
 from deepmine.features.pipeline import FeaturePipeline
-from deepmine.nn.ensemble import MemberMeanLoss, build_model
+from deepmine.nn.ensemble import build_model, member_mean_loss
 from deepmine.predictor import Predictor, to_tensors
 from deepmine.tasks.supervised import RegressionLoss, _drop_missing_target, infer_run_schema, make_evaluator, read_valid
 from deepmine.train.callbacks import Callback
@@ -115,7 +115,7 @@ def fit_streaming(
         loss_fn = RegressionLoss()
     trainer = Trainer(
         model,
-        MemberMeanLoss(loss_fn),
+        member_mean_loss(model, loss_fn),
         config.trainer,
         config.optimizer,
         generator=generator,

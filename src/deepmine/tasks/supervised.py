@@ -23,7 +23,7 @@ from deepmine.data.splits import train_valid_split
 from deepmine.evaluate.metrics import classification_metrics, regression_metrics
 from deepmine.exceptions import DeepmineWarning
 from deepmine.features.pipeline import FeaturePipeline
-from deepmine.nn.ensemble import MemberMeanLoss, build_model
+from deepmine.nn.ensemble import build_model, member_mean_loss
 from deepmine.predictor import Predictor, forward_in_chunks, to_tensors
 from deepmine.text.prepare import (
     batch_source,
@@ -222,7 +222,7 @@ def fit_table(
         loss_fn = RegressionLoss()
     trainer = Trainer(
         model,
-        MemberMeanLoss(loss_fn),
+        member_mean_loss(model, loss_fn),
         config.trainer,
         config.optimizer,
         generator=generator,
