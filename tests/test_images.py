@@ -271,6 +271,11 @@ def test_image_plus_tabular_columns_train_as_one_model(tmp_path):
     frame = again.predict_frame(tmp_path / "t.csv")
     assert list(frame["image"][:2]) == ["0.png", "1.png"]
     np.testing.assert_allclose(frame.filter(like="proba_").to_numpy(), predictor.predict_proba(tmp_path / "t.csv"))
+    from deepmine.exceptions import ArtifactError
+    from deepmine.serve.server import load_app
+
+    with pytest.raises(ArtifactError, match="also reads table columns"):  # the service takes images alone
+        load_app(tmp_path / "model")
 
 
 # ---- CLI and estimator --------------------------------------------------------------------------------------------
@@ -350,3 +355,63 @@ def test_on_disk_cache_of_resized_images_gives_the_same_model(tmp_path):
     files = list((tmp_path / "cache").glob("*.u8"))
     assert len(files) == 2 and sum(f.stat().st_size for f in files) == 40 * 12 * 12  # train + valid, uint8 pixels
     np.testing.assert_array_equal(lazy.predict_proba(root), cached.predict_proba(root))
+
+
+# ---- serving -------------------------------------------------------------------------------------------------
+def test_service_classifies_uploaded_and_base64_images_like_predict_on_files(tmp_path):
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from deepmine.serve.server import load_app
+
+    x, y = bars(160, seed=1)
+    fit_images(x, config(), labels=y).save(tmp_path / "model")
+    test_x, _ = bars(3, seed=7)
+    files = [tmp_path / f"img{i}.png" for i in range(3)]
+    Image.fromarray(test_x[0]).save(files[0])
+    Image.fromarray(test_x[1]).convert("RGB").save(files[1])  # gray model, RGB upload: converted like a file
+    Image.fromarray(test_x[2]).resize((24, 24)).save(files[2])  # bigger than trained: resized like a file
+    expected = load_predictor_frame(tmp_path / "model", files)
+    client = TestClient(load_app(tmp_path / "model"))
+
+    uploaded = client.post("/predict", files=[("files", (f.name, f.read_bytes(), "image/png")) for f in files])
+    assert uploaded.status_code == 200, uploaded.text
+    encoded = [{"name": f.name, "data": base64.b64encode(f.read_bytes()).decode()} for f in files]
+    sent = client.post("/predict", json={"images": encoded})
+    assert sent.status_code == 200, sent.text
+    for answer in (uploaded.json()["predictions"], sent.json()["predictions"]):
+        assert [a["name"] for a in answer] == [f.name for f in files]
+        assert [a["prediction"] for a in answer] == list(expected["prediction"])
+        proba = [[a["probabilities"][c] for c in ("h", "v")] for a in answer]
+        np.testing.assert_allclose(proba, expected[["proba_h", "proba_v"]].to_numpy(), atol=1e-6)
+
+    meta = client.get("/metadata").json()
+    assert meta["kind"] == "image" and meta["classes"] == ["h", "v"] and meta["image"]["height"] == 12
+    assert client.get("/health").json() == {"status": "ok", "task": "binary"}
+
+
+def load_predictor_frame(artifact: Path, files: list[Path]) -> pd.DataFrame:
+    from deepmine.images.predictor import ImagePredictor
+
+    return ImagePredictor.load_artifact(artifact).predict_frame([str(f) for f in files])
+
+
+def test_service_rejects_bad_images_with_a_json_error_naming_them(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from deepmine.serve.server import load_app
+
+    x, y = bars(40, seed=1)
+    fit_images(x, config(**{"trainer.epochs": 1}), labels=y).save(tmp_path / "model")
+    client = TestClient(load_app(tmp_path / "model"))
+    not_image = client.post("/predict", files=[("files", ("notes.txt", b"hello", "text/plain"))])
+    assert not_image.status_code == 422 and "'notes.txt' is not an image" in not_image.json()["detail"][0]["msg"]
+    empty = client.post("/predict", files=[("files", ("blank.png", b"", "image/png"))])
+    assert empty.status_code == 422 and "'blank.png' is empty" in empty.json()["detail"][0]["msg"]
+    bad64 = client.post("/predict", json={"images": [{"name": "a", "data": "%%%"}]})
+    assert bad64.status_code == 422 and "not valid base64" in bad64.json()["detail"][0]["msg"]
+    assert client.post("/predict", json={"images": []}).status_code == 422
+    assert client.post("/predict", content=b"{", headers={"content-type": "application/json"}).status_code == 400
+    csv = client.post("/predict", content=b"a,b\n1,2\n", headers={"content-type": "text/csv"})
+    assert csv.status_code == 415 and "multipart/form-data" in csv.json()["detail"][0]["msg"]

@@ -72,7 +72,10 @@ def read_manifest(path: Path, kind: str, written_by: str) -> dict[str, Any]:
         raise ArtifactError(f"artifact '{path}': {MANIFEST} is not valid JSON ({err.msg})") from err
     found = manifest.get("kind") or "tabular"
     if found != kind:
-        raise ArtifactError(f"artifact '{path}' is a {found} model, not a {kind} one; load it with deepmine.load")
+        article = "an" if found[:1] in "aeiou" else "a"
+        raise ArtifactError(
+            f"artifact '{path}' is {article} {found} model, not a {kind} one; load it with deepmine.load"
+        )
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ArtifactError(

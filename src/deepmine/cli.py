@@ -423,7 +423,8 @@ def serve(
         int, typer.Option("--threads", help="Torch threads per worker (1 is fastest for small requests).", min=1)
     ] = 1,
 ) -> None:
-    """Serve ARTIFACT over HTTP: POST /predict (JSON records or CSV), GET /health, GET /metadata, docs at /docs."""
+    """Serve ARTIFACT over HTTP: POST /predict (JSON records or CSV; image files or base64 images for an image
+    model), GET /health, GET /metadata, docs at /docs."""
     from deepmine.serve.server import serve as run_server
 
     print(

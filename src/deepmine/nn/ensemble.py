@@ -41,7 +41,6 @@ class Ensemble(nn.Module):
             return torch.logsumexp(torch.log_softmax(outputs, dim=-1), dim=0) - math.log(len(self.members))
         return outputs.mean(dim=0)
 
-
     def trained_members(self) -> list[nn.Module]:
         """The members with a parameter to train (all of them when none has)."""
         trained = [m for m in self.members if any(p.requires_grad for p in m.parameters())]

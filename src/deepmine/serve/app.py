@@ -31,7 +31,7 @@ JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     text = {
         400: "Malformed body (not JSON, not CSV, empty)",
         401: "Missing or wrong API key",
@@ -64,41 +64,25 @@ def create_app(
             f"the model fails on a test row ({type(err).__name__}: {err}); the artifact may come from an older "
             "deepmine: fit it again"
         ) from err
-    meta_body = json.dumps(metadata(predictor, models, artifact_info), default=str, allow_nan=False).encode()
-    health_body = json.dumps({"status": "ok", "task": predictor.task}).encode()
-    key = resolve_key(api_key)
-    guard = [Depends(key_checker(key))] if key else []  # the docs show the X-API-Key lock only when it is needed
-
-    app = FastAPI(
-        title=f"deepmine: {predictor.task} model for '{predictor.schema.target}'",
-        description=(
-            'Predictions from a deepmine artifact. `POST /predict` takes JSON `{"records": [...]}` (one object '
-            "per row, a field per column), a `text/csv` body, or a CSV file in a `multipart/form-data` field "
-            "named `file`."
-        ),
-        version=str(((artifact_info or {}).get("versions") or {}).get("deepmine") or "unknown"),
+    app, guard = service_app(
+        f"deepmine: {predictor.task} model for '{predictor.schema.target}'",
+        'Predictions from a deepmine artifact. `POST /predict` takes JSON `{"records": [...]}` (one object '
+        "per row, a field per column), a `text/csv` body, or a CSV file in a `multipart/form-data` field "
+        "named `file`.",
+        task=predictor.task,
+        meta=metadata(predictor, models, artifact_info),
+        meta_model=MetadataResponse,
+        meta_summary="The artifact: input schema with roles, task, classes, metrics, versions",
+        api_key=api_key,
+        artifact_info=artifact_info,
     )
-    errors.install(app)
-
-    @app.get("/health", response_model=HealthResponse, summary="Liveness: the model is loaded")
-    async def health() -> Response:
-        return Response(health_body, media_type="application/json")
-
-    @app.get(
-        "/metadata",
-        response_model=MetadataResponse,
-        dependencies=guard,
-        responses=_errors(*([401] if key else [])),
-        summary="The artifact: input schema with roles, task, classes, metrics, versions",
-    )
-    async def get_metadata() -> Response:
-        return Response(meta_body, media_type="application/json")
+    key = bool(guard)
 
     @app.post(
         "/predict",
         dependencies=guard,
         responses={200: {"model": models.response, "description": "One prediction per row"}}
-        | _errors(400, *([401] if key else []), 413, 415, 422),
+        | error_responses(400, *([401] if key else []), 413, 415, 422),
         summary="Predict rows sent as JSON records or as a CSV file",
         openapi_extra={"requestBody": _request_body()},
     )
@@ -135,12 +119,55 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    if access_log:
-        app.add_middleware(AccessLog)
+    add_middleware(app, max_body_bytes, access_log)
     app.state.predictor = predictor
     app.state.inference = inference
     return app
+
+
+def service_app(
+    title: str,
+    description: str,
+    *,
+    task: str,
+    meta: dict[str, Any],
+    meta_model: type,
+    meta_summary: str,
+    api_key: str | None,
+    artifact_info: dict[str, Any] | None,
+) -> tuple[FastAPI, list[Any]]:
+    """What every artifact's app shares: JSON errors, ``GET /health`` and ``GET /metadata`` (``meta``, encoded
+    once). Returns the app and the API-key guard for its ``/predict``."""
+    meta_body = json.dumps(meta, default=str, allow_nan=False).encode()
+    health_body = json.dumps({"status": "ok", "task": task}).encode()
+    key = resolve_key(api_key)
+    guard = [Depends(key_checker(key))] if key else []  # the docs show the X-API-Key lock only when it is needed
+    version = str(((artifact_info or {}).get("versions") or {}).get("deepmine") or "unknown")
+    app = FastAPI(title=title, description=description, version=version)
+    errors.install(app)
+
+    @app.get("/health", response_model=HealthResponse, summary="Liveness: the model is loaded")
+    async def health() -> Response:
+        return Response(health_body, media_type="application/json")
+
+    @app.get(
+        "/metadata",
+        response_model=meta_model,
+        dependencies=guard,
+        responses=error_responses(*([401] if key else [])),
+        summary=meta_summary,
+    )
+    async def get_metadata() -> Response:
+        return Response(meta_body, media_type="application/json")
+
+    return app, guard
+
+
+def add_middleware(app: FastAPI, max_body_bytes: int, access_log: bool) -> None:
+    """The body-size limit and (``access_log``) one JSON access-log line per request."""
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    if access_log:
+        app.add_middleware(AccessLog)
 
 
 def _predict_json(inference: Inference, body: bytes) -> bytes:

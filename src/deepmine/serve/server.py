@@ -48,16 +48,26 @@ def log_config() -> dict[str, Any]:
 
 def load_app(artifact: str | Path, api_key: str | None = None, max_body_bytes: int | None = None):
     """Load the artifact and build its app (raises ArtifactError for a bad artifact)."""
-    from deepmine.artifact import load_predictor
-    from deepmine.serve.app import DEFAULT_MAX_BODY_BYTES, create_app
+    from deepmine.images.cli import is_image_artifact
+    from deepmine.serve.app import DEFAULT_MAX_BODY_BYTES
     from deepmine.serve.metadata import artifact_info
 
-    predictor = load_predictor(artifact)
-    return create_app(
+    if is_image_artifact(Path(artifact)):
+        from deepmine.images.predictor import ImagePredictor
+        from deepmine.serve.image_app import create_image_app
+
+        predictor: Any = ImagePredictor.load_artifact(artifact)
+        create: Any = create_image_app
+    else:
+        from deepmine.artifact import load_predictor
+        from deepmine.serve.app import create_app
+
+        predictor, create = load_predictor(artifact), create_app
+    return create(
         predictor,
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-        artifact_info=artifact_info(artifact),
+        artifact_info=artifact_info(artifact),  # read after the load has checked the artifact
     )
 
 
