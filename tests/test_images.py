@@ -415,3 +415,45 @@ def test_service_rejects_bad_images_with_a_json_error_naming_them(tmp_path):
     assert client.post("/predict", content=b"{", headers={"content-type": "application/json"}).status_code == 400
     csv = client.post("/predict", content=b"a,b\n1,2\n", headers={"content-type": "text/csv"})
     assert csv.status_code == 415 and "multipart/form-data" in csv.json()["detail"][0]["msg"]
+
+
+# ---- export ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_reproduces_predict_on_files_and_its_usage_snippet_runs(tmp_path, run_cli, monkeypatch, fmt):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    x, y = bars(160, seed=1)
+    fit_images(x, config(), labels=y).save(tmp_path / "model")
+    test_x, _ = bars(4, seed=8)
+    images = tmp_path / "new"
+    images.mkdir()
+    Image.fromarray(test_x[0]).save(images / "a.png")
+    Image.fromarray(test_x[1]).convert("RGB").save(images / "b.jpg", quality=95)  # colour JPEG for a gray model
+    Image.fromarray(test_x[2]).resize((20, 14)).save(images / "c.png")  # another size and aspect: padded
+    Image.fromarray(test_x[3]).save(images / "d.bmp")
+    out = tmp_path / f"bars.{fmt}"
+    done = run_cli("export", tmp_path / "model", "--format", fmt, "-o", out, "--check", images, "--json")
+    assert done.code == 0, done.err
+    result = json.loads(done.out)
+    assert result["rows"] == 4 and result["max_abs_diff"] <= 1e-5 and "4 images of" in result["sample"]
+    sidecar = json.loads((tmp_path / f"bars.{fmt}.json").read_text())
+    assert sidecar["inputs"][0]["shape"] == ["images", 12, 12, 1] and sidecar["classes"] == ["h", "v"]
+
+    files = ["a.png", "b.jpg", "c.png", "d.bmp"]
+    usage = sidecar["usage"].replace('["a.png", "b.jpg"]', repr(files))
+    monkeypatch.chdir(images)
+    (images / out.name).symlink_to(out)
+    (images / f"{out.name}.json").symlink_to(tmp_path / f"bars.{fmt}.json")
+    scope: dict = {}
+    exec(compile(usage, "usage", "exec"), scope)  # decodes with Pillow alone, as a caller without deepmine would
+    expected = load_predictor_frame(tmp_path / "model", [images / f for f in files])
+    np.testing.assert_allclose(scope["probabilities"], expected[["proba_h", "proba_v"]].to_numpy(), atol=1e-5)
+    assert scope["labels"] == list(expected["prediction"])
+
+
+def test_export_of_an_image_model_needs_a_known_format_and_writes_nothing_on_error(tmp_path, run_cli):
+    x, y = bars(40, seed=1)
+    fit_images(x, config(**{"trainer.epochs": 1}), labels=y).save(tmp_path / "model")
+    done = run_cli("export", tmp_path / "model", "--format", "onxx")
+    assert done.code == 2 and "unknown export format 'onxx'" in done.err and "onnx" in done.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

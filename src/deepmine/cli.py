@@ -452,9 +452,12 @@ def export(
     ] = None,
     check: Annotated[
         str | None,
-        typer.Option("--check", help="Raw rows to verify the export on (else rows generated from the pipeline)."),
+        typer.Option(
+            "--check",
+            help="Raw rows (images for an image model) to verify the export on (else generated ones).",
+        ),
     ] = None,
-    rows: Annotated[int, typer.Option("--rows", help="How many rows to verify on.", min=1)] = 1000,
+    rows: Annotated[int, typer.Option("--rows", help="How many rows (images: at most 64) to verify on.", min=1)] = 1000,
     json_out: JsonOpt = False,
     sep: SepOpt = None,
     encoding: EncodingOpt = None,
@@ -463,17 +466,25 @@ def export(
     query: QueryOpt = None,
 ) -> None:
     """Export the whole pipeline (numeric preprocessing + model + softmax) as one ONNX or TorchScript graph,
-    with a JSON sidecar holding the categorical vocabularies; verified against the predictor first."""
+    with a JSON sidecar holding the categorical vocabularies; verified against the predictor first. An image
+    model exports as pixels (uint8, resized to the artifact's size) → normalisation → network → softmax."""
     from deepmine.export import default_path, export_predictor
 
-    predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
     path = output if output is not None else default_path(artifact, format_)
-    result = export_predictor(predictor, path, format_, sample=check, rows=rows)
+    if _is_image(artifact):
+        from deepmine.export.images import IMAGE_CHECK_ROWS, export_image_predictor
+        from deepmine.images.predictor import ImagePredictor
+
+        predictor = ImagePredictor.load_artifact(artifact)
+        result = export_image_predictor(predictor, path, format_, sample=check, rows=min(rows, IMAGE_CHECK_ROWS))
+    else:
+        predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
+        result = export_predictor(predictor, path, format_, sample=check, rows=rows)
     if json_out:
         _emit_json(result.to_dict())
         return
     _stderr().print(
-        f"exported {result.format} graph to [bold]{result.path}[/] (vocabularies and usage in {result.sidecar.name}); "
+        f"exported {result.format} graph to [bold]{result.path}[/] (inputs and usage in {result.sidecar.name}); "
         f"checked on {result.sample}: max abs diff {result.max_abs_diff:.3g} ≤ {result.tolerance:.3g}",
         highlight=False,
         soft_wrap=True,

@@ -124,16 +124,36 @@ def export_predictor(
         inputs = graph_inputs(predictor, frame)
     allowed = tolerance if predictor.is_classifier else tolerance * max(1.0, abs(predictor.pipeline.target_std))
 
-    module = build_graph(predictor)
     names = input_names(predictor)
-    take = np.arange(min(len(frame), 8)) if len(frame) >= 2 else np.zeros(2, dtype=int)
+    sidecar = lambda exporter, check: build_sidecar(predictor, path, fmt, exporter, check)  # noqa: E731
+    return write_checked(
+        build_graph(predictor), names, output_name(predictor), fmt, path, inputs, expected, allowed, described, sidecar
+    )
+
+
+def write_checked(
+    module: torch.nn.Module,
+    names: list[str],
+    output: str,
+    fmt: str,
+    path: Path,
+    inputs: dict[str, np.ndarray],
+    expected: np.ndarray,
+    allowed: float,
+    described: str,
+    sidecar: Any,
+) -> ExportResult:
+    """Write ``module`` as ``fmt`` to a temporary file, run it back on ``inputs``, and only when its outputs are
+    within ``allowed`` of ``expected`` move it and its sidecar JSON (``sidecar(exporter, check)``) into place."""
+    rows = len(expected)
+    take = np.arange(min(rows, 8)) if rows >= 2 else np.zeros(2, dtype=int)
     example = tuple(torch.from_numpy(np.ascontiguousarray(inputs[n][take])) for n in names)
     model_tmp = _temp_beside(path)
     sidecar_path = path.with_name(path.name + ".json")
     sidecar_tmp = None
     try:
         if fmt == "onnx":
-            exporter = write_onnx(module, example, names, output_name(predictor), model_tmp)
+            exporter = write_onnx(module, example, names, output, model_tmp)
             got = run_onnx(model_tmp, inputs)
         else:
             exporter = write_torchscript(module, example, model_tmp)
@@ -144,10 +164,10 @@ def export_predictor(
                 f"the exported {fmt} graph differs from the predictor by up to {diff:.3g} on {described} "
                 f"(allowed {allowed:.3g}); nothing was written — please report this with the artifact"
             )
-        check = {"rows": len(frame), "sample": described, "max_abs_diff": diff, "tolerance": allowed}
-        sidecar = build_sidecar(predictor, path, fmt, exporter, check)
+        check = {"rows": rows, "sample": described, "max_abs_diff": diff, "tolerance": allowed}
         sidecar_tmp = _temp_beside(sidecar_path)
-        sidecar_tmp.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps(sidecar(exporter, check), indent=2, ensure_ascii=False) + "\n"
+        sidecar_tmp.write_text(text, encoding="utf-8")
         for written in (model_tmp, sidecar_tmp):
             os.chmod(written, 0o644)  # mkstemp makes files private; an export is meant to be shared
         os.replace(model_tmp, path)
@@ -156,4 +176,4 @@ def export_predictor(
         model_tmp.unlink(missing_ok=True)
         if sidecar_tmp is not None:
             sidecar_tmp.unlink(missing_ok=True)
-    return ExportResult(path, sidecar_path, fmt, exporter, len(frame), diff, allowed, described)
+    return ExportResult(path, sidecar_path, fmt, exporter, rows, diff, allowed, described)

@@ -68,6 +68,19 @@ def _example_row(predictor: Predictor) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+def provenance(model_path: Path, fmt: str, exporter: str) -> dict[str, Any]:
+    """The sidecar fields every export starts with: format, file, exporter, when and by which deepmine."""
+    from deepmine import __version__
+
+    return {
+        "format": fmt,
+        "file": model_path.name,
+        "exporter": exporter,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "deepmine_version": __version__,
+    }
+
+
 def build_sidecar(
     predictor: Predictor, model_path: Path, fmt: str, exporter: str, check: dict[str, Any]
 ) -> dict[str, Any]:
@@ -107,14 +120,8 @@ def build_sidecar(
     else:
         args = ", ".join(f"torch.from_numpy(inputs[{n!r}])" for n in names)
         usage = _TORCHSCRIPT_USAGE.format(model=model_path.name, output=output, args=args)
-    from deepmine import __version__
-
     return {
-        "format": fmt,
-        "file": model_path.name,
-        "exporter": exporter,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "deepmine_version": __version__,
+        **provenance(model_path, fmt, exporter),
         "task": predictor.task,
         "target": predictor.schema.target,
         "classes": classes,
