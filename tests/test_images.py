@@ -457,3 +457,24 @@ def test_export_of_an_image_model_needs_a_known_format_and_writes_nothing_on_err
     done = run_cli("export", tmp_path / "model", "--format", "onxx")
     assert done.code == 2 and "unknown export format 'onxx'" in done.err and "onnx" in done.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+# ---- report ----------------------------------------------------------------------------------------------------
+def test_report_of_an_image_model_shows_its_metrics_confusion_and_curves(tmp_path, run_cli):
+    import re
+
+    x, y = bars(160, seed=1)
+    predictor = fit_images(x, config(), labels=y)
+    predictor.save(tmp_path / "model")
+    done = run_cli("report", tmp_path / "model", "--json")
+    assert done.code == 0, done.err
+    html = (tmp_path / "model" / "report.html").read_text()
+    for section in json.loads(done.out)["sections"]:
+        assert f'id="{section}"' in html
+    valid = predictor.metrics["valid"]
+    assert f"{valid['accuracy']:.4f}" in html and "12 × 12 px" in html and "cnn;" in html
+    cells = re.search(r'id="section-confusion-matrix".*?</table>', html, re.S).group(0)
+    numbers = [int(n.replace(",", "")) for n in re.findall(r'<td class="num">([\d,]+)</td>', cells)]
+    assert numbers == [v for row in valid["confusion_matrix"] for v in row]
+    assert html.count("data:image/png;base64,") == 2  # learning curves and confusion matrix, inline
+    assert run_cli("evaluate", tmp_path / "model", write_folder(tmp_path / "t", *bars(20, seed=9))).code == 0

@@ -579,11 +579,17 @@ def report(
 ) -> None:
     """Write the HTML report of ARTIFACT: data profile, preprocessing, model, learning curves, metrics,
     confusion matrix, ROC/PR, calibration, residuals, feature importance, explained examples, model card."""
-    from deepmine.artifact import load_predictor
-    from deepmine.report.build import write_report
+    path = output if output is not None else artifact / "report.html"
+    if _is_image(artifact):
+        from deepmine.images.predictor import ImagePredictor
+        from deepmine.report.images import write_image_report
 
-    predictor = load_predictor(artifact)
-    result = write_report(predictor, output if output is not None else artifact / "report.html")
+        result = write_image_report(ImagePredictor.load_artifact(artifact), path)
+    else:
+        from deepmine.artifact import load_predictor
+        from deepmine.report.build import write_report
+
+        result = write_report(load_predictor(artifact), path)
     if json_out:
         _emit_json(result)
         return

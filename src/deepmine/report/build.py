@@ -149,12 +149,17 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 def write_report(predictor, path: Path) -> dict[str, Any]:
     """Render and write the report; return ``{"path", "seconds", "bytes", "sections"}``."""
+    return write_rendered(path, lambda: render_report(predictor), SECTION_IDS)
+
+
+def write_rendered(path: Path, render: Any, ids: dict[str, str]) -> dict[str, Any]:
+    """Write the HTML ``render()`` returns atomically; return ``{"path", "seconds", "bytes", "sections"}``."""
     started = time.perf_counter()
-    html = render_report(predictor)
+    html = render()
     write_text_atomic(path, html)
     return {
         "path": str(path),
         "seconds": round(time.perf_counter() - started, 3),
         "bytes": len(html.encode("utf-8")),
-        "sections": list(SECTION_IDS.values()),
+        "sections": list(ids.values()),
     }
