@@ -87,7 +87,7 @@ def create_app(
         openapi_extra={"requestBody": _request_body()},
     )
     async def predict(request: Request) -> Response:
-        kind, charset = _content_type(request.headers.get("content-type"))
+        kind, charset = content_type(request.headers.get("content-type"))
         if kind == "multipart/form-data":
             body, charset = await _uploaded_file(request)
             kind = "text/csv"
@@ -181,7 +181,7 @@ def _predict_csv(inference: Inference, body: bytes, charset: str | None) -> byte
     return inference.predict(frame, CSV_WHERE, ids)
 
 
-def _content_type(header: str | None) -> tuple[str, str | None]:
+def content_type(header: str | None) -> tuple[str, str | None]:
     """``("text/csv", "latin-1")`` from ``text/csv; charset=latin-1``; a missing type counts as JSON."""
     if not header:
         return "application/json", None
@@ -204,7 +204,7 @@ async def _uploaded_file(request: Request) -> tuple[bytes, str | None]:
                 422, "the multipart form has no file; send the CSV in a field named 'file'", "missing", field="file"
             )
         upload = uploads[0]
-        _, charset = _content_type(upload.content_type)
+        _, charset = content_type(upload.content_type)
         return await upload.read(), charset
     finally:
         await form.close()

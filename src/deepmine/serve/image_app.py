@@ -25,7 +25,7 @@ from starlette.responses import Response
 from deepmine.exceptions import ArtifactError
 from deepmine.images.predictor import ImagePredictor
 from deepmine.images.transforms import decode
-from deepmine.serve.app import DEFAULT_MAX_BODY_BYTES, add_middleware, error_responses, service_app
+from deepmine.serve.app import DEFAULT_MAX_BODY_BYTES, add_middleware, content_type, error_responses, service_app
 from deepmine.serve.errors import ApiError, from_validation
 from deepmine.serve.inference import match_torch_threads
 from deepmine.serve.metadata import _json_safe
@@ -108,7 +108,7 @@ def create_image_app(
         openapi_extra={"requestBody": _request_body()},
     )
     async def predict(request: Request) -> Response:
-        kind = (request.headers.get("content-type") or "application/json").partition(";")[0].strip().lower()
+        kind, _ = content_type(request.headers.get("content-type"))
         if kind == "multipart/form-data":
             named = await _uploaded_images(request)
         elif kind == "application/json" or kind.endswith("+json"):
