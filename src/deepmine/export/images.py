@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepmine.exceptions import ConfigError, DataError, ExportError
+from deepmine.exceptions import ConfigError, ExportError
 
 if TYPE_CHECKING:
     from deepmine.export import ExportResult
@@ -88,16 +88,11 @@ def sample_pixels(predictor: ImagePredictor, sample: Any, rows: int) -> tuple[np
     if sample is None:
         noise = np.random.default_rng(0).integers(0, 256, (rows, spec.height, spec.width, spec.channels))
         return noise.astype(np.uint8), f"{rows} random images"
-    from deepmine.images.transforms import conform_array, decode
+    from deepmine.images.dataset import image_store
 
     data = predictor.load(sample)
-    if data.paths is not None:
-        paths = data.paths[:rows]
-        pixels = np.stack([decode(p, spec.channels, spec.height, spec.width, spec.resize) for p in paths])
-    elif data.array is not None:
-        pixels = conform_array(data.array[:rows], spec)
-    else:
-        raise DataError(f"{data.where} holds no images to check the export on")
+    first = data.subset(np.arange(min(rows, len(data))))
+    pixels = image_store(first, spec)[torch.arange(len(first))].numpy()
     return pixels, f"{len(pixels)} images of {data.where}"
 
 
