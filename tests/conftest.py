@@ -97,3 +97,13 @@ def run_cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def recorded_run(run_id: str) -> dict:
+    """The MLflow run a fit recorded in the test store: tags, metrics, params and logged artifact files."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(TRACKING_URI)
+    run = client.get_run(run_id)
+    files = {a.path for a in client.list_artifacts(run_id, "artifact")}
+    return {"status": run.info.status, "tags": run.data.tags, "metrics": run.data.metrics, "files": files}

@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import recorded_run
 from PIL import Image
 
+import deepmine
 from deepmine.exceptions import ColumnError, ConfigError, DataError, DeepmineWarning
 from deepmine.images.config import build_image_config
 from deepmine.images.sources import load_images
@@ -298,6 +300,16 @@ def test_cli_fits_a_folder_and_predicts_a_folder_keeping_paths(tmp_path, run_cli
     assert fitted.code == 0, fitted.err
     summary = json.loads(fitted.out)
     assert summary["kind"] == "image" and summary["rows"] + summary["valid_rows"] == 80
+    run = recorded_run(summary["run_id"])  # image fits are tracked like table fits
+    assert run["status"] == "FINISHED" and run["tags"]["deepmine.task"] == "binary"
+    assert run["metrics"]["accuracy"] == pytest.approx(summary["accuracy"])
+    assert run["metrics"]["fit_epochs"] == summary["epochs"] and "artifact/deepmine.json" in run["files"]
+    quick = ["--json", "--set", "trainer.epochs=1", "--set", "model.width=8"]
+    untracked = run_cli("fit", train, "--out", tmp_path / "off", "--no-track", *quick)
+    assert untracked.code == 0, untracked.err
+    assert "run_id" not in json.loads(untracked.out)
+    from_api = deepmine.fit(train, trainer={"epochs": 1}, model={"width": 8})
+    assert recorded_run(from_api.training["run_id"])["tags"]["deepmine.command"] == "api"
     test_x, test_y = bars(30, seed=5)
     test = write_folder(tmp_path / "test", test_x, test_y)
     scored = run_cli("evaluate", tmp_path / "model", test, "--json")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import recorded_run
 
 from deepmine.config import build_config
 from deepmine.exceptions import ColumnError, DataError, DeepmineWarning
@@ -295,7 +296,12 @@ def test_fit_task_sequence_then_evaluate_on_wide_rows(run_cli, tmp_path: Path):
         "trainer.epochs=10",
     )
     assert fitted.code == 0, fitted.err
-    assert json.loads(fitted.out)["steps"] == 40
+    summary = json.loads(fitted.out)
+    assert summary["steps"] == 40
+    run = recorded_run(summary["run_id"])  # sequence fits are tracked like table fits
+    assert run["status"] == "FINISHED" and run["tags"]["deepmine.task"] == "classification"
+    assert run["metrics"]["fit_rows"] == 80 and run["metrics"]["fit_epochs"] == max(summary["epochs"])
+    assert "artifact/deepmine.json" in run["files"]
     scored = run_cli("evaluate", tmp_path / "m", tmp_path / "test.tsv", "--json")
     assert scored.code == 0, scored.err
     assert json.loads(scored.out)["accuracy"] >= 0.9

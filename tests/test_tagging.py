@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import recorded_run
 
 from deepmine.exceptions import DataError
 from deepmine.nn.crf import CRF
@@ -344,6 +345,10 @@ def test_cli_fit_evaluate_predict(tmp_path, run_cli):
     assert done.code == 0, done.err
     fitted = json.loads(done.out)
     assert fitted["scheme"] == "iob2" and fitted["features"] == 1 and fitted["sentences"] == 120
+    run = recorded_run(fitted["run_id"])  # tagging fits are tracked like table fits
+    assert run["status"] == "FINISHED" and run["tags"]["deepmine.task"] == "tagging"
+    assert run["metrics"]["f1"] == pytest.approx(fitted["f1"]) and run["metrics"]["fit_sentences"] == 120
+    assert len(run["metrics"]) > 4 and "artifact/deepmine.json" in run["files"]
     done = run_cli("evaluate", out, test, "--json")
     assert done.code == 0, done.err
     scores = json.loads(done.out)

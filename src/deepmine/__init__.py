@@ -11,6 +11,7 @@ Public API::
 
 from __future__ import annotations
 
+from os import PathLike
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -57,27 +58,21 @@ def fit(data: Any, target: str | None = None, *, valid: Any = None, config: Any 
             overrides[key.replace("__", ".")] = value
     if target is not None:
         overrides["columns.target"] = target
+    from deepmine import tracking
     from deepmine.images.sources import is_image_source
 
     if is_image_source(data, overrides.get("images.path_column")):  # image folder, IDX/NPZ, table of image paths
         from deepmine.images.config import build_image_config
         from deepmine.images.task import fit_images
 
-        return fit_images(data, build_image_config(config, overrides), valid=valid)
-    run = build_config(config, overrides)
-    from deepmine import tracking
-
-    tracker = tracking.start(run)
-    try:
-        predictor = fit_table(data, run, valid=valid)
-    except BaseException:
-        if tracker is not None:
-            tracker.wait()  # never leave a store half-created
-        raise
+        run: Any = build_image_config(config, overrides)
+        predictor, tracker = tracking.tracked_fit(run, lambda: fit_images(data, run, valid=valid))
+    else:
+        run = build_config(config, overrides)
+        predictor, tracker = tracking.tracked_fit(run, lambda: fit_table(data, run, valid=valid))
     if tracker is not None:
-        from deepmine.data.sources import describe
-
-        predictor.training["run_id"] = tracker.record(predictor, source=describe(data), command="api")
+        source = str(data) if isinstance(data, str | PathLike) else f"the {type(data).__name__}"  # "the DataFrame"
+        predictor.training["run_id"] = tracker.record(predictor, source=source, command="api")
     return predictor
 
 

@@ -194,6 +194,10 @@ def fit(
         overrides["task"] = task
     if no_report:
         overrides["report.enabled"] = False
+    if no_track:
+        overrides["tracking.enabled"] = False
+    if tracking_uri is not None:
+        overrides["tracking.uri"] = tracking_uri
     if task == "sequence":  # wide rows: one series per row (UCR style)
         from deepmine.cli_sequence import fit_command as fit_sequence_command
 
@@ -213,10 +217,6 @@ def fit(
         overrides.update({"images.strict": True} if strict else {})
         fit_command(data, out=out, overrides=overrides, config=config, valid=valid, resume=resume, json_out=json_out)
         return
-    if no_track:
-        overrides["tracking.enabled"] = False
-    if tracking_uri is not None:
-        overrides["tracking.uri"] = tracking_uri
     run = build_config(config, overrides)
     if out is None:
         stem = (run.data.table or "query") if is_sql_url(data) else Path(data).name.split(".")[0]
@@ -227,13 +227,9 @@ def fit(
     checkpoint_dir = out.parent / f".{out.name}.checkpoint"
     if not resume and checkpoint_dir.exists() and main_process:
         shutil.rmtree(checkpoint_dir)
-    tracker = tracking.start(run)
-    try:
-        predictor = fit_table(data, run, valid=valid, checkpoint_dir=checkpoint_dir, resume=resume)
-    except BaseException:
-        if tracker is not None:
-            tracker.wait()  # never leave a store half-created
-        raise
+    predictor, tracker = tracking.tracked_fit(
+        run, lambda: fit_table(data, run, valid=valid, checkpoint_dir=checkpoint_dir, resume=resume)
+    )
     if not main_process:
         return  # in distributed training only rank 0 writes the artifact, the run and the output
     saving = time.perf_counter()
@@ -257,8 +253,7 @@ def fit(
     }
     for column in predictor.training.get("text_columns", {}).values():  # the tokenizer chosen per text column
         _stderr().print(column["line"], markup=False, highlight=False, soft_wrap=True)
-    if tracker is not None:
-        summary["run_id"] = tracker.record(predictor, source=str(data), artifact=out)
+    summary.update(tracking.record_fit(tracker, predictor, str(data), out))
     if json_out:
         _emit_json(summary)
         return

@@ -49,6 +49,7 @@ def fit_command(data: str, out: Path | None, overrides: dict[str, Any], config: 
     from deepmine.config import build_config
     from deepmine.sequences.config import SequenceRunConfig
     from deepmine.tasks.sequence import fit_sequences
+    from deepmine.tracking import record_fit, tracked_fit
 
     overrides = dict(overrides)
     overrides.pop("task", None)
@@ -57,7 +58,7 @@ def fit_command(data: str, out: Path | None, overrides: dict[str, Any], config: 
     if label is not None:
         run.sequence.label = label
     values, lengths, y, where = _read(data, run.data, run.sequence.label, run.sequence.channels)
-    predictor = fit_sequences(values, y, run, lengths, where)
+    predictor, tracker = tracked_fit(run, lambda: fit_sequences(values, y, run, lengths, where))
     out = out or Path(f"{Path(data).name.split('.')[0]}-model")
     predictor.save(out)
     summary = {
@@ -72,6 +73,7 @@ def fit_command(data: str, out: Path | None, overrides: dict[str, Any], config: 
         "epochs": predictor.training["epochs"],
         "seconds": predictor.training["seconds"],
         **{k: v for k, v in predictor.metrics.get("valid", {}).items() if k != "rows"},
+        **record_fit(tracker, predictor, str(data), out),
     }
     if json_out:
         sys.stdout.write(json.dumps(summary) + "\n")

@@ -21,6 +21,7 @@ def fit_command(
     from deepmine.tagging.config import TaggingRunConfig
     from deepmine.tagging.fit import fit_tagger
     from deepmine.tagging.readers import read_tagged
+    from deepmine.tracking import record_fit, tracked_fit
 
     overrides = dict(overrides)
     overrides.pop("task", None)
@@ -30,7 +31,7 @@ def fit_command(
     run = build_config(config, overrides, schema=TaggingRunConfig, aliases={}, command="fit --task tagging")
     train = read_tagged(data)
     held = read_tagged(valid) if valid is not None else None
-    predictor = fit_tagger(train, run, held, where=str(data))
+    predictor, tracker = tracked_fit(run, lambda: fit_tagger(train, run, held, where=str(data)))
     out = out or Path(f"{Path(data).name.split('.')[0]}-model")
     predictor.save(out)
     valid_scores = predictor.metrics["valid"]
@@ -43,6 +44,7 @@ def fit_command(
         **{k: predictor.training[k] for k in ("sentences", "tokens", "valid_sentences", "epochs", "best_epoch")},
         "seconds": predictor.training["seconds"],
         **{k: valid_scores[k] for k in ("f1", "precision", "recall", "accuracy")},
+        **record_fit(tracker, predictor, str(data), out),
     }
     if json_out:
         sys.stdout.write(json.dumps(summary) + "\n")

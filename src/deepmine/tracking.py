@@ -15,12 +15,14 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from deepmine.exceptions import DeepmineWarning
 
 DEFAULT_DIR = "deepmine-runs"
+T = TypeVar("T")
 FINAL_SKIP = {"rows", "confusion_matrix"}
 
 
@@ -117,6 +119,25 @@ class Tracker:
         return run_id
 
 
+def tracked_fit(config: Any, fit: Callable[[], T]) -> tuple[T, Tracker | None]:
+    """Run ``fit()`` while the run's store opens beside it; return its result and the tracker (``None`` when
+    tracking is off). A failed fit still lets a fresh store finish being created, so none is left half-made."""
+    tracker = start(config)
+    try:
+        return fit(), tracker
+    except BaseException:
+        if tracker is not None:
+            tracker.wait()
+        raise
+
+
+def record_fit(tracker: Tracker | None, predictor: Any, source: str, artifact: Path) -> dict[str, str | None]:
+    """``{"run_id": …}`` for a command's summary once the artifact is saved; ``{}`` when tracking is off."""
+    if tracker is None:
+        return {}
+    return {"run_id": tracker.record(predictor, source=source, artifact=artifact)}
+
+
 def start(config: Any, uri: str | None = None) -> Tracker | None:
     """A :class:`Tracker` for a run with ``config`` (``None`` when tracking is off or this is not rank 0)."""
     settings = config.tracking
@@ -165,15 +186,19 @@ def log_fit(
 
     from mlflow.entities import Metric, Param
 
-    config = predictor.config  # any fitted object with config, history, metrics["valid"], training (and schema)
+    # any fitted object with config, metrics["valid"], training, task (and schema, history)
+    config = predictor.config
     target = getattr(getattr(predictor, "schema", None), "target", None)
+    task = str(getattr(predictor, "task", "tagging"))
+    training = getattr(predictor, "training", None) or {}
+    history = getattr(predictor, "history", None) or training.get("history") or []
     stem = Path(source).name.split(".")[0] if source and not source.startswith("the ") else "frame"
     tags = {
-        "mlflow.runName": f"{stem}-{target}",
+        "mlflow.runName": f"{stem}-{target or task}",
         "deepmine.command": command,
         "deepmine.source": source,
-        "deepmine.target": str(target),
-        "deepmine.task": str(getattr(predictor, "task", "")),
+        "deepmine.target": "" if target is None else str(target),
+        "deepmine.task": task,
         "deepmine.model": str(getattr(getattr(config, "model", None), "name", "")),
     }
     if artifact is not None:
@@ -185,7 +210,7 @@ def log_fit(
         params.update({f"extra.{k}": str(v) for k, v in (extra or {}).items()})
         now = int(time.time() * 1000)
         metrics = []
-        for step, logs in enumerate(getattr(predictor, "history", None) or []):
+        for step, logs in enumerate(history):
             for key, value in logs.items():
                 if key == "epoch" or not isinstance(value, int | float):
                     continue
@@ -195,10 +220,12 @@ def log_fit(
         for key, value in final.items():
             if key not in FINAL_SKIP and isinstance(value, int | float):
                 metrics.append(Metric(key, float(value), now, 0))
-        training = getattr(predictor, "training", None) or {}
-        for key in ("rows", "valid_rows", "epochs", "best_epoch", "seconds"):
-            if isinstance(training.get(key), int | float):
-                metrics.append(Metric(f"fit_{key}", float(training[key]), now, 0))
+        for key in ("rows", "valid_rows", "sentences", "valid_sentences", "epochs", "best_epoch", "seconds"):
+            value = training.get(key)
+            if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+                value = max(value)  # per-member epochs of an ensemble (sequence models)
+            if isinstance(value, int | float):
+                metrics.append(Metric(f"fit_{key}", float(value), now, 0))
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params and 1000 metrics per batch
             client.log_batch(run_id, params=items[i : i + 100], metrics=metrics[:900] if i == 0 else [])
@@ -206,8 +233,8 @@ def log_fit(
             client.log_batch(run_id, metrics=metrics[i : i + 1000])
         summary = {
             "metrics": {k: v for k, v in final.items() if k != "confusion_matrix"},
-            "history": getattr(predictor, "history", None) or [],
-            "training": training,
+            "history": history,
+            "training": {k: v for k, v in training.items() if k != "history"},
         }
         client.log_dict(run_id, summary, "summary.json")
         if artifact is not None and Path(artifact).is_dir():

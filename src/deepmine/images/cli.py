@@ -40,6 +40,7 @@ def fit_command(
     """Train on an image folder / table of paths / IDX / NPZ file and write the artifact."""
     from deepmine.images.config import build_image_config
     from deepmine.images.task import fit_images
+    from deepmine.tracking import record_fit, tracked_fit
 
     overrides = {k: v for k, v in overrides.items() if k != "report.enabled"}  # images have no HTML report yet
     run = build_image_config(config, overrides)
@@ -48,13 +49,10 @@ def fit_command(
     checkpoint_dir = out.parent / f".{out.name}.checkpoint"
     if not resume and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)
-    predictor = fit_images(
-        data,
+    cache_dir = out.parent / f".{out.name}.cache"
+    predictor, tracker = tracked_fit(
         run,
-        valid=valid,
-        checkpoint_dir=checkpoint_dir,
-        resume=resume,
-        cache_dir=out.parent / f".{out.name}.cache",
+        lambda: fit_images(data, run, valid=valid, checkpoint_dir=checkpoint_dir, resume=resume, cache_dir=cache_dir),
     )
     predictor.save(out)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -72,6 +70,7 @@ def fit_command(
         "seconds": predictor.training["seconds"],
         "image_size": [predictor.spec.height, predictor.spec.width, predictor.spec.channels],
         **metrics,
+        **record_fit(tracker, predictor, str(data), out),
     }
     if json_out:
         _emit(summary)

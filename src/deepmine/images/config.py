@@ -12,6 +12,7 @@ from deepmine.config import (
     DataConfig,
     OptimizerConfig,
     PreprocessConfig,
+    TrackingConfig,
     TrainerConfig,
     _Section,
     build_config,
@@ -88,6 +89,7 @@ class ImageRunConfig(_Section):
     model: ImageModelConfig = Field(default_factory=ImageModelConfig)
     optimizer: ImageOptimizerConfig = Field(default_factory=ImageOptimizerConfig)
     trainer: ImageTrainerConfig = Field(default_factory=ImageTrainerConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
 ALIASES = {

@@ -60,6 +60,7 @@ def make_evaluator(n_classes: int):
 def _fingerprint(data: ImageData, config: ImageRunConfig) -> str:
     settings = config.model_dump(mode="json")
     settings["trainer"].pop("progress", None)
+    settings.pop("tracking", None)  # where the run is recorded does not change training
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update("\n".join(data.names).encode())
     if data.labels is not None:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from deepmine.config import DataConfig, OptimizerConfig, TrainerConfig, _Section
+from deepmine.config import DataConfig, OptimizerConfig, TrackingConfig, TrainerConfig, _Section
 
 
 class SequenceModelConfig(_Section):
@@ -64,6 +64,7 @@ class SequenceRunConfig(_Section):
     model: SequenceModelConfig = Field(default_factory=SequenceModelConfig)
     optimizer: SequenceOptimizerConfig = Field(default_factory=SequenceOptimizerConfig)
     trainer: SequenceTrainerConfig = Field(default_factory=SequenceTrainerConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
 class ForecastModelConfig(_Section):

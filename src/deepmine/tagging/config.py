@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from deepmine.config import OptimizerConfig, TrainerConfig, _Section
+from deepmine.config import OptimizerConfig, TrackingConfig, TrainerConfig, _Section
 
 
 class TaggingPrepConfig(_Section):
@@ -74,3 +74,4 @@ class TaggingRunConfig(_Section):
     model: TaggingModelConfig = Field(default_factory=TaggingModelConfig)
     optimizer: TaggingOptimizerConfig = Field(default_factory=TaggingOptimizerConfig)
     trainer: TaggingTrainerConfig = Field(default_factory=TaggingTrainerConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
