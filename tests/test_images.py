@@ -488,5 +488,38 @@ def test_report_of_an_image_model_shows_its_metrics_confusion_and_curves(tmp_pat
     cells = re.search(r'id="section-confusion-matrix".*?</table>', html, re.S).group(0)
     numbers = [int(n.replace(",", "")) for n in re.findall(r'<td class="num">([\d,]+)</td>', cells)]
     assert numbers == [v for row in valid["confusion_matrix"] for v in row]
-    assert html.count("data:image/png;base64,") == 2  # learning curves and confusion matrix, inline
+    shown = re.findall(r"<td>([hv])</td><td class=\"num\">([\d.]+)</td>", html)  # ROC AUC per class
+    assert shown == [("v", f"{valid['roc_auc']:.4f}")]
     assert run_cli("evaluate", tmp_path / "model", write_folder(tmp_path / "t", *bars(20, seed=9))).code == 0
+
+
+def test_the_report_shows_the_most_confidently_misclassified_validation_images(tmp_path, run_cli):
+    import base64
+    import io
+    import re
+
+    from deepmine.images.predictor import ImagePredictor
+
+    x, y = bars(200, seed=3)
+    predictor = fit_images(x, config(**{"trainer.epochs": 1, "model.width": 4}), labels=y)  # under-trained
+    predictor.save(tmp_path / "model")
+    loaded = ImagePredictor.load_artifact(tmp_path / "model")
+    assert loaded.insight == json.loads(json.dumps(predictor.insight))  # kept in the artifact, checksummed
+    matrix = np.asarray(predictor.metrics["valid"]["confusion_matrix"])
+    errors = int(matrix.sum() - np.trace(matrix))
+    gallery = loaded.insight["misclassified"]
+    assert errors > 0 and len(gallery) == min(12, errors) and loaded.insight["errors"] == errors
+    confidence = [g["confidence"] for g in gallery]
+    assert confidence == sorted(confidence, reverse=True) and min(confidence) >= 0.5
+    for item in gallery:
+        index = int(item["name"])  # array images are named by their row
+        assert item["true"] == y[index] != item["predicted"]
+        png = base64.b64decode(item["png"].split(",", 1)[1])
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), x[index])  # the image the model saw
+    proba = predictor.predict_proba(x[[int(g["name"]) for g in gallery]])
+    assert np.allclose(proba.max(axis=1), confidence, atol=1e-4)
+    done = run_cli("report", tmp_path / "model")
+    assert done.code == 0, done.err
+    html = (tmp_path / "model" / "report.html").read_text()
+    section = re.search(r'id="section-misclassified".*?</section>', html, re.S).group(0)
+    assert section.count("<figure>") == len(gallery) and f"of {errors} misclassified" in section

@@ -91,10 +91,12 @@ def write_model_artifact(
     fields: dict[str, Any],
     model: torch.nn.Module,
     extra: dict[str, Any] | None = None,
+    insight: dict[str, Any] | None = None,
 ) -> Path:
     """Write a non-tabular artifact folder atomically: deepmine.json (``kind``, format, creation time,
-    versions and ``fields``), weights.safetensors, checksum.sha256. ``extra`` maps file names to callables
-    that write more (unchecksummed) files into the folder. Returns the folder."""
+    versions and ``fields``), weights.safetensors, ``insight`` as insight.json when given, checksum.sha256.
+    ``extra`` maps file names to callables that write more (unchecksummed) files into the folder. Returns the
+    folder."""
     path = Path(path)
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -108,7 +110,7 @@ def write_model_artifact(
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "deepmine_format": str(FORMAT_VERSION)})
         text = json.dumps(_json_safe(manifest), indent=2, allow_nan=False, default=_json_default)
         (tmp / MANIFEST).write_text(text, encoding="utf-8")
-        write_checksums(tmp, [MANIFEST, WEIGHTS])
+        write_checksums(tmp, [MANIFEST, WEIGHTS, *_write_insight(tmp, insight)])
         for name, write in (extra or {}).items():
             write(tmp / name)
     return path
@@ -141,17 +143,31 @@ def save_predictor(predictor: Predictor, path: Path, *, report: bool = False) ->
         state = {k: v.detach().cpu().contiguous() for k, v in predictor.model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "deepmine_format": str(FORMAT_VERSION)})
         (tmp / MANIFEST).write_text(json.dumps(_json_safe(manifest), indent=2, allow_nan=False), encoding="utf-8")
-        names = [MANIFEST, WEIGHTS]
-        if predictor.insight is not None:
-            text = json.dumps(_json_safe(predictor.insight), allow_nan=False, separators=(",", ":"))
-            (tmp / INSIGHT).write_text(text, encoding="utf-8")
-            names.append(INSIGHT)
-        write_checksums(tmp, names)
+        write_checksums(tmp, [MANIFEST, WEIGHTS, *_write_insight(tmp, predictor.insight)])
         if report:
             from deepmine.report.build import write_report
 
             write_report(predictor, tmp / REPORT)
     return path
+
+
+def _write_insight(folder: Path, insight: dict[str, Any] | None) -> list[str]:
+    """Write insight.json when there is one; the file names to checksum."""
+    if insight is None:
+        return []
+    text = json.dumps(_json_safe(insight), allow_nan=False, separators=(",", ":"))
+    (folder / INSIGHT).write_text(text, encoding="utf-8")
+    return [INSIGHT]
+
+
+def read_insight(path: Path) -> dict[str, Any] | None:
+    """The artifact's insight.json when its checksum lists it (verified on load); an unlisted one is ignored."""
+    if INSIGHT not in _checksummed(path):
+        return None
+    try:
+        return json.loads((path / INSIGHT).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"artifact '{path}': {INSIGHT} is not valid JSON ({err.msg})") from err
 
 
 def _checksummed(path: Path) -> set[str]:
@@ -195,12 +211,7 @@ def load_predictor(path: str | Path) -> Predictor:
     spec = manifest["model"]
     model = build_model(spec, config.model)
     load_weights(model, path)
-    insight = None
-    if INSIGHT in _checksummed(path):  # verified above; an unlisted insight.json is ignored
-        try:
-            insight = json.loads((path / INSIGHT).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ArtifactError(f"artifact '{path}': {INSIGHT} is not valid JSON ({err.msg})") from err
+    insight = read_insight(path)
     return Predictor(
         schema,
         pipeline,

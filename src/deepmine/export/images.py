@@ -88,11 +88,10 @@ def sample_pixels(predictor: ImagePredictor, sample: Any, rows: int) -> tuple[np
     if sample is None:
         noise = np.random.default_rng(0).integers(0, 256, (rows, spec.height, spec.width, spec.channels))
         return noise.astype(np.uint8), f"{rows} random images"
-    from deepmine.images.dataset import image_store
+    from deepmine.images.dataset import decoded
 
     data = predictor.load(sample)
-    first = data.subset(np.arange(min(rows, len(data))))
-    pixels = image_store(first, spec)[torch.arange(len(first))].numpy()
+    pixels = decoded(data.subset(np.arange(min(rows, len(data)))), spec)
     return pixels, f"{len(pixels)} images of {data.where}"
 
 

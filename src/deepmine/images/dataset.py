@@ -42,6 +42,11 @@ def image_store(data: ImageData, spec: ImageSpec, cache: Path | None = None) -> 
     return FileBatches(data.paths, spec)
 
 
+def decoded(data: ImageData, spec: ImageSpec) -> np.ndarray:
+    """All of ``data`` as uint8 (images, h, w, c) pixels at ``spec``'s size, decoded as prediction decodes them."""
+    return image_store(data, spec)[torch.arange(len(data))].numpy()
+
+
 def cached_pixels(data: ImageData, spec: ImageSpec, folder: Path) -> np.ndarray:
     """Decode every file once into ``folder``/<key>.u8 (a memmap) and reuse it while it matches."""
     key = hashlib.sha256(

@@ -43,6 +43,7 @@ class ImagePredictor:
         metrics: dict[str, Any] | None = None,
         history: list[dict[str, float]] | None = None,
         training: dict[str, Any] | None = None,
+        insight: dict[str, Any] | None = None,
     ) -> None:
         self.spec = spec
         self.model = model
@@ -53,6 +54,7 @@ class ImagePredictor:
         self.metrics = metrics or {}
         self.history = history or []
         self.training = training or {}
+        self.insight = insight  # validation outputs and misclassified thumbnails for the report (images.insight)
 
     @property
     def task(self) -> str:
@@ -139,6 +141,11 @@ class ImagePredictor:
         return self.score(images)
 
     def score(self, images: ImageData) -> dict[str, Any]:
+        """Metrics (with the confusion matrix) on labelled images."""
+        return self.scored(images)[0]
+
+    def scored(self, images: ImageData) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+        """Metrics, encoded labels and class probabilities of labelled images."""
         from deepmine.evaluate.metrics import classification_metrics, confusion
 
         if images.labels is None:
@@ -150,7 +157,7 @@ class ImagePredictor:
         metrics: dict[str, Any] = classification_metrics(y, proba, len(self.classes))
         metrics["confusion_matrix"] = confusion(y, proba.argmax(axis=1), len(self.classes))
         metrics["rows"] = len(images)
-        return metrics
+        return metrics, y, proba
 
     # ---- persistence ----------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -170,13 +177,13 @@ class ImagePredictor:
             "history": self.history,
             "training": self.training,
         }
-        return write_model_artifact(path, KIND, fields, self.model)
+        return write_model_artifact(path, KIND, fields, self.model, insight=self.insight)
 
     @classmethod
     def load_artifact(cls, path: str | Path) -> ImagePredictor:
         """Read an artifact written by :meth:`save` (checksums verified, nothing unpickled)."""
 
-        from deepmine.artifact import load_weights, read_manifest
+        from deepmine.artifact import load_weights, read_insight, read_manifest
         from deepmine.nn.vision import build_image_model
 
         path = Path(path)
@@ -205,6 +212,7 @@ class ImagePredictor:
             metrics=manifest.get("metrics"),
             history=manifest.get("history"),
             training=manifest.get("training"),
+            insight=read_insight(path),
         )
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ from torch import nn
 
 from deepmine.exceptions import DataError
 from deepmine.images.config import ImageRunConfig
+from deepmine.images.insight import image_insight
 from deepmine.images.predictor import ImagePredictor
 from deepmine.images.sources import ImageData, load_images
 from deepmine.images.transforms import fit_spec
@@ -179,7 +180,9 @@ def fit_images(
     history = trainer.fit(source, None, valid_source, None)
     fit_seconds = time.perf_counter() - started
     predictor.history = history
-    predictor.metrics = {"valid": predictor.score(valid_images)}
+    valid_metrics, valid_y, valid_proba = predictor.scored(valid_images)
+    predictor.metrics = {"valid": valid_metrics}
+    predictor.insight = image_insight(predictor, valid_images, valid_y, valid_proba, config.seed)
     predictor.training = {
         "rows": len(train),
         "valid_rows": len(valid_images),

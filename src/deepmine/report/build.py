@@ -107,7 +107,7 @@ def report_context(predictor) -> dict[str, Any]:
         context["confusion_png"] = plots.confusion(metrics["confusion_matrix"], context["classes"])
         context["confusion"] = metrics["confusion_matrix"]
     if validation and classify:
-        context["curves"] = sections.classification_curves(predictor, validation)
+        context["curves"] = sections.classification_curves(predictor.schema.classes, validation)
     if validation and predictor.task == "regression":
         context["residuals"] = sections.residual_section(validation)
     return context

@@ -1,5 +1,6 @@
 """The HTML report of an image classifier artifact: images and preprocessing, model, learning curves,
-validation metrics, confusion matrix, model card — one self-contained file like the tabular report."""
+validation metrics, confusion matrix, ROC/PR, calibration, the most confidently misclassified validation
+images and a model card — one self-contained file like the tabular report."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from deepmine.report import plots
 from deepmine.report.build import _environment, write_rendered
-from deepmine.report.sections import model_section
+from deepmine.report.sections import classification_curves, model_section
 
 if TYPE_CHECKING:
     from deepmine.images.predictor import ImagePredictor
@@ -20,6 +21,9 @@ IMAGE_SECTION_IDS = {
     "learning_curves": "section-learning-curves",
     "metrics": "section-metrics",
     "confusion_matrix": "section-confusion-matrix",
+    "roc_pr": "section-roc-pr",
+    "calibration": "section-calibration",
+    "misclassified": "section-misclassified",
     "model_card": "section-model-card",
 }
 
@@ -31,6 +35,7 @@ def image_report_context(predictor: ImagePredictor) -> dict[str, Any]:
     classes = [str(c) for c in predictor.classes]
     best = training.get("best_epoch")
     matrix = valid.get("confusion_matrix")
+    insight = predictor.insight if predictor.insight and "validation" in predictor.insight else None
     augment = "none"
     if spec.augment:
         parts = [f"shifts up to ±{spec.shift} px"] + (["horizontal flips"] if spec.flip else [])
@@ -62,6 +67,9 @@ def image_report_context(predictor: ImagePredictor) -> dict[str, Any]:
         "metric_rows": valid.get("rows"),
         "confusion_png": plots.confusion(matrix, classes) if matrix else None,
         "confusion": matrix,
+        "curves": classification_curves(classes, insight["validation"]) if insight else None,
+        "misclassified": insight.get("misclassified", []) if insight else None,
+        "errors": insight.get("errors") if insight else None,
         "card": _card(predictor, classes),
     }
 

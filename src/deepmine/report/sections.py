@@ -94,13 +94,13 @@ def model_section(predictor) -> dict[str, Any]:
     }
 
 
-def classification_curves(predictor, validation: dict[str, Any]) -> dict[str, Any]:
+def classification_curves(class_names: list[Any], validation: dict[str, Any]) -> dict[str, Any]:
     """ROC/PR curves and calibration bins from the validation outputs stored at fit time."""
     from sklearn import metrics as skm
 
     y = np.asarray(validation["y"], dtype=int)
     proba = np.asarray(validation["proba"], dtype=float)
-    classes = [str(c) for c in predictor.schema.classes]
+    classes = [str(c) for c in class_names]
     shown = [1] if len(classes) == 2 else list(range(len(classes)))[:10]
     curves = []
     for k in shown:
