@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import DATA_ROOT
+from conftest import DATA_ROOT, recorded_run
 from sklearn.metrics import ndcg_score
 
 import deepmine
@@ -260,6 +260,10 @@ def test_cli_recommend_evaluate_and_predict(run_cli, tmp_path, log):
     assert fit.code == 0, fit.err
     summary = json.loads(fit.out)
     assert summary["task"] == "rating" and summary["columns"]["rating"] == "column_3" and "rmse" in summary
+    run = recorded_run(summary["run_id"])  # recommenders are tracked like table fits
+    assert run["status"] == "FINISHED" and run["tags"]["deepmine.task"] == "rating"
+    assert run["metrics"]["rmse"] == pytest.approx(summary["rmse"]) and run["metrics"]["fit_epochs"] > 0
+    assert "train_loss" in run["metrics"] and "artifact/deepmine.json" in run["files"]
     ev = run_cli("evaluate", out, tmp_path / "test.tsv", "--json")
     assert ev.code == 0, ev.err
     assert set(json.loads(ev.out)) >= {"rmse", "mae", "unknown_users", "unknown_items"}
@@ -271,9 +275,11 @@ def test_cli_recommend_evaluate_and_predict(run_cli, tmp_path, log):
     pairs = run_cli("predict", out, tmp_path / "test.tsv")
     assert pairs.code == 0 and len(pd.read_csv(StringIO(pairs.out))) == len(test)
     ranking = run_cli(
-        "recommend", tmp_path / "train.tsv", "--task", "ranking", "--model", "gmf", "-o", tmp_path / "r", *tiny
-    )
+        "recommend", tmp_path / "train.tsv", "--task", "ranking", "--model", "gmf", "-o", tmp_path / "r", *tiny,
+        "--no-track", "--json",
+    )  # fmt: skip
     assert ranking.code == 0, ranking.err
+    assert "run_id" not in json.loads(ranking.out)
     ev = run_cli("evaluate", tmp_path / "r", tmp_path / "test.tsv", "--json")
     assert {"hr_at_10", "ndcg_at_10", "mrr"} <= set(json.loads(ev.out))
     assert run_cli("predict", out).code == 2  # neither --users nor DATA

@@ -89,6 +89,19 @@ def test_a_broken_tracking_store_warns_and_keeps_the_artifact(run_cli, table_csv
     assert len(warning) == 1 and "failed" in warning[0] and "kept" in warning[0]
 
 
+def test_epoch_metrics_keep_each_ensemble_members_history_apart() -> None:
+    from deepmine.tracking import epoch_metrics
+
+    single = [{"epoch": 1, "train_loss": 0.5, "seconds": 2.0, "note": "x"}, {"epoch": 2, "train_loss": 0.25}]
+    assert epoch_metrics(single) == [("train_loss", 0.5, 0), ("epoch_seconds", 2.0, 0), ("train_loss", 0.25, 1)]
+    members = [[{"train_loss": 0.5}], [{"train_loss": 0.75}, {"train_loss": 0.5}]]
+    assert epoch_metrics(members) == [
+        ("train_loss", 0.5, 0),
+        ("member2_train_loss", 0.75, 0),
+        ("member2_train_loss", 0.5, 1),
+    ]
+
+
 # ---- tuning ---------------------------------------------------------------------------------------
 def test_tune_with_two_workers_on_one_sqlite_study_loses_no_trials(run_cli, table_csv: Path, tmp_path: Path) -> None:
     import optuna

@@ -55,6 +55,11 @@ def recommend(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: key=value.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for everything.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./deepmine-runs)."),
+    ] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not record this run with MLflow.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     sep: Annotated[str | None, typer.Option("--sep", help="Delimiter (sniffed when omitted).")] = None,
     encoding: Annotated[str | None, typer.Option("--encoding", help="Text encoding (sniffed when omitted).")] = None,
@@ -68,16 +73,19 @@ def recommend(
     (HR@10/NDCG@10 on each user's held-out latest item against 99 sampled negatives).
     """
     import shutil
+    from functools import partial
 
     from deepmine.config import parse_override
     from deepmine.recommender import Recommender
     from deepmine.tasks.recommend_config import build_recommend_config
+    from deepmine.tracking import record_fit, tracked_fit
 
     cli = _cli()
     overrides = cli._read_overrides(sep, encoding, no_header, table, query)
     overrides.update(dict(parse_override(entry) for entry in set_ or []))
     given = {"columns.user": user, "columns.item": item, "columns.rating": rating, "columns.time": time}
-    given.update({"task": task, "model.name": model, "seed": seed})
+    given.update({"task": task, "model.name": model, "seed": seed, "tracking.uri": tracking_uri})
+    given.update({"tracking.enabled": False} if no_track else {})
     overrides.update({k: v for k, v in given.items() if v is not None})
     run = build_recommend_config(config, overrides)
     if out is None:
@@ -86,13 +94,8 @@ def recommend(
     if not resume and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)
     rec = Recommender(config=run, model=run.model.name, task=run.task, seed=run.seed)
-    rec.fit(
-        data,
-        user_features=user_features,
-        item_features=item_features,
-        checkpoint_dir=checkpoint_dir,
-        resume=resume,
-    )
+    sides = {"user_features": user_features, "item_features": item_features}
+    _, tracker = tracked_fit(run, partial(rec.fit, data, **sides, checkpoint_dir=checkpoint_dir, resume=resume))
     rec.save(out)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     state = rec.fitted_
@@ -107,6 +110,7 @@ def recommend(
         "split": "valid",
         **{k: state.training[k] for k in ("users", "items", "interactions", "rows", "valid_rows", "epochs", "seconds")},
         **metrics,
+        **record_fit(tracker, state, data, out),
     }  # fmt: skip
     if json_out:
         cli._emit_json(summary)

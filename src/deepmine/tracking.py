@@ -172,6 +172,23 @@ def open_store(uri: str, experiment: str, *, create: bool) -> tuple[Any, str | N
         return client, found.experiment_id
 
 
+def epoch_metrics(history: list[Any]) -> list[tuple[str, float, int]]:
+    """(name, value, epoch) of every numeric per-epoch entry; an ensemble's per-member histories (a list of
+    lists, as recommenders keep) give ``member<k>_<name>`` for k ≥ 2, the first member's names unprefixed."""
+    if history and isinstance(history[0], list):
+        return [
+            (name if k == 0 else f"member{k + 1}_{name}", value, step)
+            for k, member in enumerate(history)
+            for name, value, step in epoch_metrics(member)
+        ]
+    out = []
+    for step, logs in enumerate(history):
+        for key, value in logs.items():
+            if key != "epoch" and isinstance(value, int | float):
+                out.append(("epoch_seconds" if key == "seconds" else key, float(value), step))
+    return out
+
+
 def log_fit(
     client: Any,
     experiment_id: str | None,
@@ -209,13 +226,7 @@ def log_fit(
         params = flatten(config.model_dump(mode="json"))
         params.update({f"extra.{k}": str(v) for k, v in (extra or {}).items()})
         now = int(time.time() * 1000)
-        metrics = []
-        for step, logs in enumerate(history):
-            for key, value in logs.items():
-                if key == "epoch" or not isinstance(value, int | float):
-                    continue
-                name = "epoch_seconds" if key == "seconds" else key
-                metrics.append(Metric(name, float(value), now, step))
+        metrics = [Metric(name, value, now, step) for name, value, step in epoch_metrics(history)]
         final = (getattr(predictor, "metrics", None) or {}).get("valid", {})
         for key, value in final.items():
             if key not in FINAL_SKIP and isinstance(value, int | float):

@@ -217,6 +217,7 @@ def ranking_evaluator(model: RecModel, k: int):
 def _fingerprint(train: Interactions, config: RecommendConfig, stage: str) -> str:
     settings = config.model_dump(mode="json")
     settings["trainer"].pop("progress", None)
+    settings.pop("tracking", None)  # where the run is recorded does not change training
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode() + stage.encode())
     for array in (train.users, train.items, train.ratings, train.times):
         if array is not None:

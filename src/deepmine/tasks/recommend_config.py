@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from deepmine.config import DataConfig, OptimizerConfig, TrainerConfig, _Section, build_config
+from deepmine.config import DataConfig, OptimizerConfig, TrackingConfig, TrainerConfig, _Section, build_config
 from deepmine.exceptions import ConfigError
 
 TASKS = ("rating", "ranking")
@@ -78,6 +78,7 @@ class RecommendConfig(_Section):
     optimizer: RecOptimizerConfig = Field(default_factory=RecOptimizerConfig)
     trainer: RecTrainerConfig = Field(default_factory=RecTrainerConfig)
     evaluate: RecEvalConfig = Field(default_factory=RecEvalConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
 KEY_ALIASES = {
