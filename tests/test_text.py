@@ -200,6 +200,23 @@ def test_encoders_mask_padding_and_handle_empty_rows(encoder, pooling, bidirecti
     torch.testing.assert_close(out, out_padded, atol=1e-5, rtol=1e-5)  # padding never changes the result
 
 
+@pytest.mark.parametrize("encoder", ["bag", "ngram"])
+def test_bag_encoders_are_the_mean_embedding_of_the_real_tokens_with_its_gradient(encoder):
+    torch.manual_seed(0)
+    module = build_text_encoder(encoder, 30, TextConfig(embedding_dim=5, dropout=0.0), ngram_rows=4).eval()
+    ids = torch.tensor([[3, 4, 4, 0, 0], [7, 0, 0, 0, 0], [0, 0, 0, 0, 0], [29, 1, 2, 3, 5]])
+    table = module.embedding.weight
+    mask = (ids > 0).unsqueeze(-1).float()
+    expected = (table[ids] * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # masked mean; an empty text gives 0
+    out = module(ids)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-6)
+    assert out[2].abs().max() == 0
+    (got,) = torch.autograd.grad(out.pow(2).sum(), table)
+    (want,) = torch.autograd.grad(expected.pow(2).sum(), table)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+    assert got[0].abs().max() == 0  # padding never learns
+
+
 def test_length_buckets_cover_every_row_once_with_less_padding():
     lengths = torch.randint(1, 40, (100,), generator=torch.Generator().manual_seed(0))
     ids = (torch.arange(40).expand(100, 40) < lengths[:, None]).long() * 5
@@ -446,6 +463,32 @@ def test_training_skips_frozen_members_with_the_same_gradient(fitted):
     torch.testing.assert_close(grad_skipped, grad_full)
     model.eval()
     assert model(*x).shape == (8, 2)  # predictions still average all three
+
+
+def test_eval_members_share_one_ngram_lookup_per_text_and_score_as_alone(fitted, monkeypatch):
+    import math
+
+    import deepmine.text.ngrams as ngrams
+
+    model = fitted.model.eval()
+    from deepmine.predictor import to_tensors
+
+    x = to_tensors(fitted.pipeline.transform(reviews(40, 5).drop(columns="sentiment"), "t"))
+    with torch.no_grad():  # each member alone, outside the shared block: its own lookup
+        alone = torch.stack([member(*x) for member in model.members])
+    expected = torch.logsumexp(torch.log_softmax(alone, dim=-1), dim=0) - math.log(len(model.members))
+    calls = []
+    real = ngrams.lookup
+    monkeypatch.setattr(ngrams, "lookup", lambda table, keys: calls.append(len(table)) or real(table, keys))
+    with torch.no_grad():
+        shared = model(*x)
+    assert len(calls) == 1  # three members read the review column's n-grams: looked up once
+    torch.testing.assert_close(shared, expected)
+    other = x[:-1] + [x[-1].clone()]  # another ids tensor (same values) is looked up again, never mixed up
+    with torch.no_grad(), ngrams.shared_table_rows():
+        model.members[0].texts[0].wide(x[-1])
+        model.members[1].texts[0].wide(other[-1])
+    assert len(calls) == 3
 
 
 def test_auto_encoder_keeps_the_network_alone_beside_other_columns():

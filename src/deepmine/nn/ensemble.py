@@ -17,6 +17,7 @@ from torch import nn
 
 from deepmine.config import ModelConfig
 from deepmine.nn.registry import get_model_builder
+from deepmine.text.ngrams import shared_table_rows
 
 SPEC_ONLY = ("name", "parameters", "task", "decision_threshold", "label_thresholds", "members")
 
@@ -33,7 +34,8 @@ class Ensemble(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         if self.training:
             return torch.stack([member(*inputs) for member in self.trained_members()])
-        outputs = torch.stack([member(*inputs) for member in self.members])
+        with shared_table_rows():  # members reading one text column look its n-grams up once
+            outputs = torch.stack([member(*inputs) for member in self.members])
         if self.multilabel:  # logit of the members' mean sigmoid probability, per label
             sig = nn.functional.logsigmoid
             return torch.logsumexp(sig(outputs), dim=0) - torch.logsumexp(sig(-outputs), dim=0)

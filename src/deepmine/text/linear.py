@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepmine.text.ngrams import lookup, ngram_keys
+from deepmine.text.ngrams import table_rows
 
 LINEAR_ENCODERS = ("nbsvm", "tfidf")
 NGRAM_ENCODERS = ("ngram", *LINEAR_ENCODERS)  # the encoders that read the n-gram table
@@ -37,7 +37,7 @@ class LinearFit:
 
 def present_rows(table: torch.Tensor, ids: torch.Tensor, cardinality: int, orders: int) -> torch.Tensor:
     """Table rows (shifted by one, 0 = absent) of each row's distinct n-grams."""
-    return lookup(table, ngram_keys(ids, cardinality, orders))
+    return table_rows(table, ids, cardinality, orders)
 
 
 def normalised(rows: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

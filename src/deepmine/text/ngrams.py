@@ -7,6 +7,9 @@ search instead of string joins. The table keeps the n-grams present in at least 
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +53,40 @@ def lookup(table: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     pos = torch.searchsorted(table, keys).clamp(max=len(table) - 1)
     found = (table[pos] == keys) & (keys >= 0)
     return torch.where(found, pos + 1, 0)
+
+
+_shared = threading.local()
+
+
+@contextmanager
+def shared_table_rows() -> Iterator[None]:
+    """Inside this block :func:`table_rows` looks up each ids tensor in each table once: the members of an
+    ensemble that read one text column through the same n-gram table (the network and the solved linear
+    members) share the n-gram keys and their search instead of repeating them per member."""
+    outermost = getattr(_shared, "entries", None) is None
+    if outermost:
+        _shared.entries = []
+    try:
+        yield
+    finally:
+        if outermost:
+            _shared.entries = None
+
+
+def table_rows(table: torch.Tensor, ids: torch.Tensor, cardinality: int, orders: int) -> torch.Tensor:
+    """``lookup(table, ngram_keys(ids, cardinality, orders))``, computed once per ids tensor and table contents
+    inside :func:`shared_table_rows` (the entries hold the ids tensors, so none is freed and its address reused
+    while the block runs)."""
+    entries = getattr(_shared, "entries", None)
+    if entries is not None:
+        for seen_table, seen_ids, key, rows in entries:
+            same_table = seen_table is table or (seen_table.shape == table.shape and torch.equal(seen_table, table))
+            if seen_ids is ids and key == (cardinality, orders) and same_table:
+                return rows
+    rows = lookup(table, ngram_keys(ids, cardinality, orders))
+    if entries is not None:
+        entries.append((table, ids, (cardinality, orders), rows))
+    return rows
 
 
 @dataclass
