@@ -273,11 +273,43 @@ def test_image_plus_tabular_columns_train_as_one_model(tmp_path):
     frame = again.predict_frame(tmp_path / "t.csv")
     assert list(frame["image"][:2]) == ["0.png", "1.png"]
     np.testing.assert_allclose(frame.filter(like="proba_").to_numpy(), predictor.predict_proba(tmp_path / "t.csv"))
-    from deepmine.exceptions import ArtifactError
+    served_image_and_table_model_answers_like_predict_frame(tmp_path / "model", table.head(4), tmp_path, frame)
+
+
+def served_image_and_table_model_answers_like_predict_frame(artifact, rows, folder, frame) -> None:
+    """The service takes each image's other columns (JSON 'record', multipart 'records') and answers exactly
+    ``predict_frame`` on the table; a missing record or column is a 422 naming it."""
+    import base64
+
+    from fastapi.testclient import TestClient
+
     from deepmine.serve.server import load_app
 
-    with pytest.raises(ArtifactError, match="also reads table columns"):  # the service takes images alone
-        load_app(tmp_path / "model")
+    client = TestClient(load_app(artifact))
+    records = [{"size": float(v)} for v in rows["size"]]
+    files = [(folder / name).read_bytes() for name in rows["image"]]
+    encoded = [
+        {"name": name, "data": base64.b64encode(data).decode(), "record": record}
+        for name, data, record in zip(rows["image"], files, records, strict=True)
+    ]
+    sent = client.post("/predict", json={"images": encoded})
+    uploaded = client.post(
+        "/predict",
+        files=[("files", (name, data, "image/png")) for name, data in zip(rows["image"], files, strict=True)],
+        data={"records": json.dumps(records)},
+    )
+    expected = frame.head(len(rows))
+    for answer in (sent, uploaded):
+        assert answer.status_code == 200, answer.text
+        got = [[a["probabilities"][c] for c in ("big", "small")] for a in answer.json()["predictions"]]
+        np.testing.assert_allclose(got, expected[["proba_big", "proba_small"]].to_numpy(), atol=1e-6)
+        assert [a["prediction"] for a in answer.json()["predictions"]] == list(expected["prediction"])
+    bare = client.post("/predict", json={"images": [{"data": encoded[0]["data"]}]})
+    assert bare.status_code == 422 and "size" in bare.json()["detail"][0]["msg"]
+    wrong = client.post("/predict", json={"images": [{**encoded[0], "record": {"weight": 1}}]})
+    assert wrong.status_code == 422 and "lacks column(s) ['size']" in wrong.json()["detail"][0]["msg"]
+    meta = client.get("/metadata").json()
+    assert meta["columns"] == [{"name": "size", "role": "numeric"}]
 
 
 # ---- CLI and estimator --------------------------------------------------------------------------------------------
@@ -410,6 +442,9 @@ def load_predictor_frame(artifact: Path, files: list[Path]) -> pd.DataFrame:
 
 
 def test_service_rejects_bad_images_with_a_json_error_naming_them(tmp_path):
+    import base64
+    import io
+
     from fastapi.testclient import TestClient
 
     from deepmine.serve.server import load_app
@@ -427,6 +462,15 @@ def test_service_rejects_bad_images_with_a_json_error_naming_them(tmp_path):
     assert client.post("/predict", content=b"{", headers={"content-type": "application/json"}).status_code == 400
     csv = client.post("/predict", content=b"a,b\n1,2\n", headers={"content-type": "text/csv"})
     assert csv.status_code == 415 and "multipart/form-data" in csv.json()["detail"][0]["msg"]
+    png = io.BytesIO()
+    Image.fromarray(x[0]).save(png, format="PNG")
+    with_record = {"images": [{"data": base64.b64encode(png.getvalue()).decode(), "record": {"size": 1}}]}
+    extra = client.post("/predict", json=with_record)  # an image-only model takes no table columns
+    assert extra.status_code == 422 and "reads images only" in extra.json()["detail"][0]["msg"]
+    bad_records = client.post(
+        "/predict", files=[("f", ("a.png", png.getvalue(), "image/png"))], data={"records": "[1, 2"}
+    )
+    assert bad_records.status_code == 422 and "'records' is not valid JSON" in bad_records.json()["detail"][0]["msg"]
 
 
 # ---- export ----------------------------------------------------------------------------------------------------

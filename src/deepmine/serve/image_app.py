@@ -2,7 +2,9 @@
 
 ``POST /predict`` takes image files in a ``multipart/form-data`` body (every file part is one image, whatever
 the field is called) or JSON ``{"images": [{"name": ..., "data": "<base64>"}, ...]}``, and answers one
-prediction per image with its class probabilities. Each image is decoded exactly as ``deepmine predict``
+prediction per image with its class probabilities. A model that also reads table columns takes each image's
+other columns too: ``"record": {column: value}`` beside ``"data"`` in JSON, or a form field ``records``
+holding a JSON list of such objects, one per file part in order. Each image is decoded exactly as ``deepmine predict``
 decodes a file (same gray/RGB conversion, resize and pad/crop), so both give the same answer. ``GET /health``
 and ``GET /metadata`` (classes, image size, metrics, versions) as for tables; docs at ``/docs``.
 """
@@ -37,6 +39,9 @@ MAX_IMAGES = 1024
 class EncodedImage(BaseModel):
     name: str | None = Field(None, description="A name echoed back in the answer (default: the image's index).")
     data: str = Field(..., description="The image file's bytes (PNG, JPEG, ...) in base64.")
+    record: dict[str, Any] | None = Field(
+        None, description="Image + table models only: this image's other columns, {column: value}."
+    )
 
 
 class ImageRequest(BaseModel):
@@ -59,6 +64,9 @@ class ImageMetadata(BaseModel):
     task: str
     classes: list[Any]
     image: dict[str, Any] = Field(..., description="Size, channels and resize mode every image is brought to")
+    columns: list[dict[str, Any]] = Field(
+        default_factory=list, description="Image + table models: the table columns each image needs (name, role)"
+    )
     metrics: dict[str, Any]
     model: dict[str, Any]
     created: str | None
@@ -75,15 +83,11 @@ def create_image_app(
     access_log: bool = True,
 ) -> FastAPI:
     """A FastAPI app for an image ``predictor`` (warmed up here, before any request)."""
-    if predictor.tabular is not None:
-        raise ArtifactError(
-            "this image model also reads table columns, which the service cannot take yet; "
-            "predict with `deepmine predict ARTIFACT TABLE` instead"
-        )
     spec = predictor.spec
     blank = np.zeros((1, spec.height, spec.width, spec.channels), dtype=np.uint8)
+    empty = [dict.fromkeys(table_columns(predictor))] if predictor.tabular is not None else [None]
     try:
-        predictor.predict_proba(blank)
+        classify(predictor, blank, empty)
     except Exception as err:
         raise ArtifactError(f"the model fails on a blank image ({type(err).__name__}: {err}); fit it again") from err
     app, guard = service_app(
@@ -110,9 +114,9 @@ def create_image_app(
     async def predict(request: Request) -> Response:
         kind, _ = content_type(request.headers.get("content-type"))
         if kind == "multipart/form-data":
-            named = await _uploaded_images(request)
+            named, records = await _uploaded_images(request)
         elif kind == "application/json" or kind.endswith("+json"):
-            named = _json_images(await request.body())
+            named, records = _json_images(await request.body())
         else:
             raise ApiError(
                 415,
@@ -121,7 +125,7 @@ def create_image_app(
                 field="Content-Type",
                 loc=["header", "Content-Type"],
             )
-        answer = await run_in_threadpool(_predict, predictor, named)
+        answer = await run_in_threadpool(_predict, predictor, named, records)
         return Response(answer, media_type="application/json")
 
     add_middleware(app, max_body_bytes, access_log)
@@ -129,11 +133,50 @@ def create_image_app(
     return app
 
 
-def _predict(predictor: ImagePredictor, named: list[tuple[str, bytes]]) -> bytes:
+def table_columns(predictor: ImagePredictor) -> list[str]:
+    """The table columns an image + table model reads besides each image (none for an image-only model)."""
+    return [] if predictor.tabular is None else [c.name for c in predictor.tabular.schema.features]
+
+
+def classify(predictor: ImagePredictor, pixels: np.ndarray, records: list[dict[str, Any] | None]) -> np.ndarray:
+    """Class probabilities of decoded ``pixels`` and, for an image + table model, each image's ``records``
+    (checked like a table's rows: a missing column is a DataError naming it)."""
+    if predictor.tabular is None:
+        return predictor.predict_proba(pixels)
+    import pandas as pd
+    import torch
+
+    from deepmine.images.sources import ImageData
+
+    table = pd.DataFrame.from_records(records)
+    images = ImageData("the request's records", [str(i) for i in range(len(pixels))], array=pixels, table=table)
+    return torch.softmax(predictor.outputs(images), dim=1).numpy()
+
+
+def _check_records(predictor: ImagePredictor, named: list[tuple[str, bytes]], records: list[Any]) -> None:
+    """Image + table models need one record per image; image-only models take none (422 otherwise)."""
+    given = [r for r in records if r is not None]
+    needed = table_columns(predictor)
+    if not needed and given:
+        msg = "this model reads images only; send no 'record'/'records'"
+        raise ApiError(422, msg, "extra_forbidden", field="record")
+    if needed and len(given) != len(named):
+        raise ApiError(
+            422,
+            f"this model also reads the table column(s) {needed}: send one record per image "
+            f"({len(named)} image(s), {len(given)} record(s)) — 'record' beside 'data' in JSON, or a form field "
+            "'records' with a JSON list",
+            "missing",
+            field="record",
+        )
+
+
+def _predict(predictor: ImagePredictor, named: list[tuple[str, bytes]], records: list[Any]) -> bytes:
     """Decode every image like a file on disk, classify them in one batch, answer JSON."""
     match_torch_threads()
+    _check_records(predictor, named, records)
     pixels = np.stack([_decode(name, data, predictor) for name, data in named])
-    proba = predictor.predict_proba(pixels)
+    proba = classify(predictor, pixels, records)
     keys = [str(c) for c in predictor.classes]
     predictions = [
         {
@@ -167,19 +210,35 @@ def _decode(name: str, data: bytes, predictor: ImagePredictor) -> np.ndarray:
         ) from None
 
 
-async def _uploaded_images(request: Request) -> list[tuple[str, bytes]]:
-    """(file name, bytes) of every file part of a multipart form, in order."""
+async def _uploaded_images(request: Request) -> tuple[list[tuple[str, bytes]], list[Any]]:
+    """(file name, bytes) of every file part of a multipart form, in order, and the ``records`` field's list."""
     form = await request.form(max_files=MAX_IMAGES)
     try:
         uploads = [(field, v) for field, v in form.multi_items() if isinstance(v, UploadFile)]
         if not uploads:
             raise ApiError(422, "the multipart form has no file; attach each image as a file part", "missing")
-        return [(upload.filename or f"{field}[{i}]", await upload.read()) for i, (field, upload) in enumerate(uploads)]
+        named = [(upload.filename or f"{field}[{i}]", await upload.read()) for i, (field, upload) in enumerate(uploads)]
+        text = form.get("records")
+        return named, [] if text is None or isinstance(text, UploadFile) else _records_field(text)
     finally:
         await form.close()
 
 
-def _json_images(body: bytes) -> list[tuple[str, bytes]]:
+def _records_field(text: str) -> list[Any]:
+    """The ``records`` form field: a JSON list of objects (422 naming the field otherwise)."""
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as err:
+        msg = f"form field 'records' is not valid JSON ({err.msg})"
+        raise ApiError(422, msg, "json_invalid", field="records") from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ApiError(
+            422, "form field 'records' must be a JSON list of objects, one per image", "list_type", "records"
+        )
+    return records
+
+
+def _json_images(body: bytes) -> tuple[list[tuple[str, bytes]], list[Any]]:
     """(name, bytes) of every base64 image of ``{"images": [...]}``: 400 for malformed JSON, 422 for bad fields."""
     if not body:
         raise ApiError(400, 'the request body is empty; send {"images": [{"data": "<base64>"}]}', "empty_body")
@@ -205,7 +264,7 @@ def _json_images(body: bytes) -> list[tuple[str, bytes]]:
                 field="data",
                 loc=["body", "images", i, "data"],
             ) from None
-    return named
+    return named, [image.record for image in request.images]
 
 
 def _metadata(predictor: ImagePredictor, info: dict[str, Any] | None) -> dict[str, Any]:
@@ -221,6 +280,9 @@ def _metadata(predictor: ImagePredictor, info: dict[str, Any] | None) -> dict[st
             "task": predictor.task,
             "classes": predictor.classes,
             "image": {"height": spec.height, "width": spec.width, "channels": spec.channels, "resize": spec.resize},
+            "columns": []
+            if predictor.tabular is None
+            else [{"name": c.name, "role": c.role} for c in predictor.tabular.schema.features],
             "metrics": {k: v for k, v in predictor.metrics.items() if k != "confusion_matrix"},
             "model": {k: v for k, v in predictor.model_spec.items() if isinstance(v, str | int | float | bool)},
             "created": info.get("created"),
