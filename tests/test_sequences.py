@@ -264,6 +264,10 @@ def test_forecast_command_json_outputs_and_bad_time_column(run_cli, tmp_path: Pa
     summary = json.loads(result.out)
     assert {"mse", "mae", "mse_original", "mae_original"} <= set(summary)
     assert summary["rows"] == {"train": 300, "valid": 100, "test": 100}
+    run = recorded_run(summary["run_id"])  # forecasts are tracked like table fits, test figures included
+    assert run["status"] == "FINISHED" and run["tags"]["deepmine.task"] == "forecast"
+    assert run["metrics"]["test_mse"] == pytest.approx(summary["mse"]) and run["metrics"]["fit_rows_train"] == 300
+    assert run["metrics"]["fit_epochs"] == max(summary["epochs"].values()) and "artifact/deepmine.json" in run["files"]
     future = pd.read_csv(out / "forecast.csv")
     assert len(future) == 12 and future["when"].iloc[0] == "2024-01-21 20:00:00" and "temp_q0.9" in future
     assert (out / "forecast.png").read_bytes()[:4] == b"\x89PNG"

@@ -42,6 +42,11 @@ def forecast(
     config: Annotated[Path | None, typer.Option("--config", help="YAML run config.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: key=value.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for everything.")] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./deepmine-runs)."),
+    ] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not record this run with MLflow.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     sep: Annotated[str | None, typer.Option("--sep", help="Delimiter (sniffed when omitted).")] = None,
 ) -> None:
@@ -55,6 +60,7 @@ def forecast(
     from deepmine.config import build_config, parse_override
     from deepmine.sequences.config import ForecastRunConfig
     from deepmine.tasks.forecast import fit_forecast
+    from deepmine.tracking import record_fit, tracked_fit
 
     overrides: dict[str, Any] = dict(parse_override(item) for item in set_ or [])
     overrides["time"] = time
@@ -73,10 +79,14 @@ def forecast(
         overrides["seed"] = seed
     if sep is not None:
         overrides["data.sep"] = sep.encode().decode("unicode_escape")
+    if tracking_uri is not None:
+        overrides["tracking.uri"] = tracking_uri
+    if no_track:
+        overrides["tracking.enabled"] = False
     run = build_config(config, overrides, schema=ForecastRunConfig, aliases={}, command="forecast")
     if out is None:
         out = Path(f"{Path(data).name.split('.')[0]}-forecast")
-    predictor = fit_forecast(data, run)
+    predictor, tracker = tracked_fit(run, lambda: fit_forecast(data, run))
     future = predictor.forecast()
     predictor.save(
         out,
@@ -104,6 +114,7 @@ def forecast(
         "test_windows": test["windows"],
         "valid_mse": predictor.metrics["valid"]["mse"],
         "candidates": predictor.metrics["candidates"],
+        **record_fit(tracker, predictor, data, out),
     }
     if json_out:
         import json

@@ -206,7 +206,7 @@ def log_fit(
     # any fitted object with config, metrics["valid"], training, task (and schema, history)
     config = predictor.config
     target = getattr(getattr(predictor, "schema", None), "target", None)
-    task = str(getattr(predictor, "task", "tagging"))
+    task = str(getattr(predictor, "task", ""))
     training = getattr(predictor, "training", None) or {}
     history = getattr(predictor, "history", None) or training.get("history") or []
     stem = Path(source).name.split(".")[0] if source and not source.startswith("the ") else "frame"
@@ -227,12 +227,22 @@ def log_fit(
         params.update({f"extra.{k}": str(v) for k, v in (extra or {}).items()})
         now = int(time.time() * 1000)
         metrics = [Metric(name, value, now, step) for name, value, step in epoch_metrics(history)]
-        final = (getattr(predictor, "metrics", None) or {}).get("valid", {})
+        scores = getattr(predictor, "metrics", None) or {}
+        final = scores.get("valid", {})
         for key, value in final.items():
             if key not in FINAL_SKIP and isinstance(value, int | float):
                 metrics.append(Metric(key, float(value), now, 0))
+        for key, value in (scores.get("test") or {}).items():  # held-out test figures (forecasting)
+            if key not in FINAL_SKIP and isinstance(value, int | float):
+                metrics.append(Metric(f"test_{key}", float(value), now, 0))
         for key in ("rows", "valid_rows", "sentences", "valid_sentences", "epochs", "best_epoch", "seconds"):
             value = training.get(key)
+            if isinstance(value, dict) and key != "epochs":  # rows per split (forecasting)
+                parts = {f"fit_{key}_{k}": v for k, v in value.items() if isinstance(v, int | float)}
+                metrics.extend(Metric(name, float(v), now, 0) for name, v in parts.items())
+                continue
+            if isinstance(value, dict):  # epochs per candidate model (forecasting)
+                value = list(value.values())
             if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
                 value = max(value)  # per-member epochs of an ensemble (sequence models)
             if isinstance(value, int | float):

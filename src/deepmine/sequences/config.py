@@ -120,3 +120,4 @@ class ForecastRunConfig(_Section):
     model: ForecastModelConfig = Field(default_factory=ForecastModelConfig)
     optimizer: ForecastOptimizerConfig = Field(default_factory=ForecastOptimizerConfig)
     trainer: ForecastTrainerConfig = Field(default_factory=ForecastTrainerConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)

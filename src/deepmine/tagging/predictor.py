@@ -55,6 +55,10 @@ class TaggerPredictor:
         self.training = training or {}
 
     @property
+    def task(self) -> str:
+        return "tagging"
+
+    @property
     def scheme(self) -> str:
         """The tag scheme of the training file (predictions are written in it)."""
         return self.state["scheme"]

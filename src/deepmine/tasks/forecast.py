@@ -112,6 +112,10 @@ class ForecastPredictor:
         self.training = training or {}
 
     @property
+    def task(self) -> str:
+        return "forecast"
+
+    @property
     def targets(self) -> list[str]:
         return list(self.state["targets"])
 
