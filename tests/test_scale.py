@@ -236,6 +236,38 @@ def test_streaming_fit_learns_and_is_repeatable(kind: str, big_parquet: Path, tm
     assert np.array_equal(first.predict_proba(data), second.predict_proba(data))
 
 
+def test_streamed_text_gets_the_ngram_network_with_tables_from_the_sample(tmp_path: Path) -> None:
+    from test_text import NEGATIVE, POSITIVE, reviews
+
+    import deepmine
+    from deepmine.exceptions import ConfigError
+    from deepmine.text.ngrams import lookup
+
+    path = tmp_path / "reviews.csv"
+    reviews(900, 3).to_csv(path, index=False)
+    settings = {
+        "data.streaming": True,
+        "data.sample_rows": 400,
+        "data.chunk_rows": 300,
+        "trainer": {"epochs": 4, "threads": 1},
+        "model": {"ensemble": 1},
+        "report": {"enabled": False},
+        "tracking": {"enabled": False},
+    }
+    predictor = deepmine.fit(path, target="sentiment", **settings)
+    assert [m["text_encoder"] for m in predictor.model_spec["members"]] == ["ngram"]
+    assert predictor.metrics["valid"]["accuracy"] > 0.9 and predictor.training["rows"] == 900 - 60
+    encoder = predictor.model.texts[0]  # one member: the model is the network itself
+    vocabulary = predictor.pipeline.text["review"].vocabulary
+    assert len(encoder.table) > 50  # the n-gram table was fitted on the sample, not left empty
+    positive = predictor.schema.classes.index("pos")
+    for words, sign in ((POSITIVE, 1), (NEGATIVE, -1)):  # its Naive-Bayes ratios point to each word's class
+        rows = lookup(encoder.table, torch.tensor([vocabulary.id(w) for w in words]))
+        assert (rows > 0).all() and (sign * encoder.ratios.weight[rows, positive] > 0).all()
+    with pytest.raises(ConfigError, match=r"\['nbsvm'\] are solved on all training rows in memory"):
+        deepmine.fit(path, target="sentiment", **settings, **{"text.encoder": "ngram+nbsvm"})
+
+
 def test_streaming_needs_a_file() -> None:
     import deepmine
     from deepmine.exceptions import ConfigError

@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -25,10 +24,19 @@ from deepmine.data.schema import check_target
 from deepmine.data.sources import DataSource, describe
 from deepmine.data.splits import train_valid_split
 from deepmine.data.streaming import ChunkReader, StreamingBatches
+from deepmine.exceptions import ConfigError
 from deepmine.features.pipeline import FeaturePipeline
-from deepmine.nn.ensemble import build_model, member_mean_loss
+from deepmine.nn.ensemble import member_mean_loss
 from deepmine.predictor import Predictor, to_tensors
-from deepmine.tasks.supervised import RegressionLoss, _drop_missing_target, infer_run_schema, make_evaluator, read_valid
+from deepmine.tasks.supervised import (
+    RegressionLoss,
+    _drop_missing_target,
+    build_table_model,
+    infer_run_schema,
+    make_evaluator,
+    read_valid,
+)
+from deepmine.text.linear import LINEAR_ENCODERS
 from deepmine.train.callbacks import Callback
 from deepmine.train.seeding import seed_everything
 from deepmine.train.trainer import Trainer
@@ -45,6 +53,22 @@ def _fingerprint(path: Path, config: RunConfig) -> str:
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()
+
+
+def streaming_text_encoder(config: RunConfig, pipeline: FeaturePipeline, where: str) -> RunConfig:
+    """Streamed text columns get the n-gram network (``auto`` → ``ngram``): the solved linear members
+    (``nbsvm``, ``tfidf``) need every training row in memory at once, so naming them is a ConfigError."""
+    if not pipeline.text:
+        return config
+    if config.text.encoder == "auto":
+        return config.model_copy(update={"text": config.text.model_copy(update={"encoder": "ngram"})})
+    solved = [e for e in config.text.encoders if e in LINEAR_ENCODERS]
+    if solved:
+        raise ConfigError(
+            f"{where}: text.encoder member(s) {solved} are solved on all training rows in memory and do not "
+            "stream; use text.encoder=ngram (or auto) or fit in memory (--set data.streaming=false)"
+        )
+    return config
 
 
 def fit_streaming(
@@ -67,8 +91,6 @@ def fit_streaming(
     sample = _drop_missing_target(sample, target, where)
     schema = infer_run_schema(sample.drop(columns=[POSITION]), config, where)
     if schema.task == "multilabel":
-        from deepmine.exceptions import ConfigError
-
         raise ConfigError(f"{where}: multilabel targets do not stream yet; fit in memory (--set data.streaming=false)")
     classify = schema.task != "regression"
     generator = seed_everything(config.seed)
@@ -84,6 +106,7 @@ def fit_streaming(
     train_sample = train_sample.drop(columns=[POSITION])
     valid_frame = valid_frame.drop(columns=[POSITION], errors="ignore")
     pipeline = FeaturePipeline(schema, config.preprocess, config.text).fit(train_sample)
+    config = streaming_text_encoder(config, pipeline, where)
     x_valid = to_tensors(pipeline.transform(valid_frame, valid_where))
     y_valid = torch.from_numpy(pipeline.encode_target(valid_frame, valid_where).copy())
     columns = [s.name for s in schema.features] + [target]
@@ -92,16 +115,11 @@ def fit_streaming(
     source = StreamingBatches(reader, pipeline, target, config.trainer.batch_size, rows, skip)
 
     n_classes = len(schema.classes)
-    spec: dict[str, Any] = {
-        "name": config.model.name,
-        "task": schema.task,
-        "numeric_widths": pipeline.numeric_widths,
-        "cardinalities": pipeline.cardinalities,
-        "text_cardinalities": pipeline.text_cardinalities,
-        "out_features": n_classes if classify else 1,
-    }
-    model = build_model(spec, config.model)
-    spec["parameters"] = sum(p.numel() for p in model.parameters())
+    # n-gram tables (with their Naive-Bayes ratios) come from the training sample, like the vocabularies
+    x_sample = to_tensors(pipeline.transform(train_sample, where)) if pipeline.text else []
+    y_sample = torch.from_numpy(pipeline.encode_target(train_sample, where).copy())
+    model, spec = build_table_model(schema, pipeline, config, x_sample, y_sample)
+    del x_sample
     if classify:
         weight = None
         if config.trainer.class_weight == "balanced":
@@ -137,7 +155,8 @@ def fit_streaming(
         "source": where,
         "streaming": {
             "sample_rows": len(sample),
-            "fitted_on": f"schema, preprocessing and validation split from the first {len(sample)} labelled rows",
+            "fitted_on": f"schema, preprocessing (n-gram tables included) and validation split from the first "
+            f"{len(sample)} labelled rows",
             "chunk_rows": config.data.chunk_rows,
         },
     }

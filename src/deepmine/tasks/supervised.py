@@ -144,6 +144,28 @@ def read_valid(valid: Any, config: RunConfig) -> tuple[pd.DataFrame, str]:
     return _drop_missing_target(frame, config.columns.target, where, config), where
 
 
+def build_table_model(
+    schema: Schema, pipeline: FeaturePipeline, config: RunConfig, x_train: Sequence[torch.Tensor], y_train: torch.Tensor
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The model and its spec (what rebuilds it from JSON): n-gram tables and solved linear text members from
+    the training rows ``x_train`` / ``y_train``, installed into the text encoders."""
+    n_classes = len(schema.classes)
+    tables = text_tables(pipeline, config, x_train, y_train, schema.task, n_classes)
+    spec: dict[str, Any] = {
+        "name": config.model.name,
+        "task": schema.task,
+        "numeric_widths": pipeline.numeric_widths,
+        "cardinalities": pipeline.cardinalities,
+        "text_cardinalities": pipeline.text_cardinalities,
+        "out_features": 1 if schema.task == "regression" else n_classes,
+        **text_spec(pipeline, config, tables),
+    }
+    model = build_model(spec, config.model)
+    install_text(model, pipeline, config, tables)
+    spec["parameters"] = sum(p.numel() for p in model.parameters())
+    return model, spec
+
+
 def fit_table(
     data: DataSource,
     config: RunConfig,
@@ -187,20 +209,8 @@ def fit_table(
     y_valid = torch.from_numpy(pipeline.encode_target(valid_frame, valid_where).copy())
 
     n_classes = len(schema.classes)
-    tables = text_tables(pipeline, config, x_train, y_train, schema.task, n_classes)
-    spec: dict[str, Any] = {
-        "name": config.model.name,
-        "task": schema.task,
-        "numeric_widths": pipeline.numeric_widths,
-        "cardinalities": pipeline.cardinalities,
-        "text_cardinalities": pipeline.text_cardinalities,
-        "out_features": n_classes if classify else 1,
-        **text_spec(pipeline, config, tables),
-    }
+    model, spec = build_table_model(schema, pipeline, config, x_train, y_train)
     rare = _check_threshold(config, schema.task, y_train)
-    model = build_model(spec, config.model)
-    install_text(model, pipeline, config, tables)
-    spec["parameters"] = sum(p.numel() for p in model.parameters())
     if schema.task == "multilabel":
         from deepmine.tasks.multilabel import multilabel_loss
 
