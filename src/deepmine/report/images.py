@@ -9,22 +9,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepmine.report import plots
-from deepmine.report.build import _environment, write_rendered
+from deepmine.report.build import SECTION_IDS, _environment, write_rendered
 from deepmine.report.sections import classification_curves, model_section
 
 if TYPE_CHECKING:
     from deepmine.images.predictor import ImagePredictor
 
-IMAGE_SECTION_IDS = {
+SHARED = ("model", "learning_curves", "metrics", "confusion_matrix", "roc_pr", "calibration")
+IMAGE_SECTION_IDS = {  # the tabular report's ids where the sections match, in page order
     "data": "section-images",
-    "model": "section-model",
-    "learning_curves": "section-learning-curves",
-    "metrics": "section-metrics",
-    "confusion_matrix": "section-confusion-matrix",
-    "roc_pr": "section-roc-pr",
-    "calibration": "section-calibration",
+    **{key: SECTION_IDS[key] for key in SHARED},
     "misclassified": "section-misclassified",
-    "model_card": "section-model-card",
+    "model_card": SECTION_IDS["model_card"],
 }
 
 
