@@ -567,3 +567,17 @@ def test_the_report_shows_the_most_confidently_misclassified_validation_images(t
     html = (tmp_path / "model" / "report.html").read_text()
     section = re.search(r'id="section-misclassified".*?</section>', html, re.S).group(0)
     assert section.count("<figure>") == len(gallery) and f"of {errors} misclassified" in section
+
+
+def test_insight_of_a_many_class_model_keeps_at_most_200k_probabilities():
+    from deepmine.images.insight import INSIGHT_VALUES, image_insight
+
+    proba = np.random.default_rng(0).dirichlet(np.ones(1000), size=400)
+    y = proba.argmax(axis=1)  # all right: no gallery to decode
+    insight = image_insight(None, None, y, proba, seed=0)
+    kept = insight["validation"]
+    assert kept["rows"] == 400 and kept["kept"] == INSIGHT_VALUES // 1000 == len(kept["y"]) == len(kept["proba"])
+    assert insight["misclassified"] == [] and insight["errors"] == 0
+    four = proba[:50, :4] / proba[:50, :4].sum(1, keepdims=True)
+    few = image_insight(None, None, four.argmax(axis=1), four, seed=0)
+    assert few["validation"]["kept"] == 50  # small models keep every validation image

@@ -11,6 +11,7 @@ start-up overlap with training. Tracking never loses a fit: any failure becomes 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -78,6 +79,8 @@ class Tracker:
         self.creating = db is not None and not db.exists()
         self._thread = threading.Thread(target=self._open, name="deepmine-tracking", daemon=True)
         self._thread.start()
+        if self.creating:  # whatever fails later (the fit, saving, Ctrl-C), never leave a store half-created
+            atexit.register(self.wait)
 
     def _open(self) -> None:
         try:
@@ -121,14 +124,9 @@ class Tracker:
 
 def tracked_fit(config: Any, fit: Callable[[], T]) -> tuple[T, Tracker | None]:
     """Run ``fit()`` while the run's store opens beside it; return its result and the tracker (``None`` when
-    tracking is off). A failed fit still lets a fresh store finish being created, so none is left half-made."""
+    tracking is off). A fresh store finishes being created before the process exits, whatever fails."""
     tracker = start(config)
-    try:
-        return fit(), tracker
-    except BaseException:
-        if tracker is not None:
-            tracker.wait()
-        raise
+    return fit(), tracker
 
 
 def record_fit(tracker: Tracker | None, predictor: Any, source: str, artifact: Path) -> dict[str, str | None]:

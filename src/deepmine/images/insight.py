@@ -21,6 +21,7 @@ INSIGHT_VERSION = 1
 GALLERY = 12  # misclassified images shown
 THUMBNAIL = 96  # px, longest side at most
 INSIGHT_ROWS = 5000  # validation images whose probabilities are kept (like report.sample_rows for tables)
+INSIGHT_VALUES = 200_000  # at most rows × classes probabilities, so many-class models keep insight.json small
 
 
 def thumbnail_uri(pixels: np.ndarray) -> str:
@@ -65,6 +66,7 @@ def image_insight(
 ) -> dict[str, Any]:
     """Validation labels and probabilities (at most ``rows``, sampled with ``seed``) and the misclassified gallery."""
     total = len(y)
+    rows = max(1, min(rows, INSIGHT_VALUES // max(proba.shape[1], 1)))
     keep = np.arange(total)
     if total > rows:
         keep = np.sort(np.random.default_rng(seed).choice(total, rows, replace=False))

@@ -80,8 +80,9 @@ def table_rows(table: torch.Tensor, ids: torch.Tensor, cardinality: int, orders:
     entries = getattr(_shared, "entries", None)
     if entries is not None:
         for seen_table, seen_ids, key, rows in entries:
-            same_table = seen_table is table or (seen_table.shape == table.shape and torch.equal(seen_table, table))
-            if seen_ids is ids and key == (cardinality, orders) and same_table:
+            if seen_ids is not ids or key != (cardinality, orders):
+                continue
+            if seen_table is table or (seen_table.shape == table.shape and torch.equal(seen_table, table)):
                 return rows
     rows = lookup(table, ngram_keys(ids, cardinality, orders))
     if entries is not None:
