@@ -123,7 +123,7 @@ def fit_streaming(
     if classify:
         weight = None
         if config.trainer.class_weight == "balanced":
-            y = pipeline.encode_target(train_sample, where)
+            y = y_sample.numpy()
             present = np.unique(y)
             w = np.ones(n_classes)
             w[present] = compute_class_weight("balanced", classes=present, y=y)
