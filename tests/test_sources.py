@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import sqlite3
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST, make_table
+from conftest import FAST, make_table, recorded_run
 
 from deepmine.config import DataConfig
 from deepmine.data.sources import load_table
@@ -246,3 +247,53 @@ def test_pipe_delimited_rows_are_not_mistaken_for_comments(tmp_path):
     path.write_text("|1|x|\n|2|y|\n|3|z|\n")
     frame = load_table(path)
     assert len(frame) == 3 and frame["column_2"].tolist() == [1, 2, 3]
+
+
+# ---- passwords in URLs -------------------------------------------------------------------------
+SECRET_URL = "postgresql://bob:hunter2@127.0.0.1:notaport/shop"
+
+
+def test_redact_url_masks_only_the_password():
+    from deepmine.urls import redact_url
+
+    assert redact_url("postgresql+psycopg2://bob:s3cr%40t@db:5432/shop?sslmode=require") == (
+        "postgresql+psycopg2://bob:***@db:5432/shop?sslmode=require"
+    )
+    assert redact_url("https://ann:tok@mlflow.example.com/") == "https://ann:***@mlflow.example.com/"
+    for unchanged in ("sqlite:////tmp/shop.db", "http://ann@host/x", "data/train.csv", "a@b.csv"):
+        assert redact_url(unchanged) == unchanged
+
+
+def test_bad_database_url_error_never_shows_the_password(run_cli, tmp_path):
+    with pytest.raises(DataError) as err:
+        load_table(SECRET_URL, DataConfig(table="t"))
+    assert "hunter2" not in str(err.value) and "bob:***@127.0.0.1" in str(err.value)
+
+    result = run_cli("fit", SECRET_URL, "--table", "t", "--target", "label", "--out", tmp_path / "model")
+    assert result.code != 0
+    assert "hunter2" not in result.err + result.out and "bob:***@" in result.err
+    assert not (tmp_path / "model").exists()
+
+
+def test_saved_artifact_and_tracked_params_never_hold_the_tracking_password(tmp_path):
+    from deepmine.artifact import MANIFEST
+    from deepmine.config import build_config
+    from deepmine.tasks.supervised import fit_table
+    from deepmine.tracking import Tracker, flatten
+
+    uri = "http://bob:hunter2@127.0.0.1:9/"
+    settings = {"columns.target": "label", "trainer.epochs": 2, "model.hidden": [8], "report.enabled": False}
+    config = build_config(None, {**settings, "tracking.enabled": False, "tracking.uri": uri})
+    assert config.tracking.uri == uri  # the run itself still reaches the server
+    predictor = fit_table(make_table(n=80), config)
+    artifact = predictor.save(tmp_path / "model")
+    files = [p for p in artifact.rglob("*") if p.is_file()]
+    assert files and not any(b"hunter2" in p.read_bytes() for p in files)
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    assert manifest["config"]["tracking"]["uri"] == "http://bob:***@127.0.0.1:9/"
+    assert flatten(config.model_dump(mode="json"))["tracking.uri"] == "http://bob:***@127.0.0.1:9/"
+
+    run_id = Tracker(None, "deepmine").record(predictor, source=SECRET_URL, artifact=artifact)
+    run = recorded_run(run_id)
+    assert run["tags"]["deepmine.source"] == "postgresql://bob:***@127.0.0.1:notaport/shop"
+    assert run["status"] == "FINISHED"

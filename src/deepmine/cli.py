@@ -308,8 +308,10 @@ def evaluate(
     if json_out:
         _emit_json(metrics)
         return
+    from deepmine.data.sources import describe
+
     console = _stderr()
-    console.print(_metrics_table(f"test metrics on {data} ({metrics['rows']} rows)", metrics))
+    console.print(_metrics_table(f"test metrics on {describe(data)} ({metrics['rows']} rows)", metrics))
     if "confusion_matrix" in metrics:
         console.print(
             f"confusion matrix (rows true {predictor.schema.classes}, columns predicted): {metrics['confusion_matrix']}"

@@ -128,6 +128,7 @@ def recommend(
 
 
 def evaluate_recommender(artifact: Path, data: str, json_out: bool, sep, encoding, no_header, table, query) -> None:
+    from deepmine.data.sources import describe
     from deepmine.recommender import Recommender
 
     cli = _cli()
@@ -136,7 +137,8 @@ def evaluate_recommender(artifact: Path, data: str, json_out: bool, sep, encodin
     if json_out:
         cli._emit_json(metrics)
         return
-    cli._stderr().print(cli._metrics_table(f"test metrics on {data} ({metrics['rows']} rows, {rec.task_})", metrics))
+    shown = f"test metrics on {describe(data)} ({metrics['rows']} rows, {rec.task_})"
+    cli._stderr().print(cli._metrics_table(shown, metrics))
     counts = ", ".join(
         f"{k} {metrics[k]}" for k in ("unknown_users", "unknown_items", "ratings_outside_range") if k in metrics
     )

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
 from deepmine.exceptions import ConfigError, did_you_mean
+from deepmine.urls import redact_url
 
 
 class _Section(BaseModel):
@@ -195,6 +196,11 @@ class TrackingConfig(_Section):
     enabled: bool = Field(True, description="Record params, metrics and the artifact with MLflow.")
     uri: str | None = Field(None, description="Tracking URI; unset = $MLFLOW_TRACKING_URI, else ./deepmine-runs.")
     experiment: str = Field("deepmine", description="MLflow experiment the runs go to.")
+
+    @field_serializer("uri")
+    def _hide_password(self, uri: str | None) -> str | None:
+        """Saved artifacts, tracked params and written configs never hold the URI's password."""
+        return None if uri is None else redact_url(uri)
 
 
 class RunConfig(_Section):

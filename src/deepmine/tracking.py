@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from deepmine.exceptions import DeepmineWarning
+from deepmine.urls import redact_url
 
 DEFAULT_DIR = "deepmine-runs"
 T = TypeVar("T")
@@ -112,8 +113,8 @@ class Tracker:
         except Exception as err:
             first = (str(err).strip().splitlines() or [""])[0][:300]
             warnings.warn(
-                f"run tracking to {self.uri} failed ({type(err).__name__}: {first}); the fit and its artifact "
-                "are kept (turn tracking off with --no-track or --set tracking.enabled=false)",
+                f"run tracking to {redact_url(self.uri)} failed ({type(err).__name__}: {first}); the fit and its "
+                "artifact are kept (turn tracking off with --no-track or --set tracking.enabled=false)",
                 DeepmineWarning,
                 stacklevel=2,
             )
@@ -211,7 +212,7 @@ def log_fit(
     tags = {
         "mlflow.runName": f"{stem}-{target or task}",
         "deepmine.command": command,
-        "deepmine.source": source,
+        "deepmine.source": redact_url(source),
         "deepmine.target": "" if target is None else str(target),
         "deepmine.task": task,
         "deepmine.model": str(getattr(getattr(config, "model", None), "name", "")),
@@ -274,18 +275,18 @@ def list_runs(uri: str | None = None, experiment: str = "deepmine", limit: int =
     uri = resolve_uri(uri)
     db = sqlite_path(uri)
     if db is not None and not db.exists():
-        return {"tracking_uri": uri, "experiment": experiment, "runs": []}
+        return {"tracking_uri": redact_url(uri), "experiment": experiment, "runs": []}
     try:
         client, experiment_id = open_store(uri, experiment, create=False)
         if experiment_id is None:
-            return {"tracking_uri": uri, "experiment": experiment, "runs": []}
+            return {"tracking_uri": redact_url(uri), "experiment": experiment, "runs": []}
         found = client.search_runs([experiment_id], order_by=["attributes.start_time DESC"], max_results=limit)
     except Exception as err:  # unreachable server, not an MLflow store
         from deepmine.exceptions import DataError
 
         first = (str(err).strip().splitlines() or [""])[0][:300]
         raise DataError(
-            f"could not read runs from '{uri}' ({type(err).__name__}: {first}); check --tracking-uri"
+            f"could not read runs from '{redact_url(uri)}' ({type(err).__name__}: {first}); check --tracking-uri"
         ) from err
     runs = []
     for run in found:
@@ -316,4 +317,4 @@ def list_runs(uri: str | None = None, experiment: str = "deepmine", limit: int =
                 },
             }
         )
-    return {"tracking_uri": uri, "experiment": experiment, "runs": runs}
+    return {"tracking_uri": redact_url(uri), "experiment": experiment, "runs": runs}

@@ -24,6 +24,7 @@ from typing import Any
 from deepmine.config import RunConfig, build_config
 from deepmine.exceptions import ConfigError
 from deepmine.train.callbacks import Callback, higher_is_better
+from deepmine.urls import redact_url
 
 SearchSpace = Callable[[Any], dict[str, Any]]
 SEARCH_SPACES: dict[str, SearchSpace] = {}
@@ -109,7 +110,9 @@ def make_storage(url: str) -> Any:
     try:
         return optuna.storages.RDBStorage(url, **kwargs)
     except Exception as err:  # bad URL, missing driver, unreachable server
-        raise ConfigError(f"--storage '{url}' is not a usable Optuna storage: {str(err).splitlines()[0]}") from err
+        raise ConfigError(
+            f"--storage '{redact_url(url)}' is not a usable Optuna storage: {str(err).splitlines()[0]}"
+        ) from err
 
 
 def monitor_of(config: RunConfig) -> tuple[str, str]:
@@ -230,13 +233,14 @@ def run_tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if worker_only:
         worker(data, base, storage_url, study_name, trials, timeout, worker_index, say)
-        return {"study": study_name, "storage": storage_url, "trials_run": trials}
+        return {"study": study_name, "storage": redact_url(storage_url), "trials_run": trials}
     started = time.perf_counter()
     optuna.create_study(
         study_name=study_name, storage=make_storage(storage_url), direction=direction, load_if_exists=True
     )
     shares = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
-    say(f"tuning '{study_name}' in {storage_url}: {trials} trial(s) over {workers} worker(s), judged on {key}")
+    shown = redact_url(storage_url)
+    say(f"tuning '{study_name}' in {shown}: {trials} trial(s) over {workers} worker(s), judged on {key}")
     helpers = []
     env = dict(os.environ)
     if workers > 1:
@@ -271,7 +275,7 @@ def run_tune(
     tmp.replace(best_yaml)
     result: dict[str, Any] = {
         "study": study_name,
-        "storage": storage_url,
+        "storage": redact_url(storage_url),
         "metric": key,
         "direction": direction,
         "trials": len(study.trials),
@@ -284,9 +288,10 @@ def run_tune(
     }
     if retrain:
         from deepmine import tracking
+        from deepmine.data.sources import describe
         from deepmine.tasks.supervised import fit_table
 
-        say(f"retraining the best config (trial {best.number}) on {data}")
+        say(f"retraining the best config (trial {best.number}) on {describe(data)}")
         tracker = tracking.start(config)
         predictor = fit_table(data, config)
         artifact = predictor.save(out / "model", report=config.report.enabled)

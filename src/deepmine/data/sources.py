@@ -14,6 +14,7 @@ import pandas as pd
 from deepmine.config import DataConfig
 from deepmine.data.csv_sniff import sniff_dialect
 from deepmine.exceptions import DataError, SourceNotFoundError, did_you_mean
+from deepmine.urls import redact_url
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json")
@@ -28,10 +29,10 @@ def is_sql_url(source: object) -> bool:
 
 
 def describe(source: DataSource) -> str:
-    """A short name for messages."""
+    """A short name for messages, summaries and tracking (a database URL's password masked)."""
     if isinstance(source, pd.DataFrame):
         return "the DataFrame"
-    return str(source)
+    return redact_url(str(source))
 
 
 def load_table(source: DataSource, data: DataConfig | None = None) -> pd.DataFrame:
@@ -215,12 +216,14 @@ def _read_sql(url: str, data: DataConfig) -> pd.DataFrame:
     import sqlalchemy as sa
 
     db_file = _sqlite_path(url)
+    shown = redact_url(url)
     if db_file is not None and not db_file.exists():
-        raise SourceNotFoundError(f"database file '{db_file}' does not exist; check the URL '{url}'")
+        raise SourceNotFoundError(f"database file '{db_file}' does not exist; check the URL '{shown}'")
     try:
         engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as err:
-        raise DataError(f"'{url}' is not a usable SQLAlchemy URL: {str(err).splitlines()[0]}") from err
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as err:
+        reason = str(err).splitlines()[0].replace(url, shown)
+        raise DataError(f"'{shown}' is not a usable SQLAlchemy URL: {reason}") from err
     try:
         with engine.connect() as conn:
             if data.query:
@@ -230,16 +233,17 @@ def _read_sql(url: str, data: DataConfig) -> pd.DataFrame:
             if table is None:
                 if len(tables) != 1:
                     raise DataError(
-                        f"database '{url}' holds {len(tables)} tables {tables}; choose one with --table NAME "
+                        f"database '{shown}' holds {len(tables)} tables {tables}; choose one with --table NAME "
                         'or pass --query "SELECT ..."'
                     )
                 table = tables[0]
             if table not in tables:
                 raise DataError(
-                    f"table '{table}' is not in database '{url}'{did_you_mean(table, tables)}; tables: {tables}"
+                    f"table '{table}' is not in database '{shown}'{did_you_mean(table, tables)}; tables: {tables}"
                 )
             return pd.read_sql_table(table, conn)
     except sa.exc.SQLAlchemyError as err:
-        raise DataError(f"reading '{url}' failed: {str(err).splitlines()[0]}") from err
+        reason = str(err).splitlines()[0].replace(url, shown)
+        raise DataError(f"reading '{shown}' failed: {reason}") from err
     finally:
         engine.dispose()
