@@ -274,3 +274,35 @@ def test_streaming_needs_a_file() -> None:
 
     with pytest.raises(ConfigError, match="data.streaming=true needs a Parquet or CSV/TSV file"):
         deepmine.fit(make_table(50), target="label", **{"data.streaming": True, "tracking.enabled": False})
+
+
+def test_streaming_fits_multilabel_and_binary_thresholds_like_in_memory(tmp_path: Path) -> None:
+    from test_multilabel import threshold_table
+
+    import deepmine
+
+    settings = {
+        "data.streaming": True,
+        "data.sample_rows": 300,
+        "data.chunk_rows": 256,
+        "trainer": {"epochs": 30, "batch_size": 32, "threads": 1, "threshold": "f1"},
+        "model": {"hidden": [32], "ensemble": 1},
+        "report": {"enabled": False},
+        "tracking": {"enabled": False},
+    }
+    path = tmp_path / "tags.csv"
+    threshold_table(n=700).to_csv(path, index=False)
+    tagged = deepmine.fit(path, target="tags", **settings, **{"columns.label_sep": "|"})
+    assert tagged.task == "multilabel" and tagged.schema.classes == ["hot", "wet"]
+    # rows with no labels (empty values) are trained on, not dropped
+    assert tagged.training["rows"] == 700 - 45 and tagged.metrics["valid"]["micro_f1"] > 0.85
+    thresholds = tagged.model_spec["label_thresholds"]  # tuned on the validation rows, used by predict
+    test = threshold_table(n=200, seed=7)
+    proba = tagged.predict_proba(test)
+    assert [("wet" in labels) for labels in tagged.predict(test)] == list(proba[:, 1] >= thresholds[1])
+
+    binary = tmp_path / "binary.csv"
+    make_table(n=700, seed=4).to_csv(binary, index=False)
+    decided = deepmine.fit(binary, target="label", **settings)
+    assert decided.training["threshold"]["threshold"] == decided.model_spec["decision_threshold"]
+    assert "positive_share" in decided.training

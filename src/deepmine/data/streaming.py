@@ -117,18 +117,20 @@ class ChunkReader:
             raise DataError(f"{self.path} has no data rows; add rows or point at the right file")
         return pd.concat(parts, ignore_index=True)
 
-    def count_labelled(self, target: str) -> int:
-        """Rows whose ``target`` is present (one pass over that column only for Parquet)."""
+    def count_labelled(self, target: str, *, unlabelled: bool = False) -> int:
+        """Rows whose ``target`` is present — every row with ``unlabelled`` (a multilabel target's empty value
+        is a row with no labels) — in one pass over that column only for Parquet."""
         total = 0
         for _, frame in self.chunks(columns=[target] if self.parquet else None):
-            total += int(frame[target].notna().sum())
+            total += len(frame) if unlabelled else int(frame[target].notna().sum())
         return total
 
 
 class StreamingBatches:
     """Shuffled mini-batches read chunk by chunk from disk (a :class:`~deepmine.train.batches.BatchSource`).
 
-    Rows whose file position is in ``skip`` (the validation rows) and rows without a target are left out.
+    Rows whose file position is in ``skip`` (the validation rows) and rows without a target (unless
+    ``unlabelled``: a multilabel row with no labels) are left out.
     Each chunk is shuffled, then cut into batches of ``batch_size``; a remainder carries into the next chunk.
     """
 
@@ -140,8 +142,11 @@ class StreamingBatches:
         batch_size: int | str,
         rows: int,
         skip: np.ndarray,
+        *,
+        unlabelled: bool = False,
     ) -> None:
         self.reader = reader
+        self.unlabelled = unlabelled
         self.pipeline = pipeline
         self.target = target
         self.rows = rows
@@ -157,7 +162,7 @@ class StreamingBatches:
         carry: list[torch.Tensor] | None = None
         pending: list[torch.Tensor] | None = None
         for position, frame in self.reader.chunks(generator):
-            keep = frame[self.target].notna().to_numpy().copy()
+            keep = np.ones(len(frame), dtype=bool) if self.unlabelled else frame[self.target].notna().to_numpy().copy()
             if len(self.skip):
                 keep &= ~np.isin(np.arange(position, position + len(frame)), self.skip, assume_unique=True)
             if not keep.all():

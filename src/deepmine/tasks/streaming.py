@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.utils.class_weight import compute_class_weight
-from torch import nn
 
 from deepmine.config import RunConfig
 from deepmine.data.schema import check_target
@@ -29,12 +27,14 @@ from deepmine.features.pipeline import FeaturePipeline
 from deepmine.nn.ensemble import member_mean_loss
 from deepmine.predictor import Predictor, to_tensors
 from deepmine.tasks.supervised import (
-    RegressionLoss,
+    _check_threshold,
     _drop_missing_target,
     build_table_model,
+    choose_decision,
     infer_run_schema,
     make_evaluator,
     read_valid,
+    task_loss,
 )
 from deepmine.text.linear import LINEAR_ENCODERS
 from deepmine.train.callbacks import Callback
@@ -88,11 +88,8 @@ def fit_streaming(
     sample = reader.head(config.data.sample_rows)
     check_target(sample, target, where)
     sample[POSITION] = np.arange(len(sample))
-    sample = _drop_missing_target(sample, target, where)
+    sample = _drop_missing_target(sample, target, where, config)
     schema = infer_run_schema(sample.drop(columns=[POSITION]), config, where)
-    if schema.task == "multilabel":
-        raise ConfigError(f"{where}: multilabel targets do not stream yet; fit in memory (--set data.streaming=false)")
-    classify = schema.task != "regression"
     generator = seed_everything(config.seed)
     if valid is not None:
         valid_frame, valid_where = read_valid(valid, config)
@@ -100,7 +97,7 @@ def fit_streaming(
     else:
         valid_where = "the validation split (of the sample)"
         train_sample, valid_frame = train_valid_split(
-            sample, target, config.trainer.valid_fraction, config.seed, stratify=classify
+            sample, target, config.trainer.valid_fraction, config.seed, stratify=schema.task in ("binary", "multiclass")
         )
         skip = valid_frame[POSITION].to_numpy()
     train_sample = train_sample.drop(columns=[POSITION])
@@ -111,8 +108,9 @@ def fit_streaming(
     y_valid = torch.from_numpy(pipeline.encode_target(valid_frame, valid_where).copy())
     columns = [s.name for s in schema.features] + [target]
     reader.columns = columns
-    rows = reader.count_labelled(target) - len(skip)
-    source = StreamingBatches(reader, pipeline, target, config.trainer.batch_size, rows, skip)
+    multilabel = schema.task == "multilabel"
+    rows = reader.count_labelled(target, unlabelled=multilabel) - len(skip)
+    source = StreamingBatches(reader, pipeline, target, config.trainer.batch_size, rows, skip, unlabelled=multilabel)
 
     n_classes = len(schema.classes)
     # n-gram tables (with their Naive-Bayes ratios) come from the training sample, like the vocabularies
@@ -120,20 +118,10 @@ def fit_streaming(
     y_sample = torch.from_numpy(pipeline.encode_target(train_sample, where).copy())
     model, spec = build_table_model(schema, pipeline, config, x_sample, y_sample)
     del x_sample
-    if classify:
-        weight = None
-        if config.trainer.class_weight == "balanced":
-            y = y_sample.numpy()
-            present = np.unique(y)
-            w = np.ones(n_classes)
-            w[present] = compute_class_weight("balanced", classes=present, y=y)
-            weight = torch.tensor(w, dtype=torch.float32)
-        loss_fn: nn.Module = nn.CrossEntropyLoss(weight=weight)
-    else:
-        loss_fn = RegressionLoss()
+    rare = _check_threshold(config, schema.task, y_sample)  # class weights and shares: from the sample
     trainer = Trainer(
         model,
-        member_mean_loss(model, loss_fn),
+        member_mean_loss(model, task_loss(schema.task, config, y_sample, n_classes)),
         config.trainer,
         config.optimizer,
         generator=generator,
@@ -144,6 +132,7 @@ def fit_streaming(
         fingerprint=_fingerprint(Path(data), config) if checkpoint_dir is not None else "",
     )
     history = trainer.fit(source, None, x_valid, y_valid)
+    chosen = choose_decision(schema.task, config, model, spec, x_valid, y_valid)
     predictor = Predictor(schema, pipeline, model, config, spec, history=history)
     predictor.metrics = {"valid": predictor.score_frame(valid_frame, valid_where)}
     predictor.training = {
@@ -159,7 +148,10 @@ def fit_streaming(
             f"{len(sample)} labelled rows",
             "chunk_rows": config.data.chunk_rows,
         },
+        **rare,
     }
+    if chosen is not None:
+        predictor.training["threshold"] = chosen
     if config.report.enabled:
         from deepmine.report.collect import collect_insight
 

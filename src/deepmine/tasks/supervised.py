@@ -1,4 +1,4 @@
-"""Supervised learning on tables: binary, multiclass and regression."""
+"""Supervised learning on tables: binary, multiclass, multilabel and regression."""
 
 from __future__ import annotations
 
@@ -111,6 +111,55 @@ def _check_threshold(config: RunConfig, task: str | None, y_train: torch.Tensor)
     return {"positive_share": round(share, 6)}
 
 
+def task_loss(task: str, config: RunConfig, y_train: torch.Tensor, n_classes: int) -> nn.Module:
+    """The training loss: BCE per label (multilabel), cross-entropy or focal loss with optional balanced class
+    weights from ``y_train`` (classification), squared error (regression)."""
+    if task == "multilabel":
+        from deepmine.tasks.multilabel import multilabel_loss
+
+        return multilabel_loss(config, y_train)
+    if task == "regression":
+        return RegressionLoss()
+    weight = None
+    if config.trainer.class_weight == "balanced":
+        present = np.unique(y_train.numpy())
+        w = np.ones(n_classes)
+        w[present] = compute_class_weight("balanced", classes=present, y=y_train.numpy())
+        weight = torch.tensor(w, dtype=torch.float32)
+    if config.trainer.loss == "focal":
+        from deepmine.nn.losses import FocalLoss
+
+        return FocalLoss(weight=weight)
+    return nn.CrossEntropyLoss(weight=weight)
+
+
+def choose_decision(
+    task: str,
+    config: RunConfig,
+    model: nn.Module,
+    spec: dict[str, Any],
+    x_valid: Sequence[torch.Tensor],
+    y_valid: torch.Tensor,
+) -> dict[str, Any] | None:
+    """Apply ``trainer.threshold`` on the validation rows: a binary decision threshold or per-label thresholds
+    (multilabel) go into ``spec``; return the chosen binary threshold's record (``None`` otherwise)."""
+    if config.trainer.threshold == "argmax":
+        return None
+    if task == "binary":
+        from deepmine.evaluate.thresholds import choose_threshold
+
+        valid_proba = torch.softmax(forward_in_chunks(model, x_valid).float(), dim=1)[:, 1].numpy()
+        chosen = choose_threshold(y_valid.numpy(), valid_proba, config.trainer.threshold)
+        spec["decision_threshold"] = chosen["threshold"]
+        return chosen
+    if task == "multilabel":
+        from deepmine.tasks.multilabel import tune_thresholds
+
+        valid_proba = torch.sigmoid(forward_in_chunks(model, x_valid).float()).numpy()
+        spec["label_thresholds"] = tune_thresholds(y_valid.numpy(), valid_proba, config.trainer.threshold)
+    return None
+
+
 def fingerprint(frame: pd.DataFrame, config: RunConfig) -> str:
     """Identifies the data and settings a checkpoint belongs to."""
     settings = config.model_dump(mode="json")
@@ -191,7 +240,6 @@ def fit_table(
     check_target(frame, target, where)
     frame = _drop_missing_target(frame, target, where, config)
     schema = infer_run_schema(frame, config, where)
-    classify = schema.task != "regression"
     generator = seed_everything(config.seed)
     if valid is not None:
         valid_frame, valid_where = read_valid(valid, config)
@@ -211,28 +259,9 @@ def fit_table(
     n_classes = len(schema.classes)
     model, spec = build_table_model(schema, pipeline, config, x_train, y_train)
     rare = _check_threshold(config, schema.task, y_train)
-    if schema.task == "multilabel":
-        from deepmine.tasks.multilabel import multilabel_loss
-
-        loss_fn: nn.Module = multilabel_loss(config, y_train)
-    elif classify:
-        weight = None
-        if config.trainer.class_weight == "balanced":
-            present = np.unique(y_train.numpy())
-            w = np.ones(n_classes)
-            w[present] = compute_class_weight("balanced", classes=present, y=y_train.numpy())
-            weight = torch.tensor(w, dtype=torch.float32)
-        if config.trainer.loss == "focal":
-            from deepmine.nn.losses import FocalLoss
-
-            loss_fn = FocalLoss(weight=weight)
-        else:
-            loss_fn = nn.CrossEntropyLoss(weight=weight)
-    else:
-        loss_fn = RegressionLoss()
     trainer = Trainer(
         model,
-        member_mean_loss(model, loss_fn),
+        member_mean_loss(model, task_loss(schema.task, config, y_train, n_classes)),
         config.trainer,
         config.optimizer,
         generator=generator,
@@ -243,18 +272,7 @@ def fit_table(
         fingerprint=fingerprint(frame, config) if checkpoint_dir is not None else "",
     )
     history = trainer.fit(batch_source(config, x_train, y_train) or x_train, y_train, x_valid, y_valid)
-    chosen = None
-    if schema.task == "binary" and config.trainer.threshold != "argmax":
-        from deepmine.evaluate.thresholds import choose_threshold
-
-        valid_proba = torch.softmax(forward_in_chunks(model, x_valid).float(), dim=1)[:, 1].numpy()
-        chosen = choose_threshold(y_valid.numpy(), valid_proba, config.trainer.threshold)
-        spec["decision_threshold"] = chosen["threshold"]
-    if schema.task == "multilabel" and config.trainer.threshold != "argmax":
-        from deepmine.tasks.multilabel import tune_thresholds
-
-        valid_proba = torch.sigmoid(forward_in_chunks(model, x_valid).float()).numpy()
-        spec["label_thresholds"] = tune_thresholds(y_valid.numpy(), valid_proba, config.trainer.threshold)
+    chosen = choose_decision(schema.task, config, model, spec, x_valid, y_valid)
     predictor = Predictor(schema, pipeline, model, config, spec, history=history)
     predictor.metrics = {"valid": predictor.score_frame(valid_frame, valid_where)}
     predictor.training = {
