@@ -306,3 +306,43 @@ def test_streaming_fits_multilabel_and_binary_thresholds_like_in_memory(tmp_path
     decided = deepmine.fit(binary, target="label", **settings)
     assert decided.training["threshold"]["threshold"] == decided.model_spec["decision_threshold"]
     assert "positive_share" in decided.training
+
+
+class _Pixels(torch.utils.data.Dataset):
+    """A file-backed store stand-in: batch i is a (2, 4, 4, 1) uint8 block filled with i."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index):
+        return torch.full((len(index), 4, 4, 1), int(index[0]), dtype=torch.uint8)
+
+
+def test_image_workers_fork_only_after_the_tracker_has_opened_its_store(monkeypatch, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from deepmine import tracking
+    from deepmine.images.dataset import ImageBatches
+
+    opened = threading.Event()
+
+    def slow_open(uri, experiment, *, create):
+        time.sleep(0.5)
+        opened.set()
+        return object(), "0"
+
+    monkeypatch.setattr(tracking, "open_store", slow_open)
+    tracker = tracking.Tracker(f"sqlite:///{tmp_path / 'runs.db'}", "deepmine")
+    seen_at_fork = []
+    real_loader = torch.utils.data.DataLoader
+
+    def loader(*args, **kwargs):
+        seen_at_fork.append(opened.is_set())
+        return real_loader(*args, **kwargs)
+
+    monkeypatch.setattr("deepmine.images.dataset.DataLoader", loader)
+    batches = ImageBatches(_Pixels(), None, None, 2, workers=1)
+    blocks = list(batches._pixels([torch.tensor([0, 1]), torch.tensor([2, 3])]))
+    assert seen_at_fork == [True] and tracker.client is not None  # the store was open before the fork
+    assert [int(b[0, 0, 0, 0]) for b in blocks] == [0, 2]

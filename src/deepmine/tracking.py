@@ -67,6 +67,17 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+THREAD_NAME = "deepmine-tracking"
+
+
+def settle() -> None:
+    """Wait until any tracker has opened its store, so worker processes forked next (image DataLoader
+    workers) never copy a lock that thread holds mid-operation (SQLite, MLflow's logging)."""
+    for thread in threading.enumerate():
+        if thread.name == THREAD_NAME and thread is not threading.current_thread():
+            thread.join()
+
+
 class Tracker:
     """Opens the store in a background thread; :meth:`record` logs one finished fit."""
 
@@ -78,7 +89,7 @@ class Tracker:
         self.error: BaseException | None = None
         db = sqlite_path(self.uri)
         self.creating = db is not None and not db.exists()
-        self._thread = threading.Thread(target=self._open, name="deepmine-tracking", daemon=True)
+        self._thread = threading.Thread(target=self._open, name=THREAD_NAME, daemon=True)
         self._thread.start()
         if self.creating:  # whatever fails later (the fit, saving, Ctrl-C), never leave a store half-created
             atexit.register(self.wait)

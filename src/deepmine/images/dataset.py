@@ -102,6 +102,10 @@ class ImageBatches:
             for idx in batches:
                 yield self.store[idx]
             return
+        if self.workers:
+            from deepmine.tracking import settle
+
+            settle()  # no background thread mid-operation while the workers fork
         loader = DataLoader(  # its own generator: the global RNG (dropout masks) is left alone
             self.store, batch_size=None, sampler=batches, num_workers=self.workers, generator=torch.Generator()
         )
