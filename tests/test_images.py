@@ -507,6 +507,52 @@ def test_export_reproduces_predict_on_files_and_its_usage_snippet_runs(tmp_path,
     assert scope["labels"] == list(expected["prediction"])
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_of_an_image_and_table_model_takes_each_images_columns(tmp_path, run_cli, monkeypatch, fmt):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(2)
+    x, y = bars(60, seed=4)
+    for i, image in enumerate(x):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+    table = pd.DataFrame(
+        {
+            "image": [f"{i}.png" for i in range(60)],
+            "size": np.where(rng.random(60) < 0.1, np.nan, rng.normal(size=60)),  # with missing values
+            "shade": rng.choice(["red", "green", "blue"], 60),
+            "label": y,
+        }
+    )
+    table.to_csv(tmp_path / "t.csv", index=False)
+    fit_images(tmp_path / "t.csv", config(**{"columns.target": "label", "trainer.epochs": 2})).save(tmp_path / "m")
+    new = table.head(5).drop(columns="label")
+    new.loc[1, "shade"] = "purple"  # a category never seen in training
+    new.to_csv(tmp_path / "new.csv", index=False)
+
+    out = tmp_path / f"both.{fmt}"
+    done = run_cli("export", tmp_path / "m", "--format", fmt, "-o", out, "--check", tmp_path / "new.csv", "--json")
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["max_abs_diff"] <= 1e-5
+    generated = run_cli("export", tmp_path / "m", "--format", fmt, "-o", tmp_path / f"gen.{fmt}", "--json")
+    assert generated.code == 0, generated.err  # random images with table rows drawn from the fitted pipeline
+    assert "random images" in json.loads(generated.out)["sample"]
+    sidecar = json.loads((tmp_path / f"both.{fmt}.json").read_text())
+    assert sidecar["input_names"] == ["pixels", "numeric", "categorical"]
+    assert sidecar["numeric_columns"] == ["size"] and sidecar["categorical_columns"] == ["shade"]
+
+    records = new.drop(columns="image").to_dict("records")  # NaN size and the unseen shade included
+    usage = sidecar["usage"].replace('["a.png", "b.jpg"]', repr(list(new["image"])))
+    usage = usage.replace(usage.split("records = ", 1)[1].split("  #", 1)[0], repr(records), 1)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {"nan": float("nan")}
+    exec(compile(usage, "usage", "exec"), scope)  # Pillow, numpy and the runtime alone
+    from deepmine.images.predictor import ImagePredictor
+
+    expected = ImagePredictor.load_artifact(tmp_path / "m").predict_frame(tmp_path / "new.csv")
+    np.testing.assert_allclose(scope["probabilities"], expected.filter(like="proba_").to_numpy(), atol=1e-5)
+    assert scope["labels"] == list(expected["prediction"])
+
+
 def test_export_of_an_image_model_needs_a_known_format_and_writes_nothing_on_error(tmp_path, run_cli):
     x, y = bars(40, seed=1)
     fit_images(x, config(**{"trainer.epochs": 1}), labels=y).save(tmp_path / "model")

@@ -10,6 +10,7 @@ import pandas as pd
 from deepmine.features.numeric import NumericEncoder
 
 if TYPE_CHECKING:
+    from deepmine.features.pipeline import FeaturePipeline
     from deepmine.predictor import Predictor
 
 UNSEEN = "__deepmine_unseen__"
@@ -36,13 +37,18 @@ def _numeric_sample(enc: NumericEncoder, rows: int, rng: np.random.Generator) ->
 
 
 def sample_rows(predictor: Predictor, rows: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Raw rows generated from the fitted pipeline: every numeric range (and beyond it), every
+    """Raw rows generated from the predictor's fitted pipeline (see :func:`pipeline_rows`)."""
+    return pipeline_rows(predictor.pipeline, rows, seed)
+
+
+def pipeline_rows(pipeline: FeaturePipeline, rows: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Raw rows generated from a fitted pipeline: every numeric range (and beyond it), every
     category, missing values, and a value never seen in training."""
     rng = np.random.default_rng(seed)
     columns: dict[str, object] = {}
-    for name, enc in predictor.pipeline.numeric.items():
+    for name, enc in pipeline.numeric.items():
         columns[name] = _numeric_sample(enc, rows, rng)
-    for name, enc in predictor.pipeline.categorical.items():
+    for name, enc in pipeline.categorical.items():
         choices = np.asarray(list(enc.categories) or [UNSEEN], dtype=object)
         values = rng.choice(choices, rows)
         draw = rng.random(rows)

@@ -2,7 +2,7 @@
 
 Inputs (only the kinds the model has):
 
-- ``numeric``: float32 ``(rows, numeric columns)``, raw values in :func:`numeric_columns` order, NaN = missing;
+- ``numeric``: float32 ``(rows, numeric columns)``, raw values in the pipeline's numeric order, NaN = missing;
 - ``categorical``: int64 ``(rows, categorical columns)``, codes from each column's vocabulary
   (0 = other/unseen, 1 = missing, 2+ = the categories in order); out-of-range codes count as 0.
 
@@ -27,6 +27,8 @@ from deepmine.features.datetime import DatetimeEncoder
 from deepmine.features.numeric import NumericEncoder, to_numbers
 
 if TYPE_CHECKING:
+    from deepmine.data.schema import Schema
+    from deepmine.features.pipeline import FeaturePipeline
     from deepmine.predictor import Predictor
 
 SUPPORTED_ROLES = ("numeric", "categorical", "binary")
@@ -36,7 +38,12 @@ def check_exportable(predictor: Predictor) -> None:
     """Raise :class:`ExportError` naming every column whose role the exported graph cannot take."""
     if predictor.task not in ("binary", "multiclass", "regression"):
         raise ExportError(f"cannot export a {predictor.task!r} model; export supports binary, multiclass, regression")
-    bad = [s for s in predictor.schema.features if s.role not in SUPPORTED_ROLES]
+    check_table_columns(predictor.schema)
+
+
+def check_table_columns(schema: Schema) -> None:
+    """Raise :class:`ExportError` naming every column whose role the exported graph cannot take."""
+    bad = [s for s in schema.features if s.role not in SUPPORTED_ROLES]
     if bad:
         listed = ", ".join(f"'{s.name}' ({s.role})" for s in bad)
         names = ",".join(s.name for s in bad)
@@ -47,23 +54,18 @@ def check_exportable(predictor: Predictor) -> None:
         )
 
 
-def numeric_columns(predictor: Predictor) -> list[str]:
-    """Column order of the ``numeric`` input."""
-    return list(predictor.pipeline.numeric)
-
-
-def categorical_columns(predictor: Predictor) -> list[str]:
-    """Column order of the ``categorical`` input (categorical and binary columns)."""
-    return list(predictor.pipeline.categorical)
+def table_input_names(pipeline: FeaturePipeline) -> list[str]:
+    """The table inputs a graph of ``pipeline`` takes: ``numeric`` and/or ``categorical``."""
+    names = []
+    if pipeline.numeric:
+        names.append("numeric")
+    if pipeline.categorical:
+        names.append("categorical")
+    return names
 
 
 def input_names(predictor: Predictor) -> list[str]:
-    names = []
-    if predictor.pipeline.numeric:
-        names.append("numeric")
-    if predictor.pipeline.categorical:
-        names.append("categorical")
-    return names
+    return table_input_names(predictor.pipeline)
 
 
 def output_name(predictor: Predictor) -> str:
@@ -72,7 +74,11 @@ def output_name(predictor: Predictor) -> str:
 
 def graph_inputs(predictor: Predictor, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """The exported graph's inputs for raw rows, computed with the pipeline's own vocabularies."""
-    pipeline = predictor.pipeline
+    return table_inputs(predictor.pipeline, frame)
+
+
+def table_inputs(pipeline: FeaturePipeline, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Raw numbers (NaN = missing) and category codes of ``frame``'s columns, in the pipeline's order."""
     pipeline.check_columns(frame, "the data")
     inputs: dict[str, np.ndarray] = {}
     if pipeline.numeric:
@@ -184,6 +190,32 @@ class NumericPreprocess(nn.Module):
         return features.index_select(1, self.order).float()
 
 
+class TablePreprocess(nn.Module):
+    """Raw numbers → the model's numeric features; category codes → codes the embeddings take (out of range = 0)."""
+
+    def __init__(self, pipeline: FeaturePipeline) -> None:
+        super().__init__()
+        check_table_columns(pipeline.schema)
+        encoders = list(pipeline.numeric.values())
+        if any(isinstance(e, DatetimeEncoder) for e in encoders):  # pragma: no cover - the check above catches it
+            raise ExportError("cannot export datetime columns")
+        self.numeric = NumericPreprocess(encoders) if encoders else None
+        self.register_buffer("cardinality", torch.tensor(pipeline.cardinalities, dtype=torch.long))
+        self.names = table_input_names(pipeline)
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.numeric(numeric) if self.numeric is not None else numeric
+        return features, torch.where((categorical < 0) | (categorical >= self.cardinality), 0, categorical)
+
+    def split(self, rows: torch.Tensor, given: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``given`` (the inputs in :attr:`names` order) as preprocessed ``(numeric, categorical)``; an absent
+        kind is an empty ``(rows, 0)`` tensor."""
+        by_name = dict(zip(self.names, given, strict=True))
+        empty = rows.new_zeros((rows.shape[0], 0))
+        numeric = by_name.get("numeric", empty.float())
+        return self(numeric, by_name.get("categorical", empty.long()))
+
+
 class PipelineGraph(nn.Module):
     """Numeric preprocessing + category-code guard + model + output head, for both inputs."""
 
@@ -191,11 +223,7 @@ class PipelineGraph(nn.Module):
         super().__init__()
         check_exportable(predictor)
         pipeline = predictor.pipeline
-        encoders = list(pipeline.numeric.values())
-        if any(isinstance(e, DatetimeEncoder) for e in encoders):  # pragma: no cover - check_exportable catches it
-            raise ExportError("cannot export datetime columns")
-        self.numeric = NumericPreprocess(encoders) if encoders else None
-        self.register_buffer("cardinality", torch.tensor(pipeline.cardinalities, dtype=torch.long))
+        self.table = TablePreprocess(pipeline)
         self.model = predictor.model
         self.classify = predictor.is_classifier
         self.target_mean = float(pipeline.target_mean)
@@ -203,9 +231,7 @@ class PipelineGraph(nn.Module):
         self.eval()
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
-        features = self.numeric(numeric) if self.numeric is not None else numeric
-        codes = torch.where((categorical < 0) | (categorical >= self.cardinality), 0, categorical)
-        output = self.model(features, codes)
+        output = self.model(*self.table(numeric, categorical))
         if self.classify:
             return torch.softmax(output.float(), dim=1)
         return output[:, 0].double() * self.target_std + self.target_mean

@@ -3,8 +3,9 @@
 The graph takes ``pixels``: uint8 ``(images, height, width, channels)`` already brought to the artifact's
 size, and does the rest: per-channel normalisation with the training statistics, the network, softmax. Decoding
 and resizing stay outside (they need an image library); the sidecar JSON spells out the rule and carries a
-Pillow snippet that reproduces ``deepmine predict`` exactly. Verified against the predictor before it is moved
-into place, like the tabular export.
+Pillow snippet that reproduces ``deepmine predict`` exactly. A model that also reads table columns takes them
+as the tabular export does (``numeric`` raw values, ``categorical`` codes from the sidecar's vocabularies), one
+row per image. Verified against the predictor before it is moved into place, like the tabular export.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepmine.exceptions import ConfigError, ExportError
+from deepmine.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from deepmine.export import ExportResult
     from deepmine.images.predictor import ImagePredictor
+    from deepmine.images.sources import ImageData
 
 INPUT, OUTPUT = "pixels", "probabilities"
 IMAGE_CHECK_ROWS = 64
@@ -59,40 +61,59 @@ def pixels(path):
     return array[..., None] if pre["mode"] == "L" else array
 
 batch = np.stack([pixels(p) for p in {files}])
-{run}
+{table}{run}
 labels = [meta["classes"][i] for i in probabilities.argmax(axis=1)]
+"""
+
+_TABLE_USAGE = """\
+records = {records}  # each image's other columns, in the same order as the files
+
 """
 
 
 class ImageGraph(nn.Module):
-    """uint8 NHWC pixels → normalised NCHW floats (as ``prepare_batch``) → the network → softmax."""
+    """uint8 NHWC pixels → normalised NCHW floats (as ``prepare_batch``) [+ the table columns, preprocessed as
+    the tabular graph does] → the network → softmax."""
 
     def __init__(self, predictor: ImagePredictor) -> None:
         super().__init__()
+        from deepmine.export.graph import TablePreprocess
+
         spec = predictor.spec
         self.model = predictor.model.eval()
         mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
         scale = 1.0 / (255.0 * torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("scale", scale)
         self.register_buffer("offset", mean * 255.0 * scale)
+        self.table = None if predictor.tabular is None else TablePreprocess(predictor.tabular)
+        self.names = [INPUT, *(self.table.names if self.table is not None else [])]
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = pixels.permute(0, 3, 1, 2).to(torch.float32)
-        return torch.softmax(self.model(x * self.scale - self.offset), dim=1)
+    def forward(self, pixels: torch.Tensor, *table: torch.Tensor) -> torch.Tensor:
+        x = pixels.permute(0, 3, 1, 2).to(torch.float32) * self.scale - self.offset
+        columns = self.table.split(pixels, table) if self.table is not None else ()
+        return torch.softmax(self.model(x, *columns), dim=1)
 
 
-def sample_pixels(predictor: ImagePredictor, sample: Any, rows: int) -> tuple[np.ndarray, str]:
-    """uint8 (rows, h, w, c) pixels to check the export on: the first ``rows`` images of ``sample`` decoded as
-    ``deepmine predict`` decodes them, or random images of the artifact's size (seed 0) without one."""
+def sample_images(predictor: ImagePredictor, sample: Any, rows: int) -> ImageData:
+    """Images (as uint8 pixels, with their table rows for an image + table model) to check the export on: the
+    first ``rows`` of ``sample`` decoded as ``deepmine predict`` decodes them, or without one random images of
+    the artifact's size and table rows generated from the fitted pipeline (seed 0)."""
+    from deepmine.images.sources import ImageData
+
     spec = predictor.spec
     if sample is None:
+        from deepmine.export.check import pipeline_rows
+
         noise = np.random.default_rng(0).integers(0, 256, (rows, spec.height, spec.width, spec.channels))
-        return noise.astype(np.uint8), f"{rows} random images"
+        table = None if predictor.tabular is None else pipeline_rows(predictor.tabular, rows)
+        names = [str(i) for i in range(rows)]
+        return ImageData(f"{rows} random images", names, array=noise.astype(np.uint8), table=table)
     from deepmine.images.dataset import decoded
 
     data = predictor.load(sample)
-    pixels = decoded(data.subset(np.arange(min(rows, len(data)))), spec)
-    return pixels, f"{len(pixels)} images of {data.where}"
+    data = data.subset(np.arange(min(rows, len(data))))
+    where = f"{len(data)} images of {data.where}"
+    return ImageData(where, data.names, array=decoded(data, spec), table=data.table)
 
 
 def export_image_predictor(
@@ -102,17 +123,20 @@ def export_image_predictor(
     from deepmine.export import TOLERANCE, _check_format, write_checked
 
     fmt = _check_format(fmt)
-    if predictor.tabular is not None:
-        raise ExportError("cannot export an image model that also reads table columns; export takes image-only models")
+    module = ImageGraph(predictor)  # an ExportError naming any table column the graph cannot take
     if rows < 1:
         raise ConfigError(f"rows must be at least 1, got {rows}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pixels, described = sample_pixels(predictor, sample, rows)
-    expected = predictor.predict_proba(pixels).astype("float64")
-    module = ImageGraph(predictor)
+    data = sample_images(predictor, sample, rows)
+    expected = torch.softmax(predictor.outputs(data), dim=1).numpy().astype("float64")
+    inputs = {INPUT: data.array}
+    if predictor.tabular is not None:
+        from deepmine.export.graph import table_inputs
+
+        inputs.update(table_inputs(predictor.tabular, data.table))
     sidecar = lambda exporter, check: build_image_sidecar(predictor, path, fmt, exporter, check)  # noqa: E731
-    return write_checked(module, [INPUT], OUTPUT, fmt, path, {INPUT: pixels}, expected, TOLERANCE, described, sidecar)
+    return write_checked(module, module.names, OUTPUT, fmt, path, inputs, expected, TOLERANCE, data.where, sidecar)
 
 
 def build_image_sidecar(
@@ -122,31 +146,45 @@ def build_image_sidecar(
     from deepmine.export.sidecar import provenance
 
     spec = predictor.spec
-    if fmt == "onnx":
-        runtime, run = (
-            "import onnxruntime as ort",
-            (
-                f'session = ort.InferenceSession("{model_path.name}")\n'
-                f'probabilities = session.run(None, {{"{INPUT}": batch}})[0]'
-            ),
+    names, table, inputs_code = [INPUT], {"inputs": []}, 'inputs = {"pixels": batch}\n'
+    if predictor.tabular is not None:
+        from deepmine.export.graph import table_input_names
+        from deepmine.export.sidecar import TABLE_INPUTS_USAGE, example_row, table_entries
+
+        names += table_input_names(predictor.tabular)
+        table = table_entries(predictor.tabular)
+        for entry in table["inputs"]:
+            entry["shape"][0] = "images"
+        records = "[" + ", ".join([example_row(predictor.tabular)] * 2) + "]"
+        inputs_code = _TABLE_USAGE.format(records=records) + TABLE_INPUTS_USAGE.format(
+            start='{"pixels": batch}', rows="records"
         )
+    if fmt == "onnx":
+        runtime = "import onnxruntime as ort"
+        run = f'session = ort.InferenceSession("{model_path.name}")\nprobabilities = session.run(None, inputs)[0]'
     else:
-        runtime, run = (
-            "import torch",
+        runtime = "import torch"
+        run = (
             f'module = torch.jit.load("{model_path.name}")\n'
             "with torch.no_grad():\n"
-            "    probabilities = module(torch.from_numpy(batch)).numpy()",
+            '    probabilities = module(*[torch.from_numpy(inputs[n]) for n in meta["input_names"]]).numpy()'
         )
     usage = _USAGE.format(
-        runtime_import=runtime, sidecar=f"{model_path.name}.json", run=run, files='["a.png", "b.jpg"]'
+        runtime_import=runtime,
+        sidecar=f"{model_path.name}.json",
+        run=run,
+        files='["a.png", "b.jpg"]',
+        table=inputs_code,
     )
+    pixels = {"name": INPUT, "dtype": "uint8", "shape": ["images", spec.height, spec.width, spec.channels]}
     return {
         **provenance(model_path, fmt, exporter),
         "kind": "image",
         "task": predictor.task,
         "classes": predictor.classes,
-        "inputs": [{"name": INPUT, "dtype": "uint8", "shape": ["images", spec.height, spec.width, spec.channels]}],
-        "input_names": [INPUT],
+        "inputs": [pixels, *table.pop("inputs")],
+        "input_names": names,
+        **table,
         "outputs": [{"name": OUTPUT, "dtype": "float32", "shape": ["images", len(predictor.classes)]}],
         "preprocessing": {
             "mode": "L" if spec.channels == 1 else "RGB",

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepmine.data.schema import to_native
-from deepmine.export.graph import categorical_columns, input_names, numeric_columns, output_name
+from deepmine.export.graph import input_names, output_name
 from deepmine.features.categorical import MISSING, RESERVED, UNKNOWN
 
 if TYPE_CHECKING:
+    from deepmine.features.pipeline import FeaturePipeline
     from deepmine.predictor import Predictor
 
 KEY_RULE = (
@@ -22,6 +23,25 @@ KEY_RULE = (
     "whitespace stripped and integral numbers written without a decimal point (3.0 -> '3'); missing values "
     "(null, NaN) get code 1 and any value not in the vocabulary gets code 0"
 )
+
+TABLE_INPUTS_USAGE = """\
+def code(column, value):
+    if value is None or value != value:  # missing (None or NaN)
+        return 1
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return meta["vocabularies"][column].get(str(value).strip(), 0)
+
+inputs = {start}
+if meta["numeric_columns"]:
+    inputs["numeric"] = np.array(
+        [[r.get(c, np.nan) for c in meta["numeric_columns"]] for r in {rows}], dtype=np.float32
+    )
+if meta["categorical_columns"]:
+    inputs["categorical"] = np.array(
+        [[code(c, r.get(c)) for c in meta["categorical_columns"]] for r in {rows}], dtype=np.int64
+    )
+"""
 
 _ONNX_USAGE = """\
 import json
@@ -32,23 +52,7 @@ meta = json.load(open("{sidecar}"))
 session = ort.InferenceSession("{model}")
 rows = [{example}]
 
-def code(column, value):
-    if value is None or value != value:  # missing (None or NaN)
-        return 1
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return meta["vocabularies"][column].get(str(value).strip(), 0)
-
-inputs = {{}}
-if meta["numeric_columns"]:
-    inputs["numeric"] = np.array(
-        [[r.get(c, np.nan) for c in meta["numeric_columns"]] for r in rows], dtype=np.float32
-    )
-if meta["categorical_columns"]:
-    inputs["categorical"] = np.array(
-        [[code(c, r.get(c)) for c in meta["categorical_columns"]] for r in rows], dtype=np.int64
-    )
-{output} = session.run(None, inputs)[0]
+{table}{output} = session.run(None, inputs)[0]
 """
 
 _TORCHSCRIPT_USAGE = """\
@@ -59,11 +63,12 @@ module = torch.jit.load("{model}")
 """
 
 
-def _example_row(predictor: Predictor) -> str:
+def example_row(pipeline: FeaturePipeline) -> str:
+    """One raw row as Python source: each numeric column's median, each categorical column's first category."""
     parts = []
-    for name, enc in predictor.pipeline.numeric.items():
+    for name, enc in pipeline.numeric.items():
         parts.append(f"{name!r}: {round(float(enc.median), 4)!r}")
-    for name, enc in predictor.pipeline.categorical.items():
+    for name, enc in pipeline.categorical.items():
         parts.append(f"{name!r}: {enc.categories[0] if enc.categories else None!r}")
     return "{" + ", ".join(parts) + "}"
 
@@ -81,11 +86,9 @@ def provenance(model_path: Path, fmt: str, exporter: str) -> dict[str, Any]:
     }
 
 
-def build_sidecar(
-    predictor: Predictor, model_path: Path, fmt: str, exporter: str, check: dict[str, Any]
-) -> dict[str, Any]:
-    numeric, categorical = numeric_columns(predictor), categorical_columns(predictor)
-    names, output = input_names(predictor), output_name(predictor)
+def table_entries(pipeline: FeaturePipeline) -> dict[str, Any]:
+    """The sidecar's table part: the ``numeric``/``categorical`` inputs, column orders, vocabularies, key rule."""
+    numeric, categorical = list(pipeline.numeric), list(pipeline.categorical)
     inputs = []
     if numeric:
         inputs.append(
@@ -107,6 +110,23 @@ def build_sidecar(
                 "codes": {"other": UNKNOWN, "missing": MISSING, "first_category": RESERVED},
             }
         )
+    return {
+        "inputs": inputs,
+        "numeric_columns": numeric,
+        "categorical_columns": categorical,
+        "vocabularies": {
+            name: {category: i + RESERVED for i, category in enumerate(enc.categories)}
+            for name, enc in pipeline.categorical.items()
+        },
+        "categorical_key_rule": KEY_RULE,
+    }
+
+
+def build_sidecar(
+    predictor: Predictor, model_path: Path, fmt: str, exporter: str, check: dict[str, Any]
+) -> dict[str, Any]:
+    table = table_entries(predictor.pipeline)
+    names, output = input_names(predictor), output_name(predictor)
     classes = [to_native(c) for c in predictor.schema.classes]
     if predictor.is_classifier:
         outputs = [{"name": output, "dtype": "float32", "shape": ["rows", len(classes)], "columns": classes}]
@@ -115,7 +135,11 @@ def build_sidecar(
     sidecar_name = f"{model_path.name}.json"
     if fmt == "onnx":
         usage = _ONNX_USAGE.format(
-            sidecar=sidecar_name, model=model_path.name, example=_example_row(predictor), output=output
+            sidecar=sidecar_name,
+            model=model_path.name,
+            example=example_row(predictor.pipeline),
+            table=TABLE_INPUTS_USAGE.format(start="{}", rows="rows"),
+            output=output,
         )
     else:
         args = ", ".join(f"torch.from_numpy(inputs[{n!r}])" for n in names)
@@ -125,16 +149,10 @@ def build_sidecar(
         "task": predictor.task,
         "target": predictor.schema.target,
         "classes": classes,
-        "inputs": inputs,
+        "inputs": table["inputs"],
         "input_names": names,
         "outputs": outputs,
-        "numeric_columns": numeric,
-        "categorical_columns": categorical,
-        "vocabularies": {
-            name: {category: i + RESERVED for i, category in enumerate(enc.categories)}
-            for name, enc in predictor.pipeline.categorical.items()
-        },
-        "categorical_key_rule": KEY_RULE,
+        **{key: value for key, value in table.items() if key != "inputs"},
         "check": check,
         "usage": usage,
     }
