@@ -300,3 +300,24 @@ def test_debug_shows_the_traceback(run_cli, tmp_path):
         run_cli("--debug", "fit", missing, "--target", "label", "--out", tmp_path / "model")
     assert len(caught.traceback) > 1  # the exception propagated from inside deepmine, with its traceback
     assert not (tmp_path / "model").exists()
+
+
+# ---- rows without a target at evaluate time -----------------------------------------------------------
+def test_evaluate_says_how_many_rows_lacked_the_target(run_cli, tmp_path, trained):
+    rows = make_table(30, seed=2)
+    rows.loc[[3, 7, 11], "label"] = np.nan
+    data = write(tmp_path, "holes.csv", rows)
+    result = run_cli("evaluate", trained, data, "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["rows"] == 27
+    assert result.err.startswith("warning: ") and "leaving out 3 of 30 row(s)" in result.err and "'label'" in result.err
+
+
+# ---- a transformer whose heads do not divide the width --------------------------------------------------
+def test_transformer_heads_that_do_not_divide_the_width_are_a_usage_error(run_cli, tmp_path):
+    data = write(tmp_path, "t.csv", make_table(N_ROWS))
+    out = tmp_path / "model"
+    settings = ["--set", "text.encoder=transformer", "--set", "text.heads=3"]
+    result = run_cli("fit", data, "--target", "label", "--out", out, *settings)
+    assert_error(result, 2, "text.heads (3) must divide text.embedding_dim (64)", "text.heads=8")
+    assert "Value error" not in result.err and not out.exists()

@@ -54,6 +54,24 @@ def test_integrated_gradients_output_matches_the_predictor(binary):
         assert row["prediction"] == predictor.classes_[p.argmax()]
 
 
+def test_multilabel_rows_explain_their_most_probable_labels_probability():
+    from test_multilabel import threshold_table
+
+    frame = threshold_table(n=300)
+    predictor = deepmine.fit(
+        frame, target="tags", seed=0, **SMALL, **{"columns.label_sep": "|", "report.enabled": False}
+    )
+    result = integrated_gradients(predictor, frame.head(5))
+    proba = predictor.predict_proba(frame.head(5))
+    for row, p in zip(result["rows"], proba, strict=True):
+        label = predictor.schema.classes[int(p.argmax())]
+        assert row["prediction"] == label and row["explained"] == f"probability of label '{label}'"
+        assert row["output"] == pytest.approx(p.max(), abs=1e-5)  # a probability, not a raw logit
+        gap = row["output"] - row["baseline_output"]
+        assert abs(sum(row["attributions"].values()) - gap) <= 0.01 * abs(gap) + 1e-6
+        assert abs(row["attributions"]["noise"]) < max(abs(row["attributions"]["x1"]), abs(row["attributions"]["x2"]))
+
+
 @pytest.mark.parametrize("which", ["binary", "regression"])
 def test_permutation_ranks_informative_above_noise(request, which):
     predictor, frame = request.getfixturevalue(which)

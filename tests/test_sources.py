@@ -297,3 +297,32 @@ def test_saved_artifact_and_tracked_params_never_hold_the_tracking_password(tmp_
     run = recorded_run(run_id)
     assert run["tags"]["deepmine.source"] == "postgresql://bob:***@127.0.0.1:notaport/shop"
     assert run["status"] == "FINISHED"
+
+
+def test_blank_lines_of_a_one_column_file_are_empty_values_and_predictions_stay_aligned(tmp_path):
+    one = tmp_path / "texts.csv"
+    one.write_text("text\nterrible awful movie\n   \n\ngreat wonderful film\n", encoding="utf-8")
+    frame = load_table(one)
+    assert frame["text"].tolist()[0] == "terrible awful movie" and len(frame) == 4
+    assert frame["text"].isna().tolist() == [False, True, True, False]
+    wide = tmp_path / "wide.csv"
+    wide.write_text("a,b\n1,2\n\n   \n3,4\n", encoding="utf-8")  # in a wider file a blank line is a stray line
+    assert load_table(wide).to_dict("list") == {"a": [1, 3], "b": [2, 4]}
+
+
+def test_prose_full_of_commas_in_a_tab_separated_file_is_read_by_tabs(tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["good", "bad", "plot", "actors", "however", "and", "then", "the", "film"]
+    texts = [
+        f'{" ".join(rng.choice(words, 4))}, "{rng.choice(words)}", {", ".join(rng.choice(words, rng.integers(1, 6)))}'
+        for _ in range(40)
+    ]  # quoted words followed by commas, as in reviews, which fooled csv.Sniffer into ','
+    frame = pd.DataFrame({"text": texts, "label": rng.choice(["pos", "neg"], 40)})
+    lines = ["text\tlabel", *(f"{t}\t{y}" for t, y in zip(frame["text"], frame["label"], strict=True))]
+    for name in ("reviews.tsv", "reviews.txt"):  # by the rows' fields, whatever the file is called
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        pd.testing.assert_frame_equal(load_table(path), frame)
+    quoted = tmp_path / "quoted.csv"  # commas inside quoted fields still leave a comma-separated file
+    frame.to_csv(quoted, index=False)
+    pd.testing.assert_frame_equal(load_table(quoted), frame)

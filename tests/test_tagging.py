@@ -375,3 +375,44 @@ def test_cli_errors_are_one_line(tmp_path, run_cli):
     assert done.code == 2 and "model.hidden" in done.err
     done = run_cli("fit", good, "--task", "tagging", "--target", "NER")
     assert done.code == 2 and "--target" in done.err
+
+
+def test_feature_dropout_blanks_whole_sentences_features_as_plain_text_reads_them():
+    from deepmine.tagging.encode import OOV, TagBatches, TagEncoder
+
+    sentences = corpus(64, 3)
+    encoder = TagEncoder.build(sentences, tiny_config().tagging, "iob2", use_features=True)
+    items = [encoder.encode(s) for s in sentences]
+    plain = encoder.encode(Sentence(sentences[0].tokens))  # no feature columns: every feature is unknown
+    assert (plain.features == OOV).all() and not (items[0].features == OOV).any()
+
+    def features(dropout: float) -> torch.Tensor:
+        source = TagBatches(items, 64, 0.0, encoder.state["singletons_from"], dropout)
+        ((inputs, _),) = list(source.epoch(torch.Generator().manual_seed(0)))
+        return inputs[3], inputs[4]
+
+    kept, lengths = features(0.0)
+    dropped, _ = features(0.5)
+    real = torch.arange(kept.shape[2])[None, :] < lengths[:, None]  # token positions, not padding
+    blanked = [bool((dropped[i, :, real[i]] == OOV).all()) for i in range(len(items))]
+    assert 15 < sum(blanked) < 49  # about half the sentences read as plain text
+    for i, gone in enumerate(blanked):
+        assert torch.equal(dropped[i, :, ~real[i]], kept[i, :, ~real[i]])  # padding stays 0
+        if not gone:
+            assert torch.equal(dropped[i], kept[i])
+
+
+def test_a_stray_tag_in_an_iob_file_is_named_before_training(tmp_path, run_cli):
+    sentences = corpus(30, 4)
+    sentences[2].tags[1] = "PERSON-X"
+    path = write_conll(tmp_path / "train.txt", sentences)
+    done = run_cli("fit", path, "--task", "tagging", "--out", tmp_path / "model")
+    assert done.code == 1 and "Traceback" not in done.err
+    assert f"{path}: sentence 3, token 2 has tag 'PERSON-X'" in done.err and "IOB/BIOES" in done.err
+    assert not (tmp_path / "model").exists()
+    with pytest.raises(DataError, match="the test data: sentence 1, token 1 has tag 'Person'"):
+        good = corpus(5, 5)
+        good[0].tags[0] = "Person"
+        from deepmine.tagging.fit import fit_tagger
+
+        fit_tagger(corpus(40, 6), tiny_config(**{"trainer.epochs": 1}), corpus(10, 7)).score(good)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -314,6 +315,24 @@ def test_cli_fits_a_folder_of_text_files_and_names_the_tokenizer(tmp_path):
     assert result.exit_code == 0, result.output
     assert "text column 'text': word tokenizer" in result.stderr
     assert json.loads(result.stdout)["target"] == "label"
+
+    new = tmp_path / "new"  # new texts to predict: a flat folder of .txt files, one prediction per file
+    new.mkdir()
+    texts = reviews(6, 9)["review"].tolist()
+    for i, text in enumerate(texts):
+        (new / f"r{i}.txt").write_text(text, encoding="utf-8")
+    (new / "r5.txt").write_text("", encoding="utf-8")  # an empty file is an empty text
+    texts[5] = ""
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "new.csv", index=False)
+    by_folder = CliRunner().invoke(app, ["predict", str(out), str(new), "--id", "file"])
+    by_table = CliRunner().invoke(app, ["predict", str(out), str(tmp_path / "new.csv")])
+    assert by_folder.exit_code == 0 and by_table.exit_code == 0, by_folder.output + by_table.output
+    folder_rows, table_rows = pd.read_csv(io.StringIO(by_folder.stdout)), pd.read_csv(io.StringIO(by_table.stdout))
+    assert folder_rows["file"].tolist() == [f"r{i}.txt" for i in range(6)]
+    assert "ignoring column" not in by_folder.stderr  # the id column it was asked to carry is not "ignored"
+    pd.testing.assert_frame_equal(folder_rows.drop(columns="file"), table_rows)
+    scored = CliRunner().invoke(app, ["evaluate", str(out), str(root), "--json"])  # class folders: labelled
+    assert scored.exit_code == 0 and json.loads(scored.stdout)["rows"] == 80, scored.output
 
 
 def test_cli_picks_jieba_for_chinese_without_being_told(tmp_path):

@@ -31,7 +31,7 @@ def fit_command(
     run = build_config(config, overrides, schema=TaggingRunConfig, aliases={}, command="fit --task tagging")
     train = read_tagged(data)
     held = read_tagged(valid) if valid is not None else None
-    predictor, tracker = tracked_fit(run, lambda: fit_tagger(train, run, held, where=str(data)))
+    predictor, tracker = tracked_fit(run, lambda: fit_tagger(train, run, held, where=str(data), valid_where=str(valid)))
     out = out or Path(f"{Path(data).name.split('.')[0]}-model")
     predictor.save(out)
     valid_scores = predictor.metrics["valid"]

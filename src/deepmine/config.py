@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from deepmine.exceptions import ConfigError, did_you_mean
 from deepmine.urls import redact_url
@@ -176,6 +176,16 @@ class TextConfig(_Section):
                 raise ValueError(f"unknown text encoder '{part}'{did_you_mean(part, known)}; choose from {known}")
         return value
 
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> TextConfig:
+        if "transformer" in self.encoder.split("+") and self.embedding_dim % self.heads:
+            fits = [h for h in (1, 2, 4, 8) if self.embedding_dim % h == 0]
+            raise ValueError(
+                f"text.heads ({self.heads}) must divide text.embedding_dim ({self.embedding_dim}) for the transformer "
+                f"encoder; use text.heads={max(fits)} or an embedding_dim that is a multiple of {self.heads}"
+            )
+        return self
+
     @property
     def encoders(self) -> list[str]:
         """One encoder per ensemble member (``auto`` before a fit has resolved it: the network alone)."""
@@ -245,7 +255,10 @@ def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[st
 def _format_validation_error(err: ValidationError, where: str) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
-    return f"{where}: {loc}: {first['msg']} (got {first.get('input')!r})"
+    message = first["msg"].removeprefix("Value error, ")  # our validators' own sentences
+    given = first.get("input")
+    shown = "" if isinstance(given, dict) else f" (got {given!r})"  # a whole section: the message names the values
+    return f"{where}: {loc}: {message}{shown}"
 
 
 def _suggest_key(dotted: str, known: list[str]) -> str:

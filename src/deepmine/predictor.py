@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from torch import nn
 from deepmine.config import RunConfig
 from deepmine.data.schema import Schema
 from deepmine.data.sources import DataSource, describe, load_table
-from deepmine.exceptions import ColumnError
+from deepmine.exceptions import ColumnError, DeepmineWarning
 from deepmine.features.pipeline import Blocks, FeaturePipeline
 
 PREDICT_CHUNK = 8192
@@ -137,7 +138,9 @@ class Predictor:
             from deepmine.exceptions import did_you_mean
 
             raise ColumnError(f"id column '{id_column}' is not in {where}{did_you_mean(id_column, frame.columns)}")
-        proba, values = self._proba_and_values(frame, where)
+        carried_only = id_column and id_column not in {s.name for s in self.schema.features}
+        scored = frame.drop(columns=[id_column]) if carried_only else frame  # the id the user named is not "ignored"
+        proba, values = self._proba_and_values(scored, where)
         out = pd.DataFrame(index=range(len(frame)))
         if id_column:
             out[id_column] = frame[id_column].to_numpy()
@@ -162,8 +165,15 @@ class Predictor:
                 f"{where} has no target column '{target}'{did_you_mean(target, frame.columns)}; "
                 "evaluate needs labelled rows"
             )
-        if not self.is_multilabel:  # multilabel: an empty value is a row with no labels
-            frame = frame[frame[target].notna()].reset_index(drop=True)
+        missing = frame[target].isna()
+        if missing.any() and not self.is_multilabel:  # multilabel: an empty value is a row with no labels
+            warnings.warn(
+                f"{where}: leaving out {int(missing.sum())} of {len(frame)} row(s) with no value in target "
+                f"'{target}'; the metrics cover the other {int((~missing).sum())}",
+                DeepmineWarning,
+                stacklevel=2,
+            )
+            frame = frame[~missing].reset_index(drop=True)
         return self.score_frame(frame, where)
 
     def score_frame(self, frame: pd.DataFrame, where: str) -> dict[str, Any]:

@@ -98,6 +98,21 @@ def leading_comment_lines(lines: list[str]) -> int:
     return count
 
 
+def consistent_delimiter(lines: list[str], preferred: str) -> str | None:
+    """The delimiter that splits the first line into two or more fields and (quotes respected) at least 90 % of
+    the sampled rows into as many — the file name's delimiter first on a tie; ``None`` when none does. Counting
+    whole rows, not characters, keeps prose full of commas in a tab-separated file from looking comma-separated."""
+    best: tuple[float, str] | None = None
+    for sep in sorted(DELIMITERS, key=lambda d: d != preferred):
+        rows = [row for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=sep) if row]
+        if not rows or len(rows[0]) < 2:
+            continue
+        share = sum(len(row) == len(rows[0]) for row in rows) / len(rows)
+        if best is None or share > best[0]:
+            best = (share, sep)
+    return best[1] if best is not None and best[0] >= 0.9 else None
+
+
 def sniff_dialect(path: Path, sep: str | None, encoding: str | None, header: bool | None) -> CsvDialect:
     """Fill in whatever of delimiter, encoding and header the user left unset."""
     sample = read_sample(path)
@@ -111,10 +126,13 @@ def sniff_dialect(path: Path, sep: str | None, encoding: str | None, header: boo
     skip_rows = leading_comment_lines(lines)
     lines = [line for line in lines[skip_rows:] if line.strip()][:200]
     if sep is None:
+        by_name = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz", ".tab")) else ","
+        sep = consistent_delimiter(lines, by_name)
+    if sep is None:
         try:
             sep = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=DELIMITERS).delimiter
         except csv.Error:
-            sep = "\t" if path.name.endswith((".tsv", ".tsv.gz")) else ","
+            sep = by_name
     if header is None:
         rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=sep, skipinitialspace=True))
         header = sniff_header(rows)

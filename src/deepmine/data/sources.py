@@ -107,7 +107,18 @@ def _csv_options(path: Path, data: DataConfig) -> tuple[dict[str, Any], bool]:
         "keep_default_na": False,
         "low_memory": False,
     }
+    # in a one-column file a blank (or whitespace-only) line is an empty value — a row to keep, so predictions
+    # stay aligned with the input — while in a wider file it is a stray line
+    options["skip_blank_lines"] = _field_count(path, options) != 1
     return options, dialect.header
+
+
+def _field_count(path: Path, options: dict[str, Any]) -> int:
+    """Fields in the first (header) line; 0 when pandas cannot read it (reading it for real then says why)."""
+    try:
+        return len(pd.read_csv(path, nrows=0, **options).columns)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, LookupError):
+        return 0
 
 
 @contextmanager
@@ -148,6 +159,8 @@ def _read_csv(path: Path, data: DataConfig) -> pd.DataFrame:
 def is_csv_file(source: DataSource) -> bool:
     """True for a path to a delimited text file (not Parquet, JSON Lines or a SQL URL)."""
     if isinstance(source, pd.DataFrame) or is_sql_url(source):
+        return False
+    if Path(source).is_dir():  # a folder of .txt files is read whole
         return False
     name = Path(source).name.lower()
     compressed = name.endswith((".bz2", ".zip", ".xz", ".zst", ".tar"))  # pandas reads these whole

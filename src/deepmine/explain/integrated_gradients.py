@@ -6,8 +6,8 @@ with :class:`captum.attr.LayerIntegratedGradients`. For a deep ensemble every me
 moves along the path at once, so the attributions of a row still add up to the ensemble's output minus
 the baseline output (completeness). Each column's attribution is the sum over its features.
 
-The explained output is the probability of the predicted class (classifiers) or the predicted value on
-the target's scale (regression). The baseline is ``columns.BASELINE_DOC``.
+The explained output is the probability of the predicted class (classifiers), of the most probable label
+(multilabel) or the predicted value on the target's scale (regression). The baseline is ``columns.BASELINE_DOC``.
 """
 
 from __future__ import annotations
@@ -83,11 +83,14 @@ def integrated_gradients(
     base_row = to_tensors(baseline_blocks(pipeline, modes))
     n = len(frame)
     baselines = tuple(t.expand(n, *t.shape[1:]).contiguous() for t in base_row)
-    classify = predictor.is_classifier
+    multilabel = predictor.task == "multilabel"  # one sigmoid per label: the most probable label is explained
+    classify = predictor.is_classifier or multilabel
     scale, shift = (1.0, 0.0) if classify else (float(pipeline.target_std), float(pipeline.target_mean))
 
     def forward(*xs: torch.Tensor) -> torch.Tensor:
         out = model(*xs)
+        if multilabel:
+            return torch.sigmoid(out)
         return torch.softmax(out, dim=1) if classify else out[:, 0] * scale + shift
 
     with torch.no_grad():
@@ -122,14 +125,19 @@ def integrated_gradients(
         error = np.abs(per_column.sum(axis=1) - gap)
         if np.all(error <= TOLERANCE * np.abs(gap) + 1e-7):
             break
-    labels = pipeline.decode_target(target.numpy()) if classify else None
+    labels = None
+    if multilabel:
+        labels = [predictor.schema.classes[i] for i in target.tolist()]
+    elif classify:
+        labels = pipeline.decode_target(target.numpy())
+    what = "probability of label" if multilabel else "probability of"
     rows = []
     for i in range(n):
         rows.append(
             {
                 "row": i,
                 "prediction": labels[i] if classify else float(f_x[i]),
-                "explained": f"probability of '{labels[i]}'" if classify else "predicted value",
+                "explained": f"{what} '{labels[i]}'" if classify else "predicted value",
                 "output": float(f_x[i]),
                 "baseline_output": float(f_b[i]),
                 "completeness_error": float(error[i]),

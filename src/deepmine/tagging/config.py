@@ -39,6 +39,13 @@ class TaggingModelConfig(_Section):
     word_dropout: float = Field(
         0.5, ge=0.0, lt=1.0, description="Training: a word seen once becomes the unknown word with this chance."
     )
+    feature_dropout: float = Field(
+        0.25,
+        ge=0.0,
+        lt=1.0,
+        description="Training: a sentence's feature columns (POS, chunk...) read as unknown with this chance, so "
+        "the model also tags plain text, which has none.",
+    )
     crf: bool = Field(True, description="CRF output layer; false = per-token softmax.")
 
 

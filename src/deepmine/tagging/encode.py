@@ -167,15 +167,24 @@ def collate(items: Sequence[Encoded]) -> tuple[list[torch.Tensor], torch.Tensor]
 
 
 class TagBatches:
-    """Length-bucketed batches of encoded sentences for the Trainer; rare words dropped to unknown at random."""
+    """Length-bucketed batches of encoded sentences for the Trainer; rare words dropped to unknown at random, and
+    whole sentences' feature columns read as unknown at random (as plain text reads them)."""
 
     POOL = 50  # batches per pool: sentences are shuffled, sorted by length within a pool, then cut
 
-    def __init__(self, items: Sequence[Encoded], batch_size: int, word_dropout: float, singletons_from: int) -> None:
+    def __init__(
+        self,
+        items: Sequence[Encoded],
+        batch_size: int,
+        word_dropout: float,
+        singletons_from: int,
+        feature_dropout: float = 0.0,
+    ) -> None:
         self.items = list(items)
         self.rows = len(self.items)
         self.batch_size = max(1, min(batch_size, self.rows))
         self.word_dropout = word_dropout
+        self.feature_dropout = feature_dropout
         self.singletons_from = singletons_from
         self.lengths = torch.tensor([len(e.words) for e in self.items])
 
@@ -197,6 +206,10 @@ class TagBatches:
                 rare = words >= self.singletons_from
                 drop = torch.rand(words.shape, generator=generator) < self.word_dropout
                 inputs[0] = words.masked_fill(rare & drop, OOV)
+            features = inputs[3]
+            if self.feature_dropout > 0 and features.shape[1]:
+                plain = torch.rand(len(features), generator=generator) < self.feature_dropout
+                inputs[3] = features.masked_fill(plain[:, None, None] & (features != 0), OOV)  # padding stays 0
             yield inputs, tags
 
 

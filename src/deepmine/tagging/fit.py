@@ -15,7 +15,7 @@ from deepmine.tagging.metrics import entity_scores
 from deepmine.tagging.model import Tagger, TaggingLoss
 from deepmine.tagging.predictor import TaggerPredictor, decode_items
 from deepmine.tagging.readers import Sentence
-from deepmine.tagging.schemes import check_scheme, detect
+from deepmine.tagging.schemes import check_prefixed, check_scheme, detect
 from deepmine.train.callbacks import Callback
 from deepmine.train.seeding import seed_everything
 from deepmine.train.trainer import Trainer
@@ -28,7 +28,7 @@ def model_spec(config: TaggingRunConfig, encoder: TagEncoder) -> dict[str, Any]:
         "tags": encoder.tags,
         "internal": encoder.internal,
         "constrain": config.tagging.constrain,
-        **m.model_dump(exclude={"word_dropout"}),
+        **m.model_dump(exclude={"word_dropout", "feature_dropout"}),
     }
 
 
@@ -54,6 +54,7 @@ def _check(sentences: Sequence[Sentence], where: str) -> list[Sentence]:
     kept = [s for s in sentences if s.tokens]
     if not kept:
         raise DataError(f"{where} holds no tagged tokens; expected token lines (token [features...] tag)")
+    check_prefixed([s.tags or [] for s in kept], where)
     return kept
 
 
@@ -63,6 +64,7 @@ def fit_tagger(
     valid: Sequence[Sentence] | None = None,
     where: str = "the training data",
     callbacks: Sequence[Callback] = (),
+    valid_where: str = "the validation data",
 ) -> TaggerPredictor:
     """Fit on ``train`` (tagged sentences); stop early on ``valid`` (else a held-out share of ``train``).
 
@@ -72,7 +74,8 @@ def fit_tagger(
     train = _check(train, where)
     if valid is None:
         train, valid = _holdout(train, config.trainer.valid_fraction, config.seed)
-    valid = _check(valid, "the validation data")
+        valid_where = f"the validation split of {where}"
+    valid = _check(valid, valid_where)
     given = config.tagging.scheme
     scheme = detect([s.tags for s in train]) if given == "auto" else check_scheme(given, where)
     widths = {len(s.features) for s in valid}
@@ -86,7 +89,9 @@ def fit_tagger(
     generator = seed_everything(config.seed)
     model = Tagger(spec)
     batch = len(train_items) if config.trainer.batch_size == "full" else int(config.trainer.batch_size)
-    source = TagBatches(train_items, batch, config.model.word_dropout, encoder.state["singletons_from"])
+    source = TagBatches(
+        train_items, batch, config.model.word_dropout, encoder.state["singletons_from"], config.model.feature_dropout
+    )
     trainer = Trainer(
         model,
         TaggingLoss(model),

@@ -16,7 +16,7 @@ from deepmine.tagging.encode import Encoded, TagEncoder, by_length, collate
 from deepmine.tagging.metrics import entity_scores
 from deepmine.tagging.model import Tagger
 from deepmine.tagging.readers import Sentence, tokenize
-from deepmine.tagging.schemes import convert, detect, spans
+from deepmine.tagging.schemes import check_prefixed, convert, detect, spans
 
 KIND = "tagger"
 BATCH = 128
@@ -121,6 +121,7 @@ class TaggerPredictor:
     def score(self, sentences: Sequence[Sentence]) -> dict[str, Any]:
         """conlleval figures (fractions) on tagged sentences, in their own scheme (detected; else the model's)."""
         truth = [s.tags or [] for s in sentences]
+        check_prefixed(truth, "the test data")
         scheme = detect(truth)
         if (scheme == "raw") != (self.scheme == "raw"):
             raise DataError(

@@ -1,4 +1,5 @@
-"""A folder of ``.txt`` files per class (``reviews/pos/*.txt``, ``reviews/neg/*.txt``) read as a (text, label) table."""
+"""A folder of ``.txt`` files per class (``reviews/pos/*.txt``, ``reviews/neg/*.txt``) read as a (text, label) table;
+a flat folder of ``.txt`` files (new texts to predict) as a (file, text) table."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 from deepmine.exceptions import DataError
 
 TEXT_SUFFIX = ".txt"
-TEXT_COLUMN, LABEL_COLUMN = "text", "label"
+TEXT_COLUMN, LABEL_COLUMN, FILE_COLUMN = "text", "label", "file"
 
 
 def is_text_folder(data: Any) -> bool:
@@ -26,22 +27,30 @@ def is_text_folder(data: Any) -> bool:
 
 def read_text_folder(path: str | Path) -> pd.DataFrame:
     """One row per ``.txt`` file: its text (UTF-8, undecodable bytes replaced) and its class folder's name as the
-    label, rows ordered by label then file name."""
+    label, rows ordered by label then file name. A folder holding only ``.txt`` files (no class folders) gives
+    its files' names and texts, in name order, for prediction."""
     root = Path(path)
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    loose = sorted(p.name for p in root.glob(f"*{TEXT_SUFFIX}"))
+    loose = sorted(p for p in root.glob(f"*{TEXT_SUFFIX}") if not p.name.startswith("."))
+    if loose and not classes:
+        texts = [{FILE_COLUMN: file.name, TEXT_COLUMN: _read(file)} for file in loose]
+        return pd.DataFrame(texts, columns=[FILE_COLUMN, TEXT_COLUMN])
     if loose or not classes:
         raise DataError(
-            f"'{root}' holds .txt files outside class folders ({loose[:3]}); put each text in a folder named "
-            "after its class, e.g. reviews/pos/1.txt and reviews/neg/2.txt"
+            f"'{root}' holds .txt files outside class folders ({[p.name for p in loose[:3]]}) as well as class "
+            "folders; put each training text in a folder named after its class, e.g. reviews/pos/1.txt"
             if loose
             else f"'{root}' has no class folders; put each text in a folder named after its class (reviews/pos/1.txt)"
         )
     rows = [
-        {TEXT_COLUMN: file.read_bytes().decode("utf-8", errors="replace"), LABEL_COLUMN: folder.name}
+        {TEXT_COLUMN: _read(file), LABEL_COLUMN: folder.name}
         for folder in classes
         for file in sorted(folder.rglob(f"*{TEXT_SUFFIX}"))
     ]
     if not rows:
         raise DataError(f"'{root}' has class folders but no .txt files in them; add texts as <class>/<name>.txt")
     return pd.DataFrame(rows, columns=[TEXT_COLUMN, LABEL_COLUMN])
+
+
+def _read(file: Path) -> str:
+    return file.read_bytes().decode("utf-8", errors="replace")
