@@ -267,3 +267,13 @@ def test_cli_export_json_and_human_output(single_binary, tmp_path, run_cli):
     assert done.out == "" and "max abs diff" in done.err
     assert (tmp_path / "art.pt").exists() and (tmp_path / "art.pt.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_text_only_model_is_pointed_to_serving_not_to_dropping_its_only_column(tmp_path):
+    from test_text import reviews
+
+    frame = reviews(60, 1)
+    predictor = deepmine.fit(frame, target="sentiment", **{"trainer.epochs": 1, "report.enabled": False})
+    with pytest.raises(ExportError, match=r"reads only text column\(s\) \('review'\).*deepmine serve") as err:
+        export_predictor(predictor, tmp_path / "m.onnx", "onnx")
+    assert "columns.drop" not in str(err.value) and not list(tmp_path.iterdir())

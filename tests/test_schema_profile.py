@@ -250,3 +250,13 @@ def test_feature_pipeline_state_round_trips_through_json():
     np.testing.assert_array_equal(pipeline.encode_target(other), restored.encode_target(other))
     assert restored.cardinalities == pipeline.cardinalities
     assert restored.text_cardinalities == pipeline.text_cardinalities
+
+
+def test_profile_table_clips_long_text_values_to_one_short_line(run_cli, tmp_path):
+    long_review = "an unusually long review that goes on " * 20
+    frame = pd.DataFrame({"review": [long_review] * 3 + ["short"] * 2, "y": [0, 1, 0, 1, 0]})
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    result = run_cli("profile", tmp_path / "r.csv")
+    assert result.code == 0, result.err
+    # the value shows twice (why, statistics), each cut to 40 characters — not 20 repeats of the sentence
+    assert result.err.count("unusually") == 2 and result.err.count("…") == 2

@@ -109,9 +109,9 @@ def test_prediction_reader_tells_conll_from_plain_text(tmp_path):
     got = read_for_prediction(conll, features=1)
     assert [s.tokens for s in got] == [["Ann", "left"], ["Bob"]] and got[0].features == [["NNP", "VBD"]]
     plain = tmp_path / "p.txt"
-    plain.write_text("Ann left Paris.\nBob saw Lima, again!\n", encoding="utf-8")
-    got = read_for_prediction(plain, features=1)
-    assert [s.tokens for s in got] == [["Ann", "left", "Paris", "."], ["Bob", "saw", "Lima", ",", "again", "!"]]
+    plain.write_text("Ann left Paris.\n\nBob saw Lima, again!\n", encoding="utf-8")
+    got = read_for_prediction(plain, features=1)  # a blank line is an empty sentence: one output per input line
+    assert [s.tokens for s in got] == [["Ann", "left", "Paris", "."], [], ["Bob", "saw", "Lima", ",", "again", "!"]]
 
 
 def test_tokenize_splits_punctuation_emoji_and_keeps_scripts():

@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import deepmine
 from deepmine.cli import app
 from deepmine.config import TextConfig, build_config
 from deepmine.exceptions import ConfigError
@@ -517,3 +519,36 @@ def test_auto_encoder_keeps_the_network_alone_beside_other_columns():
     predictor = fit_table(frame, build_config(None, {"columns.target": "sentiment", **QUICK, "trainer.epochs": 2}))
     assert predictor.config.text.encoder == "ngram"  # linear members would score the text alone
     assert [m["text_encoder"] for m in predictor.model_spec["members"]] == ["ngram"]
+
+
+def test_text_classifier_is_exported_at_the_top_level():
+    from deepmine.sklearn_api import TextClassifier
+
+    assert deepmine.TextClassifier is TextClassifier and "TextClassifier" in deepmine.__all__
+
+
+def test_a_min_freq_no_word_reaches_warns_that_the_text_carries_nothing():
+    from deepmine.exceptions import DeepmineWarning
+
+    texts = pd.Series(["good film", "bad plot", "good plot"], name="review")
+    with pytest.warns(DeepmineWarning, match=r"text column 'review': no token is seen 100000 times.*text.min_freq"):
+        encoder = TextColumnEncoder(min_freq=100_000).fit(texts)
+    assert encoder.cardinality == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeepmineWarning)
+        assert TextColumnEncoder(min_freq=2).fit(texts).cardinality == 4  # good, plot
+
+
+def test_a_text_model_predicts_a_plain_list_of_strings(fitted):
+    from conftest import make_table
+
+    from deepmine.exceptions import DataError
+
+    predictor = fitted
+    texts = reviews(5, 11)["review"].tolist() + ["", "😀"]
+    frame = pd.DataFrame({"review": texts})
+    assert predictor.predict(texts).tolist() == predictor.predict(frame).tolist()
+    np.testing.assert_array_equal(predictor.predict_proba(tuple(texts)), predictor.predict_proba(frame))
+    two_columns = deepmine.fit(make_table(80), target="label", **QUICK)
+    with pytest.raises(DataError, match=r"a list of values fits a model with one input column; this one reads"):
+        two_columns.predict(["a", "b"])

@@ -96,8 +96,19 @@ def test_missing_file_and_non_utf8_line(tmp_path):
 
 def test_repeated_words_keep_their_first_vector_with_a_warning(tmp_path):
     with pytest.warns(DeepmineWarning, match="1 repeated words; the first vector of each is kept"):
-        vectors = load_vectors(_write(tmp_path / "rep.txt", "a 1 2\nb 3 4\na 5 6\n"))
+        vectors = load_vectors(_write(tmp_path / "rep.txt", "a 1 2\nb 3 4\na 5 6\nc 2 4\n"))
     np.testing.assert_array_equal(vectors["a"], [1, 2])
+    assert vectors.words == ["a", "b", "c"] and len(vectors.matrix) == 3  # the repeat is gone, not hidden
+    assert [w for w, _ in vectors.nearest("a", 2)] == ["c", "b"]  # never its own neighbour
+
+
+def test_a_binary_word2vec_file_says_how_to_convert_it(tmp_path):
+    path = tmp_path / "vectors.bin"
+    path.write_bytes(b"2 3\n" + b"king " + np.asarray([0.5, 0, 1], "<f4").tobytes() + b"\nqueen " + bytes(12) + b"\n")
+    with pytest.raises(
+        DataError, match=r"looks like a binary word2vec file.*save_word2vec_format\(out, binary=False\)"
+    ):
+        load_vectors(path)
 
 
 def test_a_failed_write_leaves_the_existing_file_untouched(tmp_path):
@@ -258,10 +269,10 @@ def test_table_corpus_uses_its_single_text_column(tmp_path):
 def test_folder_corpus_reads_every_line_of_every_txt_file(tmp_path):
     (tmp_path / "pos").mkdir()
     _write(tmp_path / "pos" / "b.txt", "great stay\n\nlovely staff\n")
-    _write(tmp_path / "a.txt", "first document\n")
+    _write(tmp_path / "a.txt", "first document\r\nsecond\x85one\u2028still one\r\n")  # CRLF; marks inside a line
     _write(tmp_path / "notes.md", "not a text file of the corpus\n")
     docs, _ = read_documents(tmp_path)
-    assert docs == ["first document", "great stay", "lovely staff"]
+    assert docs == ["first document", "second\x85one\u2028still one", "great stay", "lovely staff"]
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="folder '.*empty' holds no .txt files"):
         read_documents(tmp_path / "empty")

@@ -24,6 +24,7 @@ __all__ = [
     "RunConfig",
     "TabularClassifier",
     "TabularRegressor",
+    "TextClassifier",
     "ImageClassifier",
     "SequenceClassifier",
     "embed",
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from deepmine.images.estimator import ImageClassifier
     from deepmine.predictor import Predictor
     from deepmine.recommender import Recommender
-    from deepmine.sklearn_api import TabularClassifier, TabularRegressor
+    from deepmine.sklearn_api import TabularClassifier, TabularRegressor, TextClassifier
     from deepmine.text.vectors import WordVectors
 
 
@@ -134,7 +135,7 @@ def load_vectors(path: Any, limit: int | None = None) -> WordVectors:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("TabularClassifier", "TabularRegressor"):
+    if name in ("TabularClassifier", "TabularRegressor", "TextClassifier"):
         from deepmine import sklearn_api
 
         return getattr(sklearn_api, name)

@@ -107,6 +107,8 @@ def profile(
         return
     from rich.table import Table
 
+    from deepmine.data.schema import shorten
+
     view = Table(title=f"{result['source']}: {result['rows']} rows × {len(result['columns'])} columns")
     for heading in ("column", "role", "why", "missing", "distinct", "statistics"):
         view.add_column(heading)
@@ -115,7 +117,7 @@ def profile(
         shown = (
             ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if isinstance(v, int | float) and k != "50%")
             if "top" not in stats
-            else ", ".join(f"{k} ({v})" for k, v in list(stats["top"].items())[:3])
+            else ", ".join(f"{shorten(k)} ({v})" for k, v in list(stats["top"].items())[:3])
         )
         view.add_row(
             col["name"], col["role"], col["reason"], f"{col['missing_share']:.1%}", str(col["distinct"]), shown

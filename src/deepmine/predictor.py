@@ -14,7 +14,7 @@ from torch import nn
 from deepmine.config import RunConfig
 from deepmine.data.schema import Schema
 from deepmine.data.sources import DataSource, describe, load_table
-from deepmine.exceptions import ColumnError, DeepmineWarning
+from deepmine.exceptions import ColumnError, DataError, DeepmineWarning
 from deepmine.features.pipeline import Blocks, FeaturePipeline
 
 PREDICT_CHUNK = 8192
@@ -77,6 +77,14 @@ class Predictor:
 
     # ---- prediction -----------------------------------------------------------------------------
     def _frame(self, data: DataSource) -> tuple[pd.DataFrame, str]:
+        if isinstance(data, list | tuple | pd.Series | np.ndarray):  # values of the model's one input column
+            columns = [s.name for s in self.schema.features]
+            if len(columns) != 1:
+                raise DataError(
+                    f"a {type(data).__name__} of values fits a model with one input column; this one reads "
+                    f"{len(columns)} ({columns[:10]}): pass a DataFrame, a file or a SQL URL with those columns"
+                )
+            return load_table(pd.DataFrame({columns[0]: list(data)})), f"the {len(data)} given value(s)"
         return load_table(data, self.config.data), describe(data)
 
     def _outputs(self, frame: pd.DataFrame, where: str) -> torch.Tensor:

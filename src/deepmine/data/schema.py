@@ -122,9 +122,9 @@ def infer_role(column: pd.Series, name: str) -> tuple[str, str]:
     if len(nonnull) == 0:
         return "constant", "every value is missing"
     if distinct == 1:
-        return "constant", f"every value is {to_native(nonnull.iloc[0])!r}"
+        return "constant", f"every value is {_quoted(nonnull.iloc[0])}"
     if pd.api.types.is_bool_dtype(column) or distinct == 2:
-        shown = ", ".join(repr(to_native(v)) for v in sorted(nonnull.unique(), key=str))
+        shown = ", ".join(_quoted(v) for v in sorted(nonnull.unique(), key=str))
         return "binary", f"two distinct values ({shown})"
     if pd.api.types.is_datetime64_any_dtype(column):
         return "datetime", "stored as date/time"
@@ -175,6 +175,17 @@ def infer_task(target: pd.Series, name: str, forced: str = "auto", label_sep: st
     if _is_integral(numeric.dropna()) and distinct <= MAX_CLASSES_FOR_INTEGER_TARGET:
         return "multiclass", f"the target holds {distinct} distinct integers"
     return "regression", f"the target holds numbers ({distinct} distinct)"
+
+
+def shorten(text: str, width: int = 40) -> str:
+    """``text`` on one line, cut to at most ``width`` characters (ending in …) for tables and messages."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _quoted(value: Any) -> str:
+    native = to_native(value)
+    return repr(shorten(native) if isinstance(native, str) else native)
 
 
 def check_target(frame: pd.DataFrame, target: str | None, where: str) -> None:

@@ -44,6 +44,13 @@ def check_exportable(predictor: Predictor) -> None:
 def check_table_columns(schema: Schema) -> None:
     """Raise :class:`ExportError` naming every column whose role the exported graph cannot take."""
     bad = [s for s in schema.features if s.role not in SUPPORTED_ROLES]
+    if bad and len(bad) == len(schema.features):
+        roles = sorted({s.role for s in bad})
+        raise ExportError(
+            f"cannot export: this model reads only {' and '.join(roles)} column(s) "
+            f"({', '.join(repr(s.name) for s in bad)}), which ONNX/TorchScript export does not take; serve it with "
+            "`deepmine serve` or predict with `deepmine predict` instead"
+        )
     if bad:
         listed = ", ".join(f"'{s.name}' ({s.role})" for s in bad)
         names = ",".join(s.name for s in bad)

@@ -155,7 +155,8 @@ def tokenize(text: str) -> list[str]:
 
 
 def read_for_prediction(path: str | Path, features: int) -> list[Sentence]:
-    """Sentences to tag: JSONL (``tokens`` or ``text``), CoNLL (token [features] [tag]) or plain text lines.
+    """Sentences to tag: JSONL (``tokens`` or ``text``), CoNLL (token [features] [tag]) or plain text lines (every
+    line one sentence, a blank line an empty one, so predictions stay aligned with the input lines).
 
     A file is read as CoNLL when every token line has the same number of columns, ``features`` + 1 or + 2
     (then the last is a tag and ignored), and it has blank lines between sentences or one token per line.
@@ -170,4 +171,4 @@ def read_for_prediction(path: str | Path, features: int) -> list[Sentence]:
         (width,) = widths
         tagged = width == features + 2
         return [Sentence(s.tokens, None, s.features) for s in read_conll(path, tagged=tagged, columns=width)]
-    return [Sentence(tokenize(line)) for line in lines if line.strip()]
+    return [Sentence(tokenize(line)) for line in lines]  # one per line, blank lines too: output lines match input

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from deepmine.exceptions import ArtifactError
+from deepmine.exceptions import ArtifactError, DeepmineWarning
 from deepmine.text.tokenizers import _CJK, choose_tokenizer, make_tokenizer, tokenizer_from_state
-from deepmine.text.vocab import Vocabulary
+from deepmine.text.vocab import OOV, Vocabulary
 
 
 def as_texts(column: pd.Series) -> list[str]:
@@ -73,6 +74,13 @@ class TextColumnEncoder:
         if self.tokenizer == "jieba":  # characters join the vocabulary so unknown words can fall back to them
             sequences = [tokens + _cjk_chars(tokens) for tokens in sequences]
         self._vocab = Vocabulary.build(sequences, self.max_tokens, self.min_freq)
+        if len(self._vocab) <= OOV + 1 and any(sequences):  # padding and unknown only
+            warnings.warn(
+                f"text column '{column.name}': no token is seen {self.min_freq} times in the training texts, so "
+                "every word reads as unknown and the column tells the model nothing; lower text.min_freq",
+                DeepmineWarning,
+                stacklevel=2,
+            )
         lengths = np.array([len(self.encode_tokens(text)) for text in texts] or [1])
         cut = float(np.percentile(lengths, self.percentile))
         self.length = self.max_length if self.fixed_length else int(min(self.max_length, max(1, np.ceil(cut))))

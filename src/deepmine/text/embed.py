@@ -67,7 +67,8 @@ def _read_text_path(path: Path) -> list[str]:
         raise DataError(f"folder '{path}' holds no .txt files; expected text files with one document per line")
     docs: list[str] = []
     for file in files:
-        docs.extend(line for line in _read_text(file).splitlines() if line.strip())
+        # lines end at \n (\r\n too) only: str.splitlines would also split at \x85, \u2028 and other marks in the text
+        docs.extend(line.rstrip("\r") for line in _read_text(file).split("\n") if line.strip())
     if not docs:
         raise DataError(f"corpus '{path}' holds no text; expected one document per line")
     return docs

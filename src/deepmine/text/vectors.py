@@ -128,6 +128,11 @@ def load_vectors(path: str | Path, limit: int | None = None) -> WordVectors:
         raise SourceNotFoundError(f"word-vectors file '{path}' does not exist; check the path")
     if path.is_dir():
         raise DataError(f"'{path}' is a folder; expected a word2vec/GloVe text file such as vectors.txt")
+    if _looks_binary(path):
+        raise DataError(
+            f"'{path}' looks like a binary word2vec file; deepmine reads the text format — convert it once with "
+            "gensim: KeyedVectors.load_word2vec_format(path, binary=True).save_word2vec_format(out, binary=False)"
+        )
     words: list[str] = []
     rows: list[np.ndarray] = []
     reader = _VectorLines(path)
@@ -146,12 +151,19 @@ def load_vectors(path: str | Path, limit: int | None = None) -> WordVectors:
         what = "is empty" if reader.dim is None else "has a header but no vectors"
         raise DataError(f"word-vectors file '{path}' {what}; expected lines of 'word v1 v2 ...'")
     reader.check_count(len(words), limit)
-    vectors = WordVectors(words, np.stack(rows), source=str(path))
-    repeated = len(words) - len(vectors.index)
-    if repeated:
-        message = f"{path}: {repeated} repeated words; the first vector of each is kept"
+    first = {word: i for i, word in reversed(list(enumerate(words)))}  # each word's first line
+    if len(first) < len(words):
+        message = f"{path}: {len(words) - len(first)} repeated words; the first vector of each is kept"
         warnings.warn(message, DeepmineWarning, stacklevel=2)
-    return vectors
+        keep = sorted(first.values())
+        words, rows = [words[i] for i in keep], [rows[i] for i in keep]
+    return WordVectors(words, np.stack(rows), source=str(path))
+
+
+def _looks_binary(path: Path) -> bool:
+    """True when the file's first 4 KiB hold a NUL byte, as packed float32 vectors do and text never does."""
+    with _open_binary(path) as handle:
+        return b"\x00" in handle.read(4096)
 
 
 class _VectorLines:
