@@ -319,5 +319,5 @@ def test_transformer_heads_that_do_not_divide_the_width_are_a_usage_error(run_cl
     out = tmp_path / "model"
     settings = ["--set", "text.encoder=transformer", "--set", "text.heads=3"]
     result = run_cli("fit", data, "--target", "label", "--out", out, *settings)
-    assert_error(result, 2, "text.heads (3) must divide text.embedding_dim (64)", "text.heads=8")
+    assert_error(result, 2, "text.heads (3) must divide text.embedding_dim (64)", "text.heads=2")
     assert "Value error" not in result.err and not out.exists()

@@ -63,9 +63,10 @@ def test_multilabel_rows_explain_their_most_probable_labels_probability():
     )
     result = integrated_gradients(predictor, frame.head(5))
     proba = predictor.predict_proba(frame.head(5))
-    for row, p in zip(result["rows"], proba, strict=True):
+    predicted = predictor.predict(frame.head(5))
+    for row, p, labels in zip(result["rows"], proba, predicted, strict=True):
         label = predictor.schema.classes[int(p.argmax())]
-        assert row["prediction"] == label and row["explained"] == f"probability of label '{label}'"
+        assert row["prediction"] == list(labels) and row["explained"] == f"probability of label '{label}'"
         assert row["output"] == pytest.approx(p.max(), abs=1e-5)  # a probability, not a raw logit
         gap = row["output"] - row["baseline_output"]
         assert abs(sum(row["attributions"].values()) - gap) <= 0.01 * abs(gap) + 1e-6

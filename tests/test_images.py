@@ -553,6 +553,27 @@ def test_export_of_an_image_and_table_model_takes_each_images_columns(tmp_path, 
     assert scope["labels"] == list(expected["prediction"])
 
 
+def test_image_exports_fall_back_to_the_torch_export_based_exporter(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import deepmine.export.writers as writers
+    from deepmine.export.images import export_image_predictor
+
+    def gone(*args, **kwargs):
+        raise RuntimeError("the TorchScript-based exporter was removed")
+
+    monkeypatch.setattr(writers, "_legacy_onnx", gone)
+    x, y = bars(40, seed=1)
+    image_only = fit_images(x, config(**{"trainer.epochs": 1}), labels=y)
+    for i, image in enumerate(x):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+    table = pd.DataFrame({"image": [f"{i}.png" for i in range(40)], "size": np.arange(40.0), "label": y})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    with_table = fit_images(tmp_path / "t.csv", config(**{"columns.target": "label", "trainer.epochs": 1}))
+    for name, predictor in (("only", image_only), ("table", with_table)):
+        result = export_image_predictor(predictor, tmp_path / f"{name}.onnx", "onnx", rows=9)
+        assert result.exporter == "onnx-dynamo" and result.max_abs_diff <= 1e-5 and result.rows == 9
+
+
 def test_export_of_an_image_model_needs_a_known_format_and_writes_nothing_on_error(tmp_path, run_cli):
     x, y = bars(40, seed=1)
     fit_images(x, config(**{"trainer.epochs": 1}), labels=y).save(tmp_path / "model")

@@ -260,8 +260,18 @@ def test_redact_url_masks_only_the_password():
         "postgresql+psycopg2://bob:***@db:5432/shop?sslmode=require"
     )
     assert redact_url("https://ann:tok@mlflow.example.com/") == "https://ann:***@mlflow.example.com/"
-    for unchanged in ("sqlite:////tmp/shop.db", "http://ann@host/x", "data/train.csv", "a@b.csv"):
+    for unchanged in ("sqlite:////tmp/shop.db", "http://ann@host/x", "data/train.csv", "a@b.csv", "sqlite:////a@b.db"):
         assert redact_url(unchanged) == unchanged
+    # unescaped '#', '/' or '?' in a password (SQLAlchemy reads them) and query-string passwords
+    assert redact_url("postgresql://u:p#s/s?x@h/db") == "postgresql://u:***@h/db"
+    assert redact_url("mssql://h/db?user=u&password=hunter2&x=1") == "mssql://h/db?user=u&password=***&x=1"
+    from deepmine.urls import redact_in
+
+    quoted = "API request to https://ann:tok3n@h:5000/api/2.0 failed (tok3n rejected)"
+    assert (
+        redact_in(quoted, "https://ann:tok3n@h:5000")
+        == "API request to https://ann:***@h:5000/api/2.0 failed (*** rejected)"
+    )
 
 
 def test_bad_database_url_error_never_shows_the_password(run_cli, tmp_path):
@@ -293,6 +303,16 @@ def test_saved_artifact_and_tracked_params_never_hold_the_tracking_password(tmp_
     assert manifest["config"]["tracking"]["uri"] == "http://bob:***@127.0.0.1:9/"
     assert flatten(config.model_dump(mode="json"))["tracking.uri"] == "http://bob:***@127.0.0.1:9/"
 
+    from deepmine.config import RunConfig
+    from deepmine.exceptions import DeepmineWarning
+    from deepmine.tracking import start
+
+    rebuilt = build_config(RunConfig(tracking={"uri": uri}), {"optimizer.lr": 0.01})
+    assert rebuilt.tracking.uri == uri  # only JSON dumps mask it: a config built from a config keeps the password
+    reloaded = build_config(None, {"tracking.uri": manifest["config"]["tracking"]["uri"]})
+    with pytest.warns(DeepmineWarning, match=r"holds a masked password .*--tracking-uri"):
+        assert start(reloaded) is None  # a masked URI read back from an artifact is not tried for minutes
+
     run_id = Tracker(None, "deepmine").record(predictor, source=SECRET_URL, artifact=artifact)
     run = recorded_run(run_id)
     assert run["tags"]["deepmine.source"] == "postgresql://bob:***@127.0.0.1:notaport/shop"
@@ -305,6 +325,10 @@ def test_blank_lines_of_a_one_column_file_are_empty_values_and_predictions_stay_
     frame = load_table(one)
     assert frame["text"].tolist()[0] == "terrible awful movie" and len(frame) == 4
     assert frame["text"].isna().tolist() == [False, True, True, False]
+    for name, text in (("lead.csv", "\ntext\nhello\n\nworld\n"), ("note.csv", "# exported\n\ntext\nhello\n\nworld\n")):
+        (tmp_path / name).write_text(text, encoding="utf-8")  # blank lines before the header are not rows
+        assert load_table(tmp_path / name)["text"].tolist()[::2] == ["hello", "world"]
+        assert load_table(tmp_path / name)["text"].isna().tolist() == [False, True, False]
     wide = tmp_path / "wide.csv"
     wide.write_text("a,b\n1,2\n\n   \n3,4\n", encoding="utf-8")  # in a wider file a blank line is a stray line
     assert load_table(wide).to_dict("list") == {"a": [1, 3], "b": [2, 4]}

@@ -416,3 +416,18 @@ def test_a_stray_tag_in_an_iob_file_is_named_before_training(tmp_path, run_cli):
         from deepmine.tagging.fit import fit_tagger
 
         fit_tagger(corpus(40, 6), tiny_config(**{"trainer.epochs": 1}), corpus(10, 7)).score(good)
+
+
+def test_raw_tag_sets_with_hyphens_are_not_mistaken_for_stray_iob_tags():
+    from deepmine.tagging.schemes import check_prefixed
+
+    raw = [["NAME", "O", "E-mail", "PHONE"], ["S-Corp", "NAME", "CITY"]]  # plain labels, a few hyphenated
+    check_prefixed(raw, "raw.txt")  # most tags carry no prefix: nothing to report
+    with pytest.raises(DataError, match=r"sentence 2, token 1 has tag 'PER'.*tagging.scheme=raw"):
+        check_prefixed([["B-PER", "I-PER", "O"], ["PER", "B-LOC"]], "typo.txt")
+    sentences = corpus(30, 4)
+    sentences[2].tags[1] = "PERSON-X"
+    from deepmine.tagging.fit import fit_tagger
+
+    fitted = fit_tagger(sentences, tiny_config(**{"trainer.epochs": 1, "tagging.scheme": "raw"}))  # the way out
+    assert fitted.scheme == "raw"

@@ -550,5 +550,8 @@ def test_a_text_model_predicts_a_plain_list_of_strings(fitted):
     assert predictor.predict(texts).tolist() == predictor.predict(frame).tolist()
     np.testing.assert_array_equal(predictor.predict_proba(tuple(texts)), predictor.predict_proba(frame))
     two_columns = deepmine.fit(make_table(80), target="label", **QUICK)
-    with pytest.raises(DataError, match=r"a list of values fits a model with one input column; this one reads"):
+    assert predictor.predict(np.asarray(texts)[:, None]).tolist() == predictor.predict(frame).tolist()  # (n, 1)
+    with pytest.raises(DataError, match=r"a list of shape \(2,\) does not fit this model's \d+ input column"):
         two_columns.predict(["a", "b"])
+    table = make_table(20, seed=5)[[s.name for s in two_columns.schema.features]]
+    np.testing.assert_array_equal(two_columns.predict_proba(table.to_numpy()), two_columns.predict_proba(table))

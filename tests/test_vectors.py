@@ -271,8 +271,16 @@ def test_folder_corpus_reads_every_line_of_every_txt_file(tmp_path):
     _write(tmp_path / "pos" / "b.txt", "great stay\n\nlovely staff\n")
     _write(tmp_path / "a.txt", "first document\r\nsecond\x85one\u2028still one\r\n")  # CRLF; marks inside a line
     _write(tmp_path / "notes.md", "not a text file of the corpus\n")
+    (tmp_path / "old_mac.txt").write_bytes(b"one line\ranother line\r")  # lines ended by \r alone
     docs, _ = read_documents(tmp_path)
-    assert docs == ["first document", "second\x85one\u2028still one", "great stay", "lovely staff"]
+    assert docs == [
+        "first document",
+        "second\x85one\u2028still one",
+        "one line",
+        "another line",
+        "great stay",
+        "lovely staff",
+    ]
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="folder '.*empty' holds no .txt files"):
         read_documents(tmp_path / "empty")

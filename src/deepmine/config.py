@@ -179,10 +179,10 @@ class TextConfig(_Section):
     @model_validator(mode="after")
     def _heads_divide_width(self) -> TextConfig:
         if "transformer" in self.encoder.split("+") and self.embedding_dim % self.heads:
-            fits = [h for h in (1, 2, 4, 8) if self.embedding_dim % h == 0]
+            fits = max(h for h in range(1, self.heads + 1) if self.embedding_dim % h == 0)  # fewer heads that fit
             raise ValueError(
                 f"text.heads ({self.heads}) must divide text.embedding_dim ({self.embedding_dim}) for the transformer "
-                f"encoder; use text.heads={max(fits)} or an embedding_dim that is a multiple of {self.heads}"
+                f"encoder; use text.heads={fits} or an embedding_dim that is a multiple of {self.heads}"
             )
         return self
 
@@ -207,9 +207,10 @@ class TrackingConfig(_Section):
     uri: str | None = Field(None, description="Tracking URI; unset = $MLFLOW_TRACKING_URI, else ./deepmine-runs.")
     experiment: str = Field("deepmine", description="MLflow experiment the runs go to.")
 
-    @field_serializer("uri")
+    @field_serializer("uri", when_used="json")
     def _hide_password(self, uri: str | None) -> str | None:
-        """Saved artifacts, tracked params and written configs never hold the URI's password."""
+        """Saved artifacts, tracked params and written configs (JSON dumps) never hold the URI's password; the
+        running process keeps it."""
         return None if uri is None else redact_url(uri)
 
 

@@ -77,14 +77,17 @@ class Predictor:
 
     # ---- prediction -----------------------------------------------------------------------------
     def _frame(self, data: DataSource) -> tuple[pd.DataFrame, str]:
-        if isinstance(data, list | tuple | pd.Series | np.ndarray):  # values of the model's one input column
+        if isinstance(data, list | tuple | pd.Series | np.ndarray):  # rows of values in the input columns' order
             columns = [s.name for s in self.schema.features]
-            if len(columns) != 1:
+            array = np.asarray(data, dtype=object)
+            rows = array.reshape(-1, 1) if array.ndim == 1 else array
+            if rows.ndim != 2 or rows.shape[1] != len(columns):
                 raise DataError(
-                    f"a {type(data).__name__} of values fits a model with one input column; this one reads "
-                    f"{len(columns)} ({columns[:10]}): pass a DataFrame, a file or a SQL URL with those columns"
+                    f"a {type(data).__name__} of shape {array.shape} does not fit this model's {len(columns)} input "
+                    f"column(s) {columns[:10]}: pass one value per row for a one-column model, rows of "
+                    f"{len(columns)} values in that order, or a DataFrame, file or SQL URL with those columns"
                 )
-            return load_table(pd.DataFrame({columns[0]: list(data)})), f"the {len(data)} given value(s)"
+            return load_table(pd.DataFrame(rows, columns=columns)), f"the {len(rows)} given row(s)"
         return load_table(data, self.config.data), describe(data)
 
     def _outputs(self, frame: pd.DataFrame, where: str) -> torch.Tensor:

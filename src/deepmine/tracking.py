@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from deepmine.exceptions import DeepmineWarning
-from deepmine.urls import redact_url
+from deepmine.urls import MASK, redact_in, redact_url
 
 DEFAULT_DIR = "deepmine-runs"
 T = TypeVar("T")
@@ -70,12 +70,13 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
 THREAD_NAME = "deepmine-tracking"
 
 
-def settle() -> None:
-    """Wait until any tracker has opened its store, so worker processes forked next (image DataLoader
-    workers) never copy a lock that thread holds mid-operation (SQLite, MLflow's logging)."""
+def settle(timeout: float = 30.0) -> None:
+    """Wait (at most ``timeout`` seconds) until any tracker has opened its store, so worker processes forked next
+    (image DataLoader workers) never copy a lock that thread holds mid-operation (SQLite, MLflow's logging). An
+    unreachable server (MLflow retries for minutes) does not hold the fit back longer than that."""
     for thread in threading.enumerate():
         if thread.name == THREAD_NAME and thread is not threading.current_thread():
-            thread.join()
+            thread.join(timeout)
 
 
 class Tracker:
@@ -122,7 +123,7 @@ class Tracker:
                 raise self.error
             run_id = log_fit(self.client, self.experiment_id, predictor, source, artifact, command, extra)
         except Exception as err:
-            first = (str(err).strip().splitlines() or [""])[0][:300]
+            first = redact_in((str(err).strip().splitlines() or [""])[0], self.uri)[:300]
             warnings.warn(
                 f"run tracking to {redact_url(self.uri)} failed ({type(err).__name__}: {first}); the fit and its "
                 "artifact are kept (turn tracking off with --no-track or --set tracking.enabled=false)",
@@ -154,7 +155,16 @@ def start(config: Any, uri: str | None = None) -> Tracker | None:
     switched_off = os.environ.get("DEEPMINE_TRACKING", "").lower() in ("0", "off", "false", "no")
     if not settings.enabled or switched_off or not is_main_process():
         return None
-    return Tracker(uri or settings.uri, settings.experiment)
+    chosen = uri or settings.uri
+    if chosen and f":{MASK}@" in chosen:  # a config read back from an artifact or best.yaml
+        warnings.warn(
+            f"tracking.uri '{chosen}' holds a masked password (saved configs never store it), so this fit is not "
+            "tracked; pass the real URI with --tracking-uri or $MLFLOW_TRACKING_URI",
+            DeepmineWarning,
+            stacklevel=2,
+        )
+        return None
+    return Tracker(chosen, settings.experiment)
 
 
 def open_store(uri: str, experiment: str, *, create: bool) -> tuple[Any, str | None]:
@@ -295,7 +305,7 @@ def list_runs(uri: str | None = None, experiment: str = "deepmine", limit: int =
     except Exception as err:  # unreachable server, not an MLflow store
         from deepmine.exceptions import DataError
 
-        first = (str(err).strip().splitlines() or [""])[0][:300]
+        first = redact_in((str(err).strip().splitlines() or [""])[0], uri)[:300]
         raise DataError(
             f"could not read runs from '{redact_url(uri)}' ({type(err).__name__}: {first}); check --tracking-uri"
         ) from err

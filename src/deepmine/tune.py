@@ -24,7 +24,7 @@ from typing import Any
 from deepmine.config import RunConfig, build_config
 from deepmine.exceptions import ConfigError
 from deepmine.train.callbacks import Callback, higher_is_better
-from deepmine.urls import redact_url
+from deepmine.urls import redact_in, redact_url
 
 SearchSpace = Callable[[Any], dict[str, Any]]
 SEARCH_SPACES: dict[str, SearchSpace] = {}
@@ -111,7 +111,7 @@ def make_storage(url: str) -> Any:
         return optuna.storages.RDBStorage(url, **kwargs)
     except Exception as err:  # bad URL, missing driver, unreachable server
         raise ConfigError(
-            f"--storage '{redact_url(url)}' is not a usable Optuna storage: {str(err).splitlines()[0]}"
+            f"--storage '{redact_url(url)}' is not a usable Optuna storage: {redact_in(str(err).splitlines()[0], url)}"
         ) from err
 
 

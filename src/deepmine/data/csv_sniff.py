@@ -23,6 +23,7 @@ class CsvDialect:
     sep: str
     header: bool
     skip_rows: int = 0
+    blank_rows: int = 0  # blank lines after the skipped comment lines, before the first row
 
 
 def read_sample(path: Path, size: int = SAMPLE_BYTES) -> bytes:
@@ -124,6 +125,9 @@ def sniff_dialect(path: Path, sep: str | None, encoding: str | None, header: boo
     if len(sample) == SAMPLE_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut
     skip_rows = leading_comment_lines(lines)
+    blank_rows = 0
+    while skip_rows + blank_rows < len(lines) - 1 and not lines[skip_rows + blank_rows].strip():
+        blank_rows += 1
     lines = [line for line in lines[skip_rows:] if line.strip()][:200]
     if sep is None:
         by_name = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz", ".tab")) else ","
@@ -136,4 +140,4 @@ def sniff_dialect(path: Path, sep: str | None, encoding: str | None, header: boo
     if header is None:
         rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=sep, skipinitialspace=True))
         header = sniff_header(rows)
-    return CsvDialect(encoding=encoding, sep=sep, header=header, skip_rows=skip_rows)
+    return CsvDialect(encoding=encoding, sep=sep, header=header, skip_rows=skip_rows, blank_rows=blank_rows)

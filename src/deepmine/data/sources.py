@@ -14,7 +14,7 @@ import pandas as pd
 from deepmine.config import DataConfig
 from deepmine.data.csv_sniff import sniff_dialect
 from deepmine.exceptions import DataError, SourceNotFoundError, did_you_mean
-from deepmine.urls import redact_url
+from deepmine.urls import redact_in, redact_url
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json")
@@ -107,9 +107,12 @@ def _csv_options(path: Path, data: DataConfig) -> tuple[dict[str, Any], bool]:
         "keep_default_na": False,
         "low_memory": False,
     }
-    # in a one-column file a blank (or whitespace-only) line is an empty value — a row to keep, so predictions
-    # stay aligned with the input — while in a wider file it is a stray line
-    options["skip_blank_lines"] = _field_count(path, options) != 1
+    # in a one-column file a blank (or whitespace-only) line after the first row is an empty value — a row to
+    # keep, so predictions stay aligned with the input lines — while in a wider file it is a stray line
+    one_column = _field_count(path, options) == 1
+    options["skip_blank_lines"] = not one_column
+    if one_column:
+        options["skiprows"] = dialect.skip_rows + dialect.blank_rows  # blank lines before the first row: skipped
     return options, dialect.header
 
 
@@ -235,7 +238,7 @@ def _read_sql(url: str, data: DataConfig) -> pd.DataFrame:
     try:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as err:
-        reason = str(err).splitlines()[0].replace(url, shown)
+        reason = redact_in(str(err).splitlines()[0], url)
         raise DataError(f"'{shown}' is not a usable SQLAlchemy URL: {reason}") from err
     try:
         with engine.connect() as conn:
@@ -256,7 +259,7 @@ def _read_sql(url: str, data: DataConfig) -> pd.DataFrame:
                 )
             return pd.read_sql_table(table, conn)
     except sa.exc.SQLAlchemyError as err:
-        reason = str(err).splitlines()[0].replace(url, shown)
+        reason = redact_in(str(err).splitlines()[0], url)
         raise DataError(f"reading '{shown}' failed: {reason}") from err
     finally:
         engine.dispose()

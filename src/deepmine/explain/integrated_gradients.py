@@ -126,8 +126,9 @@ def integrated_gradients(
         if np.all(error <= TOLERANCE * np.abs(gap) + 1e-7):
             break
     labels = None
-    if multilabel:
+    if multilabel:  # the row's predicted label list (thresholds applied); its most probable label is explained
         labels = [predictor.schema.classes[i] for i in target.tolist()]
+        predicted = predictor.predict_blocks(pipeline.transform(frame, where))[1]
     elif classify:
         labels = pipeline.decode_target(target.numpy())
     what = "probability of label" if multilabel else "probability of"
@@ -136,7 +137,7 @@ def integrated_gradients(
         rows.append(
             {
                 "row": i,
-                "prediction": labels[i] if classify else float(f_x[i]),
+                "prediction": list(predicted[i]) if multilabel else labels[i] if classify else float(f_x[i]),
                 "explained": f"{what} '{labels[i]}'" if classify else "predicted value",
                 "output": float(f_x[i]),
                 "baseline_output": float(f_b[i]),

@@ -41,10 +41,11 @@ def check_exportable(predictor: Predictor) -> None:
     check_table_columns(predictor.schema)
 
 
-def check_table_columns(schema: Schema) -> None:
-    """Raise :class:`ExportError` naming every column whose role the exported graph cannot take."""
+def check_table_columns(schema: Schema, whole_model: bool = True) -> None:
+    """Raise :class:`ExportError` naming every column whose role the exported graph cannot take (``whole_model``:
+    these columns are all the model reads, not the table part of an image model)."""
     bad = [s for s in schema.features if s.role not in SUPPORTED_ROLES]
-    if bad and len(bad) == len(schema.features):
+    if bad and whole_model and len(bad) == len(schema.features):
         roles = sorted({s.role for s in bad})
         raise ExportError(
             f"cannot export: this model reads only {' and '.join(roles)} column(s) "
@@ -202,7 +203,7 @@ class TablePreprocess(nn.Module):
 
     def __init__(self, pipeline: FeaturePipeline) -> None:
         super().__init__()
-        check_table_columns(pipeline.schema)
+        check_table_columns(pipeline.schema, whole_model=False)
         encoders = list(pipeline.numeric.values())
         if any(isinstance(e, DatetimeEncoder) for e in encoders):  # pragma: no cover - the check above catches it
             raise ExportError("cannot export datetime columns")
@@ -218,7 +219,7 @@ class TablePreprocess(nn.Module):
         """``given`` (the inputs in :attr:`names` order) as preprocessed ``(numeric, categorical)``; an absent
         kind is an empty ``(rows, 0)`` tensor."""
         by_name = dict(zip(self.names, given, strict=True))
-        empty = rows.new_zeros((rows.shape[0], 0))
+        empty = rows.flatten(1)[:, :0]  # (rows, 0), sliced from an input so the batch axis stays dynamic
         numeric = by_name.get("numeric", empty.float())
         return self(numeric, by_name.get("categorical", empty.long()))
 
@@ -237,41 +238,14 @@ class PipelineGraph(nn.Module):
         self.target_std = float(pipeline.target_std)
         self.eval()
 
-    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
-        output = self.model(*self.table(numeric, categorical))
+    def forward(self, *given: torch.Tensor) -> torch.Tensor:
+        """``given``: the inputs in :func:`input_names` order (``numeric`` and/or ``categorical``)."""
+        output = self.model(*self.table.split(given[0], given))
         if self.classify:
             return torch.softmax(output.float(), dim=1)
         return output[:, 0].double() * self.target_std + self.target_mean
 
 
-class NumericOnly(nn.Module):
-    """Adapter for models without categorical columns (the graph then has one input)."""
-
-    def __init__(self, graph: PipelineGraph) -> None:
-        super().__init__()
-        self.graph = graph
-
-    def forward(self, numeric: torch.Tensor) -> torch.Tensor:
-        return self.graph(numeric, numeric[:, :0].long())
-
-
-class CategoricalOnly(nn.Module):
-    """Adapter for models without numeric columns."""
-
-    def __init__(self, graph: PipelineGraph) -> None:
-        super().__init__()
-        self.graph = graph
-
-    def forward(self, categorical: torch.Tensor) -> torch.Tensor:
-        return self.graph(categorical[:, :0].float(), categorical)
-
-
 def build_graph(predictor: Predictor) -> nn.Module:
     """The exportable module for ``predictor``; its inputs are :func:`input_names` in that order."""
-    graph = PipelineGraph(predictor)
-    names = input_names(predictor)
-    if names == ["numeric"]:
-        return NumericOnly(graph).eval()
-    if names == ["categorical"]:
-        return CategoricalOnly(graph).eval()
-    return graph
+    return PipelineGraph(predictor).eval()

@@ -7,6 +7,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,8 +74,7 @@ def _legacy_onnx(module, example, names, output, path: Path) -> None:
 
 def _dynamo_onnx(module, example, names, output, path: Path) -> None:
     _require("onnxscript")
-    rows = torch.export.Dim("rows", min=1)
-    shapes = {name: {0: rows} for name in names}
+    shapes = _dynamic_rows(module, len(names))
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -96,6 +96,24 @@ def _dynamo_onnx(module, example, names, output, path: Path) -> None:
             program.save(str(path), external_data=False)
         finally:
             quiet.setLevel(level)
+
+
+def _dynamic_rows(module: nn.Module, inputs: int) -> dict[str, Any]:
+    """torch.export's ``dynamic_shapes`` for ``inputs`` inputs sharing one dynamic batch axis, keyed by the
+    forward's parameter names (a ``*args`` parameter takes the rest as a tuple)."""
+    import inspect
+
+    rows = torch.export.Dim("rows", min=1)
+    specs = [{0: rows} for _ in range(inputs)]
+    shapes: dict[str, Any] = {}
+    for param in inspect.signature(module.forward).parameters.values():
+        if param.kind is param.VAR_POSITIONAL:
+            if specs:
+                shapes[param.name] = tuple(specs)
+            break
+        if specs:
+            shapes[param.name] = specs.pop(0)
+    return shapes
 
 
 def write_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> str:

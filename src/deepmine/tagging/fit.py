@@ -50,11 +50,13 @@ def _holdout(sentences: list[Sentence], fraction: float, seed: int) -> tuple[lis
     return [sentences[i] for i in np.sort(order[cut:])], [sentences[i] for i in np.sort(order[:cut])]
 
 
-def _check(sentences: Sequence[Sentence], where: str) -> list[Sentence]:
+def _check(sentences: Sequence[Sentence], where: str, scheme: str) -> list[Sentence]:
+    """The sentences with tokens; a one-line error when there are none or a tag breaks the file's IOB form."""
     kept = [s for s in sentences if s.tokens]
     if not kept:
         raise DataError(f"{where} holds no tagged tokens; expected token lines (token [features...] tag)")
-    check_prefixed([s.tags or [] for s in kept], where)
+    if scheme != "raw":
+        check_prefixed([s.tags or [] for s in kept], where)
     return kept
 
 
@@ -71,12 +73,13 @@ def fit_tagger(
     ``callbacks``: extra Trainer callbacks (for example to log each epoch)."""
     config = config or TaggingRunConfig()
     started = time.perf_counter()
-    train = _check(train, where)
+    given = config.tagging.scheme
+    train = _check(train, where, given)
     if valid is None:
         train, valid = _holdout(train, config.trainer.valid_fraction, config.seed)
-        valid_where = f"the validation split of {where}"
-    valid = _check(valid, valid_where)
-    given = config.tagging.scheme
+        valid = _check(valid, f"the validation split of {where}", "raw")  # its tags were checked with train's
+    else:
+        valid = _check(valid, valid_where, given)
     scheme = detect([s.tags for s in train]) if given == "auto" else check_scheme(given, where)
     widths = {len(s.features) for s in valid}
     use_features = config.tagging.features and bool(train[0].features) and widths == {len(train[0].features)}

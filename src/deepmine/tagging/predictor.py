@@ -121,8 +121,13 @@ class TaggerPredictor:
     def score(self, sentences: Sequence[Sentence]) -> dict[str, Any]:
         """conlleval figures (fractions) on tagged sentences, in their own scheme (detected; else the model's)."""
         truth = [s.tags or [] for s in sentences]
-        check_prefixed(truth, "the test data")
         scheme = detect(truth)
+        if self.scheme == "raw":  # a model of plain labels (prefixed or not) scores the labels it knows
+            known = {*self.types, "O"}
+            if all(t in known for tags in truth for t in tags):
+                scheme = "raw"
+        else:
+            check_prefixed(truth, "the test data")
         if (scheme == "raw") != (self.scheme == "raw"):
             raise DataError(
                 f"the test tags look {scheme.upper()} but the model was trained on {self.scheme.upper()} tags; "

@@ -68,9 +68,9 @@ def spans(tags: Sequence[str], scheme: str = "iob2") -> list[Span]:
 
 
 def check_prefixed(sentences: Sequence[Sequence[str]], where: str) -> None:
-    """Raise a one-line :class:`DataError` naming the first tag that breaks a file whose other entity tags all
-    carry a B-/I-/E-/S- prefix (a typo would otherwise turn the whole file into raw tags)."""
-    prefixed, stray = 0, None
+    """Raise a one-line :class:`DataError` naming the first tag without a B-/I-/E-/S- prefix in a file where most
+    entity tags have one (a typo would otherwise turn the whole file into raw tags)."""
+    prefixed, plain, stray = 0, 0, None
     for number, tags in enumerate(sentences, 1):
         for position, tag in enumerate(tags, 1):
             if tag == OUTSIDE:
@@ -78,14 +78,16 @@ def check_prefixed(sentences: Sequence[Sequence[str]], where: str) -> None:
             prefix, kind = split_tag(tag)
             if prefix in ("B", "I", "E", "S") and kind:
                 prefixed += 1
-            elif stray is None:
+                continue
+            plain += 1
+            if stray is None:
                 stray = (number, position, tag)
-    if stray is not None and prefixed:
+    if stray is not None and prefixed > plain:
         number, position, tag = stray
         raise DataError(
             f"{where}: sentence {number}, token {position} has tag '{tag}', which is not in IOB/BIOES form "
-            f"(B-, I-, E- or S- then a type, or O) while {prefixed} other tags are; fix that tag "
-            "(or, for tags without prefixes everywhere, write them all without prefixes)"
+            f"(B-, I-, E- or S- then a type, or O) while {prefixed} other tags are; fix that tag, or read every "
+            "tag as a plain label with --set tagging.scheme=raw"
         )
 
 

@@ -67,8 +67,9 @@ def _read_text_path(path: Path) -> list[str]:
         raise DataError(f"folder '{path}' holds no .txt files; expected text files with one document per line")
     docs: list[str] = []
     for file in files:
-        # lines end at \n (\r\n too) only: str.splitlines would also split at \x85, \u2028 and other marks in the text
-        docs.extend(line.rstrip("\r") for line in _read_text(file).split("\n") if line.strip())
+        # lines end at \n, \r\n or \r only: str.splitlines would also split at \x85, \u2028 and other marks
+        text = _read_text(file).replace("\r\n", "\n").replace("\r", "\n")
+        docs.extend(line for line in text.split("\n") if line.strip())
     if not docs:
         raise DataError(f"corpus '{path}' holds no text; expected one document per line")
     return docs
