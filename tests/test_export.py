@@ -174,9 +174,11 @@ def test_sidecar_vocabularies_reproduce_the_codes(ensemble_binary, tmp_path):
     assert set(sidecar["vocabularies"]["member"]) == {"no", "yes"}
 
 
-def test_sidecar_usage_example_runs_as_written(ensemble_binary, tmp_path, monkeypatch):
-    pytest.importorskip("onnxruntime")
-    result = export_predictor(ensemble_binary, tmp_path / "model.onnx", "onnx", rows=200)
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_sidecar_usage_example_runs_as_written(ensemble_binary, tmp_path, monkeypatch, fmt):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    result = export_predictor(ensemble_binary, tmp_path / f"model.{fmt}", fmt, rows=200)
     usage = json.loads(result.sidecar.read_text())["usage"]
     monkeypatch.chdir(tmp_path)
     scope: dict = {}

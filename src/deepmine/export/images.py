@@ -159,16 +159,10 @@ def build_image_sidecar(
         inputs_code = _TABLE_USAGE.format(records=records) + TABLE_INPUTS_USAGE.format(
             start='{"pixels": batch}', rows="records"
         )
-    if fmt == "onnx":
-        runtime = "import onnxruntime as ort"
-        run = f'session = ort.InferenceSession("{model_path.name}")\nprobabilities = session.run(None, inputs)[0]'
-    else:
-        runtime = "import torch"
-        run = (
-            f'module = torch.jit.load("{model_path.name}")\n'
-            "with torch.no_grad():\n"
-            '    probabilities = module(*[torch.from_numpy(inputs[n]) for n in meta["input_names"]]).numpy()'
-        )
+    from deepmine.export.sidecar import RUNTIMES
+
+    runtime, load, call = RUNTIMES[fmt]
+    run = load.format(model=model_path.name) + "\n" + call.format(output=OUTPUT)
     usage = _USAGE.format(
         runtime_import=runtime,
         sidecar=f"{model_path.name}.json",

@@ -43,24 +43,32 @@ if meta["categorical_columns"]:
     )
 """
 
-_ONNX_USAGE = """\
+_USAGE = """\
 import json
 import numpy as np
-import onnxruntime as ort
+{runtime_import}
 
 meta = json.load(open("{sidecar}"))
-session = ort.InferenceSession("{model}")
+{load}
 rows = [{example}]
 
-{table}{output} = session.run(None, inputs)[0]
+{table}{run}
 """
 
-_TORCHSCRIPT_USAGE = """\
-import torch
-module = torch.jit.load("{model}")
-# build the same numpy inputs as for ONNX (see the 'inputs' entry), then:
-{output} = module({args})
-"""
+# per format: the import, loading the graph, running it on ``inputs`` (a dict of arrays by input name)
+RUNTIMES = {
+    "onnx": (
+        "import onnxruntime as ort",
+        'session = ort.InferenceSession("{model}")',
+        "{output} = session.run(None, inputs)[0]",
+    ),
+    "torchscript": (
+        "import torch",
+        'module = torch.jit.load("{model}")',
+        "with torch.no_grad():\n"
+        '    {output} = module(*[torch.from_numpy(inputs[n]) for n in meta["input_names"]]).numpy()',
+    ),
+}
 
 
 def example_row(pipeline: FeaturePipeline) -> str:
@@ -133,17 +141,15 @@ def build_sidecar(
     else:
         outputs = [{"name": output, "dtype": "float64", "shape": ["rows"], "target": predictor.schema.target}]
     sidecar_name = f"{model_path.name}.json"
-    if fmt == "onnx":
-        usage = _ONNX_USAGE.format(
-            sidecar=sidecar_name,
-            model=model_path.name,
-            example=example_row(predictor.pipeline),
-            table=TABLE_INPUTS_USAGE.format(start="{}", rows="rows"),
-            output=output,
-        )
-    else:
-        args = ", ".join(f"torch.from_numpy(inputs[{n!r}])" for n in names)
-        usage = _TORCHSCRIPT_USAGE.format(model=model_path.name, output=output, args=args)
+    runtime, load, run = RUNTIMES[fmt]
+    usage = _USAGE.format(
+        runtime_import=runtime,
+        sidecar=sidecar_name,
+        load=load.format(model=model_path.name),
+        example=example_row(predictor.pipeline),
+        table=TABLE_INPUTS_USAGE.format(start="{}", rows="rows"),
+        run=run.format(output=output),
+    )
     return {
         **provenance(model_path, fmt, exporter),
         "task": predictor.task,
