@@ -321,3 +321,15 @@ def test_transformer_heads_that_do_not_divide_the_width_are_a_usage_error(run_cl
     result = run_cli("fit", data, "--target", "label", "--out", out, *settings)
     assert_error(result, 2, "text.heads (3) must divide text.embedding_dim (64)", "text.heads=2")
     assert "Value error" not in result.err and not out.exists()
+
+
+# ---- a validation split too small to mean anything ------------------------------------------------------
+def test_a_tiny_validation_split_is_called_unreliable(run_cli, tmp_path):
+    data = write(tmp_path, "five.csv", make_table(N_ROWS).head(12))
+    result = run_cli("fit", data, "--target", "label", "--out", tmp_path / "m", *FAST)
+    assert result.code == 0, result.err
+    assert "the validation split holds only 2 row(s); its metrics and early stopping are unreliable" in result.err
+    bigger = run_cli(
+        "fit", write(tmp_path, "all.csv", make_table(N_ROWS)), "--target", "label", "--out", tmp_path / "n", *FAST
+    )
+    assert bigger.code == 0 and "unreliable" not in bigger.err

@@ -309,3 +309,9 @@ def test_help_does_not_import_gensim_and_lists_the_commands():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "LOADED:"
     assert "embed" in done.stdout and "neighbors" in done.stdout
+
+
+def test_vectors_built_directly_drop_repeated_words_too():
+    vectors = WordVectors(["a", "b", "a"], np.asarray([[1.0, 0.0], [0.0, 1.0], [1.0, 0.01]]))
+    assert vectors.words == ["a", "b"] and vectors.matrix.shape == (2, 2)
+    assert vectors.nearest("a", 5) == [("b", pytest.approx(0.0, abs=1e-6))]

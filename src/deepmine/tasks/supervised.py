@@ -37,6 +37,8 @@ from deepmine.train.callbacks import Callback
 from deepmine.train.seeding import seed_everything
 from deepmine.train.trainer import Trainer
 
+SMALL_VALID = 10  # validation rows below which fit warns that its figures mean little
+
 
 class RegressionLoss(nn.Module):
     """Mean squared error on a single-output head."""
@@ -248,6 +250,13 @@ def fit_table(
         valid_where = "the validation split"
         train_frame, valid_frame = train_valid_split(
             frame, target, config.trainer.valid_fraction, config.seed, stratify=schema.task in ("binary", "multiclass")
+        )
+    if len(valid_frame) < SMALL_VALID:
+        warnings.warn(
+            f"{valid_where} holds only {len(valid_frame)} row(s); its metrics and early stopping are unreliable "
+            "(macro precision/recall count classes it lacks as 0) — add rows or pass a larger --valid",
+            DeepmineWarning,
+            stacklevel=2,
         )
     pipeline = FeaturePipeline(schema, config.preprocess, config.text).fit(train_frame)
     config = resolve_text_encoder(config, pipeline)

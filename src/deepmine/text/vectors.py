@@ -36,9 +36,13 @@ class WordVectors:
                 f"{source}: {len(self.words)} words but a matrix of shape {self.matrix.shape}; "
                 "expected one row per word"
             )
-        self.index: dict[str, int] = {}
+        first: dict[str, int] = {}
         for i, word in enumerate(self.words):
-            self.index.setdefault(word, i)  # a repeated word keeps its first vector
+            first.setdefault(word, i)  # a repeated word keeps its first vector; its later rows are dropped
+        if len(first) < len(self.words):
+            keep = sorted(first.values())
+            self.words, self.matrix = [self.words[i] for i in keep], self.matrix[keep]
+        self.index: dict[str, int] = {word: i for i, word in enumerate(self.words)}
         self._unit: np.ndarray | None = None
         self._lower: dict[str, int] | None = None
 
@@ -151,13 +155,11 @@ def load_vectors(path: str | Path, limit: int | None = None) -> WordVectors:
         what = "is empty" if reader.dim is None else "has a header but no vectors"
         raise DataError(f"word-vectors file '{path}' {what}; expected lines of 'word v1 v2 ...'")
     reader.check_count(len(words), limit)
-    first = {word: i for i, word in reversed(list(enumerate(words)))}  # each word's first line
-    if len(first) < len(words):
-        message = f"{path}: {len(words) - len(first)} repeated words; the first vector of each is kept"
+    vectors = WordVectors(words, np.stack(rows), source=str(path))
+    if len(vectors) < len(words):
+        message = f"{path}: {len(words) - len(vectors)} repeated words; the first vector of each is kept"
         warnings.warn(message, DeepmineWarning, stacklevel=2)
-        keep = sorted(first.values())
-        words, rows = [words[i] for i in keep], [rows[i] for i in keep]
-    return WordVectors(words, np.stack(rows), source=str(path))
+    return vectors
 
 
 def _looks_binary(path: Path) -> bool:
