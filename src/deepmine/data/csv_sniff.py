@@ -24,6 +24,7 @@ class CsvDialect:
     header: bool
     skip_rows: int = 0
     blank_rows: int = 0  # blank lines after the skipped comment lines, before the first row
+    fields: int = 0  # fields of the first row (quotes respected)
 
 
 def read_sample(path: Path, size: int = SAMPLE_BYTES) -> bytes:
@@ -137,7 +138,8 @@ def sniff_dialect(path: Path, sep: str | None, encoding: str | None, header: boo
             sep = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=DELIMITERS).delimiter
         except csv.Error:
             sep = by_name
+    rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=sep, skipinitialspace=True))
     if header is None:
-        rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=sep, skipinitialspace=True))
         header = sniff_header(rows)
-    return CsvDialect(encoding=encoding, sep=sep, header=header, skip_rows=skip_rows, blank_rows=blank_rows)
+    fields = len(rows[0]) if rows else 0
+    return CsvDialect(encoding, sep, header, skip_rows=skip_rows, blank_rows=blank_rows, fields=fields)

@@ -109,19 +109,11 @@ def _csv_options(path: Path, data: DataConfig) -> tuple[dict[str, Any], bool]:
     }
     # in a one-column file a blank (or whitespace-only) line after the first row is an empty value — a row to
     # keep, so predictions stay aligned with the input lines — while in a wider file it is a stray line
-    one_column = _field_count(path, options) == 1
+    one_column = dialect.fields == 1
     options["skip_blank_lines"] = not one_column
     if one_column:
         options["skiprows"] = dialect.skip_rows + dialect.blank_rows  # blank lines before the first row: skipped
     return options, dialect.header
-
-
-def _field_count(path: Path, options: dict[str, Any]) -> int:
-    """Fields in the first (header) line; 0 when pandas cannot read it (reading it for real then says why)."""
-    try:
-        return len(pd.read_csv(path, nrows=0, **options).columns)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, LookupError):
-        return 0
 
 
 @contextmanager

@@ -79,7 +79,8 @@ def integrated_gradients(
     members = _members(model)
     pipeline = predictor.pipeline
     cols = layout(pipeline)
-    inputs = tuple(to_tensors(pipeline.transform(frame, where)))
+    blocks = pipeline.transform(frame, where)
+    inputs = tuple(to_tensors(blocks))
     base_row = to_tensors(baseline_blocks(pipeline, modes))
     n = len(frame)
     baselines = tuple(t.expand(n, *t.shape[1:]).contiguous() for t in base_row)
@@ -128,7 +129,7 @@ def integrated_gradients(
     labels = None
     if multilabel:  # the row's predicted label list (thresholds applied); its most probable label is explained
         labels = [predictor.schema.classes[i] for i in target.tolist()]
-        predicted = predictor.predict_blocks(pipeline.transform(frame, where))[1]
+        predicted = predictor.predict_blocks(blocks)[1]
     elif classify:
         labels = pipeline.decode_target(target.numpy())
     what = "probability of label" if multilabel else "probability of"
