@@ -306,12 +306,16 @@ def test_saved_artifact_and_tracked_params_never_hold_the_tracking_password(tmp_
     from deepmine.config import RunConfig
     from deepmine.exceptions import DeepmineWarning
     from deepmine.tracking import start
+    from deepmine.urls import redact_url
 
     rebuilt = build_config(RunConfig(tracking={"uri": uri}), {"optimizer.lr": 0.01})
     assert rebuilt.tracking.uri == uri  # only JSON dumps mask it: a config built from a config keeps the password
     reloaded = build_config(None, {"tracking.uri": manifest["config"]["tracking"]["uri"]})
     with pytest.warns(DeepmineWarning, match=r"holds a masked password .*--tracking-uri"):
         assert start(reloaded) is None  # a masked URI read back from an artifact is not tried for minutes
+    query_masked = build_config(None, {"tracking.uri": redact_url("http://127.0.0.1:9/?user=bob&password=hunter2")})
+    with pytest.warns(DeepmineWarning, match=r"holds a masked password"):
+        assert start(query_masked) is None  # masked as a password= query value too
 
     run_id = Tracker(None, "deepmine").record(predictor, source=SECRET_URL, artifact=artifact)
     run = recorded_run(run_id)

@@ -362,6 +362,46 @@ def test_cli_fit_evaluate_predict(tmp_path, run_cli):
     assert {"type", "start", "end", "text"} == set(rows[0]["entities"][0])
 
 
+def test_cli_predict_tags_one_column_of_a_table_row_by_row(fitted, tmp_path, run_cli):
+    import pandas as pd
+
+    model = fitted.save(tmp_path / "model")
+    table = tmp_path / "notes.csv"
+    texts = ["Kofi Garcia visited Lima, then Oslo.", "", "Hiro left Dakar !"]
+    frame = pd.DataFrame({"id": [7, 8, 9], "source": ["mail", "web", "chat"], "text": texts})
+    frame.to_csv(table, index=False)  # the empty text is a missing value in the CSV
+    done = run_cli("predict", model, table, "--id", "id")
+    assert done.code == 0, done.err
+    rows = [json.loads(line) for line in done.out.splitlines()]
+    assert [r["id"] for r in rows] == [7, 8, 9]  # one row per table row, the blank one kept
+    assert rows[0]["tokens"][:2] == ["Kofi", "Garcia"] and rows[1]["tokens"] == [] and rows[2]["tokens"][0] == "Hiro"
+    assert rows[0]["tokens"] == fitted.predict(texts[0])[0]["tokens"]  # the text column, not the CSV line
+    assert {e["text"] for e in rows[0]["entities"]} >= {"Kofi Garcia", "Lima"}
+    out = tmp_path / "tags.csv"
+    done = run_cli("predict", model, table, "--id", "id", "-o", out)
+    assert done.code == 0, done.err
+    written = pd.read_csv(out, keep_default_na=False)
+    assert list(written.columns) == ["id", "tokens", "tags", "entities"]
+    assert written["tags"].tolist() == [" ".join(r["tags"]) for r in rows]
+    assert json.loads(written["entities"][0]) == rows[0]["entities"]
+    assert fitted.predict(frame) == [{k: v for k, v in r.items() if k != "id"} for r in rows]  # DataFrames too
+
+    two = tmp_path / "two.csv"
+    pd.DataFrame({"title": ["Anna saw Perth .", "x"], "body": ["Hiro left Dakar .", "y"]}).to_csv(two, index=False)
+    done = run_cli("predict", model, two)
+    assert done.code == 1 and "['title', 'body']" in done.err and "--text" in done.err
+    assert len(done.err.strip().splitlines()) == 1
+    done = run_cli("predict", model, two, "--text", "body")
+    assert done.code == 0, done.err
+    assert json.loads(done.out.splitlines()[0])["tokens"][0] == "Hiro"
+    done = run_cli("predict", model, two, "--text", "summary")
+    assert done.code == 1 and "'summary'" in done.err and "title" in done.err
+    plain = tmp_path / "plain.txt"
+    plain.write_text("Anna saw Perth .\n", encoding="utf-8")
+    done = run_cli("predict", model, plain, "--text", "body")
+    assert done.code == 2 and "--text applies to tables" in done.err
+
+
 def test_cli_errors_are_one_line(tmp_path, run_cli):
     bad = tmp_path / "bad.txt"
     bad.write_text("Ann NNP B-PER\nleft O\n", encoding="utf-8")

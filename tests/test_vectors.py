@@ -207,6 +207,10 @@ def test_words_sharing_contexts_are_each_others_nearest_neighbours(embedded, run
         assert done.code == 0, done.err
         assert json.loads(done.out)["neighbors"][0]["word"] == f"beta{g}"
         assert vectors.nearest(f"beta{g}", k=1)[0][0] == f"alpha{g}"
+    done = run_cli("neighbors", embedded, "ALPHA1", "-k", "3", "--json")  # another casing of a known word
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["word"] == "alpha1" and json.loads(done.out)["neighbors"][0]["word"] == "beta1"
+    assert "'ALPHA1' is not in" in done.err and "'alpha1'" in done.err
 
 
 def test_same_seed_gives_an_identical_file_whatever_the_hash_seed(corpus, embedded, tmp_path):

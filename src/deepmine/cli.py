@@ -342,6 +342,10 @@ def predict(
     ] = None,
     k: Annotated[int, typer.Option("--k", help="Recommender: items per user.", min=1)] = 10,
     strict: StrictOpt = False,
+    text_column: Annotated[
+        str | None,
+        typer.Option("--text", help="Tagging: the table column holding the sentences (default: its text column)."),
+    ] = None,
     sep: SepOpt = None,
     encoding: EncodingOpt = None,
     no_header: NoHeaderOpt = False,
@@ -354,8 +358,14 @@ def predict(
     if _kind(artifact) == "tagger" and data is not None:
         from deepmine.cli_tagging import predict_command as predict_tagger
 
-        predict_tagger(artifact, data, output)
+        predict_tagger(
+            artifact, data, output, id_column, text_column, _data_config(sep, encoding, no_header, table, query)
+        )
         return
+    if text_column is not None:
+        from deepmine.exceptions import ConfigError
+
+        raise ConfigError("--text applies to tagging models, which tag one column of a table; this model reads rows")
     if _kind(artifact) == "sequence" and data is not None:
         from deepmine.cli_sequence import predict_command as predict_sequence
 

@@ -90,14 +90,57 @@ def evaluate_command(artifact: Path, data: str, json_out: bool) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
-def predict_command(artifact: Path, data: str, output: Path | None) -> None:
-    """One JSON line per sentence: tokens, tags and entities [{type, start, end, text}] (end exclusive)."""
+def predict_command(
+    artifact: Path,
+    data: str,
+    output: Path | None,
+    id_column: str | None = None,
+    text_column: str | None = None,
+    read: Any = None,
+) -> None:
+    """Tag every sentence of DATA. A CoNLL/JSONL/text file gives one JSON line per sentence (tokens, tags and
+    entities [{type, start, end, text}], end exclusive); a table (CSV/TSV/Parquet/SQL) tags one text column, a
+    row per sentence, written as JSON lines or — for a CSV/TSV/Parquet ``output`` — as a table."""
+    from deepmine.exceptions import ConfigError
+    from deepmine.tagging.tables import is_table_source, read_table_texts
+
+    predictor = _load(artifact)
+    ids = None
+    if is_table_source(data):
+        table = read_table_texts(data, read, text_column, id_column)
+        rows = predictor.predict(table.texts)
+        ids = table.ids
+    elif id_column is not None or text_column is not None:
+        flag = "--id" if id_column is not None else "--text"
+        raise ConfigError(f"{flag} applies to tables (CSV/TSV/Parquet/SQL); '{data}' is read as sentences")
+    else:
+        rows = predictor.predict(Path(data))
+    _write_tagged(rows, output, id_column, ids)
+
+
+def _write_tagged(rows: list[dict[str, Any]], output: Path | None, id_column: str | None, ids: Any) -> None:
+    """JSON lines (stdout, .jsonl) or a table of space-joined tokens/tags and the entities as JSON."""
+    import pandas as pd
+
+    from deepmine.batch import output_kind, write_predictions
     from deepmine.report.build import write_text_atomic
 
-    rows = _load(artifact).predict(Path(data))
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    if output is None:
-        sys.stdout.write(text)
-        return
-    write_text_atomic(output, text)
+    if ids is not None:
+        rows = [{id_column: value, **row} for value, row in zip(ids.tolist(), rows, strict=True)]
+    if output is not None and output_kind(output) != "jsonl":
+        frame = pd.DataFrame(
+            {
+                **({id_column: ids.to_numpy()} if ids is not None else {}),
+                "tokens": [" ".join(r["tokens"]) for r in rows],
+                "tags": [" ".join(r["tags"]) for r in rows],
+                "entities": [json.dumps(r["entities"], ensure_ascii=False) for r in rows],
+            }
+        )
+        write_predictions(iter([frame]), output)
+    else:
+        text = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
+        if output is None:
+            sys.stdout.write(text)
+            return
+        write_text_atomic(output, text)
     print(f"wrote {len(rows)} tagged sentences to {output}", file=sys.stderr)

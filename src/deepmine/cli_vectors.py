@@ -98,10 +98,16 @@ def neighbors(
     k: Annotated[int, typer.Option("-k", "--k", help="How many neighbours.", min=1)] = 10,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
-    """The K words nearest to WORD by cosine similarity in a word-vectors file."""
+    """The K words nearest to WORD by cosine similarity in a word-vectors file (a word missing in this casing is
+    looked up lower-cased, then in its most frequent casing, and the CLI says which word it used)."""
     from deepmine.text.vectors import load_vectors
 
-    found = load_vectors(vectors).nearest(word, k)
+    loaded = load_vectors(vectors)
+    row = loaded.lookup(word)
+    if row is not None and loaded.words[row] != word:
+        print(f"'{word}' is not in {vectors}; showing the neighbours of '{loaded.words[row]}'", file=sys.stderr)
+        word = loaded.words[row]
+    found = loaded.nearest(word, k)
     if json_out:
         result = {"word": word, "neighbors": [{"word": w, "similarity": round(s, 6)} for w, s in found]}
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")

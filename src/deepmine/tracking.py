@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from deepmine.exceptions import DeepmineWarning
-from deepmine.urls import MASK, redact_in, redact_url
+from deepmine.urls import is_masked, redact_in, redact_url
 
 DEFAULT_DIR = "deepmine-runs"
 T = TypeVar("T")
@@ -156,7 +156,7 @@ def start(config: Any, uri: str | None = None) -> Tracker | None:
     if not settings.enabled or switched_off or not is_main_process():
         return None
     chosen = uri or settings.uri
-    if chosen and f":{MASK}@" in chosen:  # a config read back from an artifact or best.yaml
+    if chosen and is_masked(chosen):  # a config read back from an artifact or best.yaml
         warnings.warn(
             f"tracking.uri '{chosen}' holds a masked password (saved configs never store it), so this fit is not "
             "tracked; pass the real URI with --tracking-uri or $MLFLOW_TRACKING_URI",

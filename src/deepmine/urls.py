@@ -21,6 +21,11 @@ def secrets_of(url: str) -> list[str]:
     return found
 
 
+def is_masked(url: str) -> bool:
+    """Whether ``url`` carries a password already masked by :func:`redact_url` (it cannot be used to connect)."""
+    return MASK in secrets_of(url)
+
+
 def redact_url(text: str) -> str:
     """``text`` with the password of a ``scheme://user:password@host/...`` URL (and ``password=`` query values)
     replaced by ``***``; anything else (paths, URLs without a password) comes back unchanged."""

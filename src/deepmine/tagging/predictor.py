@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from deepmine.exceptions import DataError
@@ -68,6 +69,10 @@ class TaggerPredictor:
         return list(self.state["types"])
 
     def _sentences(self, data: Any) -> list[Sentence]:
+        from deepmine.tagging.tables import is_table_source, read_table_texts
+
+        if isinstance(data, pd.DataFrame) or (isinstance(data, Path) and is_table_source(data)):
+            return [Sentence(tokenize(text)) for text in read_table_texts(data).texts]
         if isinstance(data, Path):
             from deepmine.tagging.readers import read_for_prediction
 
@@ -85,7 +90,7 @@ class TaggerPredictor:
             else:
                 raise DataError(
                     f"cannot tag {type(item).__name__} {str(item)[:40]!r}; pass strings (plain text), token lists, "
-                    "or a Path to a CoNLL/JSONL/text file"
+                    "a DataFrame with a text column, or a Path to a CoNLL/JSONL/text/CSV/Parquet file"
                 )
         return sentences
 
@@ -106,8 +111,9 @@ class TaggerPredictor:
         return [convert(tags, self.encoder.internal, scheme or self.scheme) for tags in internal]
 
     def predict(self, data: Any) -> list[dict[str, Any]]:
-        """For plain-text strings, token lists or a file: ``{tokens, tags, entities: [{type, start, end, text}]}``
-        per sentence (``end`` exclusive, in tokens)."""
+        """For plain-text strings, token lists, a DataFrame's text column or a file (CoNLL, JSONL, text lines, or a
+        CSV/Parquet table's text column): ``{tokens, tags, entities: [{type, start, end, text}]}`` per sentence
+        (``end`` exclusive, in tokens)."""
         sentences = self._sentences(data)
         out = []
         for sentence, tags in zip(sentences, self.tag(sentences), strict=True):
