@@ -65,6 +65,11 @@ def test_delimiter_detected_only_for_repeating_label_lists():
     assert detect_delimiter(sentences) is None
     assert detect_delimiter(pd.Series(["a", "b", "c"] * 7)) is None
     assert detect_delimiter(pd.Series(["1,5", "2,5", "1,0", "2,0"] * 5)) is None  # decimal commas
+    # a few lists of labels that stand alone elsewhere are label lists; too few, or pieces never alone, are not
+    assert detect_delimiter(pd.Series(["hot", "wet"] * 40 + ["hot|wet"] * 6)) == "|"
+    assert detect_delimiter(pd.Series(["hot", "wet"] * 40 + ["hot|wet"] * 4)) is None
+    places = pd.Series(["Paris", "Lyon"] * 40 + ["Paris, France", "Lyon, France"] * 5)
+    assert detect_delimiter(places) is None
 
 
 def test_schema_reports_multilabel_with_labels_and_delimiter():
@@ -76,7 +81,10 @@ def test_schema_reports_multilabel_with_labels_and_delimiter():
     assert forced.task == "multilabel" and forced.label_sep == "|"
     forced_semicolons = infer_schema(threshold_table(sep=";"), "tags", task="multilabel")  # detected, not assumed
     assert forced_semicolons.label_sep == ";" and forced_semicolons.classes == ["hot", "wet"]
-    hinted = infer_schema(threshold_table(), "tags")  # a quarter of the values hold '|': multiclass, with a hint
+    auto = infer_schema(threshold_table(), "tags")  # a quarter hold '|', and "hot"/"wet" also stand alone
+    assert auto.task == "multilabel" and auto.classes == ["hot", "wet"] and auto.label_sep == "|"
+    lists = ["a|b", "b|c", "a|c"] * 9 + ["x", "y", "z"] * 25  # a quarter are lists of labels never seen alone
+    hinted = infer_schema(threshold_table(n=102).assign(tags=lists), "tags")
     assert hinted.task == "multiclass" and "--task multilabel" in hinted.task_reason
     assert (
         "--task multilabel"

@@ -16,6 +16,10 @@ DELIMITERS = ("|", ";", ",")
 DEFAULT_DELIMITER = "|"
 MOST = 0.5  # share of values that must hold a delimiter for it to be detected
 HINT = 0.2  # share above which a multiclass target with label lists gets a hint to use --task multilabel
+# a minority of label lists is still detected when at least this share (and COMPOSED_ROWS values) hold the
+# delimiter and their pieces are labels standing alone in other rows ("hot|wet" beside "hot" and "wet")
+COMPOSED_SHARE = 0.05
+COMPOSED_ROWS = 5
 THRESHOLD = 0.5  # default decision threshold per label
 MULTILABEL_METRICS = ("micro_f1", "macro_f1", "samples_f1", "hamming_loss", "subset_accuracy")
 
@@ -33,14 +37,14 @@ def split_values(column: pd.Series, sep: str) -> list[list[str]]:
 
 
 def detect_delimiter(column: pd.Series, most: float = MOST) -> str | None:
-    """The delimiter of a column of label lists: held by most values (over ``most``), with pieces that repeat
-    across rows."""
+    """The delimiter of a column of label lists, with pieces that repeat across rows: held by most values (over
+    ``most``), or by a few whose pieces all stand alone as values of other rows (see :func:`_composed`)."""
     nonnull = column.dropna().astype(str)
     if not len(nonnull) or pd.api.types.is_numeric_dtype(column):
         return None
     shares = {sep: nonnull.str.contains(sep, regex=False).mean() for sep in DELIMITERS}
     for sep in sorted(DELIMITERS, key=lambda d: -shares[d]):  # the most common delimiter first
-        if shares[sep] <= most:
+        if shares[sep] <= most and not (shares[sep] >= COMPOSED_SHARE and _composed(nonnull, sep)):
             continue
         if sep == "," and nonnull.str.fullmatch(r"\s*-?\d+,\d+\s*").mean() > most:  # decimal commas: numbers
             continue
@@ -50,6 +54,18 @@ def detect_delimiter(column: pd.Series, most: float = MOST) -> str | None:
         if len(counts) >= 2 and repeated >= 0.9 * total and len(counts) <= 0.5 * len(nonnull):
             return sep
     return None
+
+
+def _composed(values: pd.Series, sep: str) -> bool:
+    """Whether the values holding ``sep`` (at least COMPOSED_ROWS) are lists of labels that other rows hold alone:
+    nine in ten of their pieces are whole values elsewhere, and at least two such labels exist."""
+    holding = values.str.contains(sep, regex=False)
+    if holding.sum() < COMPOSED_ROWS:
+        return False
+    alone = set(values[~holding].str.strip())
+    pieces = [label for labels in split_values(values[holding], sep) for label in labels]
+    standing = [p for p in pieces if p in alone]
+    return len(set(standing)) >= 2 and len(standing) >= 0.9 * len(pieces)
 
 
 def multilabel_hint(column: pd.Series) -> str:
