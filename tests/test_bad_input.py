@@ -205,6 +205,17 @@ def test_predict_data_missing_a_training_column(run_cli, tmp_path, trained, new_
     assert_no_leftovers(tmp_path, preds)
 
 
+def test_a_word_in_a_numeric_column_at_predict_time_names_file_row_and_value(run_cli, tmp_path, trained, new_rows):
+    rows = new_rows.astype({"income": object})
+    rows.loc[21, "income"] = "unknown"
+    data = write(tmp_path, "late.csv", rows)
+    preds = tmp_path / "preds.csv"
+    result = run_cli("predict", trained, data, "-o", preds, "--chunk-rows", "8")  # the bad row in the third chunk
+    line = assert_error(result, 1, str(data), "'income'", "row 22 holds 'unknown'", "trained on numbers")
+    assert "--set" not in line  # a trained model's roles cannot change: only fixing the value helps
+    assert_no_leftovers(tmp_path, preds)
+
+
 # ---- 11. extra columns at predict time ----------------------------------------------------------------
 def test_extra_predict_columns_warn_and_are_ignored(run_cli, tmp_path, trained, new_rows):
     plain = write(tmp_path, "plain.csv", new_rows)
@@ -333,3 +344,36 @@ def test_a_tiny_validation_split_is_called_unreliable(run_cli, tmp_path):
         "fit", write(tmp_path, "all.csv", make_table(N_ROWS)), "--target", "label", "--out", tmp_path / "n", *FAST
     )
     assert bigger.code == 0 and "unreliable" not in bigger.err
+
+
+def test_out_never_replaces_a_file_or_a_folder_of_the_users_own(run_cli, tmp_path, trained):
+    data = write(tmp_path, "train.csv", make_table(n=N_ROWS))
+    mine = tmp_path / "notes.csv"
+    mine.write_text("keep me\n", encoding="utf-8")
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "q3.txt").write_text("keep me too\n", encoding="utf-8")
+    result = run_cli("fit", data, "--target", "label", "--out", mine, *FAST)
+    assert_error(result, 1, "'", "notes.csv' is a file", "--out")
+    result = run_cli("fit", data, "--target", "label", "--out", folder, *FAST)
+    assert_error(result, 1, "reports' is a folder with files that deepmine did not write")
+    result = run_cli("recommend", data, "--out", folder, "--user", "a", "--item", "b")
+    assert_error(result, 1, "reports' is a folder with files that deepmine did not write")
+    assert mine.read_text(encoding="utf-8") == "keep me\n"
+    assert [p.name for p in folder.iterdir()] == ["q3.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.csv", "reports", "train.csv"]  # nothing hidden
+    copy = tmp_path / "model"
+    shutil.copytree(trained, copy)
+    result = run_cli("fit", data, "--target", "label", "--out", copy, "--json", *FAST)  # an artifact is replaced
+    assert result.code == 0, result.err
+    assert json.loads((copy / "deepmine.json").read_text())["training"]["source"] == str(data)
+
+
+def test_command_line_mistakes_are_usage_errors_not_internal_ones(run_cli, tmp_path):
+    for args, says in [
+        (("fit", tmp_path / "x.csv", "--bogus"), "No such option: --bogus"),
+        (("anomalies",), "Missing argument"),
+    ]:
+        result = run_cli(*args)
+        assert result.code == 2, result
+        assert says in result.err and "internal error" not in result.err and "Traceback" not in result.err

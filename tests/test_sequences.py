@@ -324,3 +324,12 @@ def test_sequence_classifier_is_a_scikit_learn_estimator():
     x, y = separable(40, steps=12)
     fitted = estimator.fit(x.reshape(40, 6, 2), y)  # (n, steps, channels)
     assert fitted.predict(x.reshape(40, 6, 2)).shape == (40,)
+
+
+def test_a_text_step_in_wide_rows_is_named_by_row_and_value():
+    from deepmine.exceptions import ColumnError
+    from deepmine.sequences.sources import from_wide
+
+    frame = pd.DataFrame({"label": [0, 1, 0], "s1": [0.1, 0.2, 0.3], "s2": ["1.5", "2.5", "abc"]})
+    with pytest.raises(ColumnError, match=r"column 's2' of rows.csv is not numeric: row 3 holds 'abc'"):
+        from_wide(frame, "label", "rows.csv")

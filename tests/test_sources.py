@@ -98,6 +98,16 @@ def test_header_false_override_keeps_first_row_as_data(tmp_path):
     assert len(forced) == len(ROWS) - 1 and list(forced.columns)[0] == "alice"
 
 
+def test_a_header_with_a_repeated_name_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("id,age,job,age,income\n1,39,clerk,77516,low\n2,50,chef,83311,high\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"duplicate column names \['age'\] in its header") as err:
+        load_table(path)
+    assert "dup.csv" in str(err.value)
+    headerless = load_table(path, DataConfig(header=False))  # the way out the message names
+    assert headerless.shape == (3, 5) and headerless.iloc[0].tolist()[:2] == ["id", "age"]
+
+
 def test_utf8_bom_is_not_part_of_first_column_name(tmp_path):
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbf" + "city,temp\nMünchen,12\nKöln,14\n".encode())
@@ -150,6 +160,48 @@ def test_json_lines(tmp_path):
     assert_expected(load_table(path))
 
 
+def test_every_format_reads_the_missing_value_markers_alike(tmp_path):
+    frame = pd.DataFrame({"job": ["clerk", "?", "NA", "chef"], "age": [30, 41, 25, 52]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    frame.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+    url = make_db(tmp_path / "t.db", {"t": frame})
+    for source in [tmp_path / "t.csv", tmp_path / "t.parquet", tmp_path / "t.jsonl", url, frame]:
+        read = load_table(source)
+        assert read["job"].isna().tolist() == [False, True, True, False], source
+    assert frame["job"].tolist() == ["clerk", "?", "NA", "chef"]  # the caller's DataFrame is untouched
+
+
+def test_json_lines_errors_name_the_line(tmp_path):
+    good = '{"a": 1, "b": "x"}\n'
+    cases = {
+        "truncated": (good * 3 + '{"a": 2, "b"\n', "line 4: Expecting"),
+        "array": (good * 2 + "[1, 2, 3]\n", "line 3 holds a JSON list, not an object"),
+        "nested": (good + '{"a": {"x": 1}, "b": "y"}\n', "line 2: field 'a' holds a nested dict"),
+    }
+    for name, (text, says) in cases.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(DataError) as err:
+            load_table(path)
+        assert says in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value), name
+
+
+def test_matlab_files_read_as_columns(tmp_path):
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(0)
+    features, labels = rng.normal(size=(12, 3)), (np.arange(12) % 4 == 0).astype(float)
+    savemat(tmp_path / "set.mat", {"X": features, "y": labels[None, :], "note": "odds-like"})  # y a row vector
+    read = load_table(tmp_path / "set.mat")
+    assert list(read.columns) == ["X_1", "X_2", "X_3", "y"]
+    np.testing.assert_allclose(read[["X_1", "X_2", "X_3"]].to_numpy(), features)
+    assert read["y"].tolist() == [1, 0, 0, 0] * 3 and read["y"].dtype == "int64"  # doubles that are labels
+    (tmp_path / "fake.mat").write_bytes(b"not a matlab file at all" * 10)
+    with pytest.raises(DataError, match="could not be read as a MATLAB file"):
+        load_table(tmp_path / "fake.mat")
+
+
 # ---- SQL -------------------------------------------------------------------------------------
 def make_db(path, tables: dict[str, pd.DataFrame]) -> str:
     with sqlite3.connect(path) as conn:
@@ -177,6 +229,14 @@ def test_sqlite_table_query_and_single_table_default(tmp_path):
 
     single = make_db(tmp_path / "single.db", {"people": EXPECTED})
     assert_expected(load_table(single))
+
+
+def test_a_bad_query_is_one_line_naming_the_database_error(tmp_path):
+    url = make_db(tmp_path / "shop.db", {"people": EXPECTED})
+    with pytest.raises(DataError) as err:
+        load_table(url, DataConfig(query="SELEC * FROM people"))
+    message = str(err.value)
+    assert "syntax error" in message and "SELEC" in message and "\n" not in message and "sqlalche.me" not in message
 
 
 def test_sqlite_wrong_table_suggests_closest(tmp_path):

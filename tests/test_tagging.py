@@ -389,17 +389,17 @@ def test_cli_predict_tags_one_column_of_a_table_row_by_row(fitted, tmp_path, run
     two = tmp_path / "two.csv"
     pd.DataFrame({"title": ["Anna saw Perth .", "x"], "body": ["Hiro left Dakar .", "y"]}).to_csv(two, index=False)
     done = run_cli("predict", model, two)
-    assert done.code == 1 and "['title', 'body']" in done.err and "--text" in done.err
+    assert done.code == 1 and "['title', 'body']" in done.err and "--column" in done.err
     assert len(done.err.strip().splitlines()) == 1
-    done = run_cli("predict", model, two, "--text", "body")
+    done = run_cli("predict", model, two, "--column", "body")
     assert done.code == 0, done.err
     assert json.loads(done.out.splitlines()[0])["tokens"][0] == "Hiro"
-    done = run_cli("predict", model, two, "--text", "summary")
+    done = run_cli("predict", model, two, "--column", "summary")
     assert done.code == 1 and "'summary'" in done.err and "title" in done.err
     plain = tmp_path / "plain.txt"
     plain.write_text("Anna saw Perth .\n", encoding="utf-8")
-    done = run_cli("predict", model, plain, "--text", "body")
-    assert done.code == 2 and "--text applies to tables" in done.err
+    done = run_cli("predict", model, plain, "--column", "body")
+    assert done.code == 2 and "--column applies to tables" in done.err
 
 
 def test_cli_errors_are_one_line(tmp_path, run_cli):

@@ -18,7 +18,7 @@ from typing import IO, Any
 import pandas as pd
 
 from deepmine.data.sources import DataSource, describe, is_csv_file, iter_csv_chunks, load_table
-from deepmine.exceptions import DeepmineWarning
+from deepmine.exceptions import DataError, DeepmineWarning
 from deepmine.predictor import Predictor
 
 CHUNK_ROWS = 50_000
@@ -157,9 +157,15 @@ def predict_to(
         from deepmine.exceptions import ConfigError
 
         raise ConfigError(f"--chunk-rows must be a positive number of rows, got {chunk_rows}")
-    with _progress(console, describe(data)) as on_progress:
+    name = describe(data)
+    with _progress(console, name) as on_progress:
         chunks = iter_predictions(predictor, data, id_column, chunk_rows, on_progress)
-        return write_predictions(chunks, output)
+        try:
+            return write_predictions(chunks, output)
+        except DataError as err:
+            if name in str(err) or not isinstance(data, str | Path):
+                raise
+            raise type(err)(f"{name}: {err}") from err  # a bad value's message names its file
 
 
 @contextmanager

@@ -179,8 +179,11 @@ def fit(
 
     from deepmine.config import build_config, parse_override
     from deepmine.data.sources import is_sql_url
+    from deepmine.io_utils import check_replaceable
     from deepmine.tasks.supervised import fit_table
 
+    if out is not None:
+        check_replaceable(out)  # before training: minutes of work must not end in a refused save
     overrides = _read_overrides(sep, encoding, no_header, table, query)
     overrides.update(dict(parse_override(item) for item in set_ or []))
     if target is not None:
@@ -223,6 +226,7 @@ def fit(
     if out is None:
         stem = (run.data.table or "query") if is_sql_url(data) else Path(data).name.split(".")[0]
         out = Path(f"{stem}-model")
+        check_replaceable(out)
     from deepmine import tracking
 
     main_process = tracking.is_main_process()
@@ -344,7 +348,7 @@ def predict(
     strict: StrictOpt = False,
     text_column: Annotated[
         str | None,
-        typer.Option("--text", help="Tagging: the table column holding the sentences (default: its text column)."),
+        typer.Option("--column", help="Tagging: the table column holding the sentences (default: its text column)."),
     ] = None,
     sep: SepOpt = None,
     encoding: EncodingOpt = None,
@@ -365,7 +369,7 @@ def predict(
     if text_column is not None:
         from deepmine.exceptions import ConfigError
 
-        raise ConfigError("--text applies to tagging models, which tag one column of a table; this model reads rows")
+        raise ConfigError("--column applies to tagging models, which tag one column of a table; this model reads rows")
     if _kind(artifact) == "sequence" and data is not None:
         from deepmine.cli_sequence import predict_command as predict_sequence
 
@@ -681,6 +685,14 @@ def _load_for_data(artifact: Path, sep, encoding, no_header, table, query):
 
 
 # ---- entry point ----------------------------------------------------------------------------------
+def _is_usage_error(err: Exception) -> bool:
+    """A click usage error (unknown option, missing argument...): click's own or the copy newer typers vendor."""
+    import click
+
+    vendored = type(err).__module__.startswith("typer._click")
+    return isinstance(err, click.ClickException) or (vendored and hasattr(err, "show") and hasattr(err, "exit_code"))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user mistakes become one line on stderr and a non-zero exit (``--debug`` shows tracebacks)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -705,9 +717,7 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, EOFError):
         sys.exit(1)
     except Exception as err:  # click usage errors and genuine bugs
-        import click
-
-        if isinstance(err, click.ClickException):
+        if _is_usage_error(err):
             err.show()
             sys.exit(err.exit_code)
         if DEBUG["on"]:

@@ -58,6 +58,7 @@ def forecast(
     import sys
 
     from deepmine.config import build_config, parse_override
+    from deepmine.io_utils import check_replaceable
     from deepmine.sequences.config import ForecastRunConfig
     from deepmine.tasks.forecast import fit_forecast
     from deepmine.tracking import record_fit, tracked_fit
@@ -86,6 +87,7 @@ def forecast(
     run = build_config(config, overrides, schema=ForecastRunConfig, aliases={}, command="forecast")
     if out is None:
         out = Path(f"{Path(data).name.split('.')[0]}-forecast")
+    check_replaceable(out)  # before training: minutes of work must not end in a refused save
     predictor, tracker = tracked_fit(run, lambda: fit_forecast(data, run))
     future = predictor.forecast()
     predictor.save(

@@ -76,6 +76,7 @@ def recommend(
     from functools import partial
 
     from deepmine.config import parse_override
+    from deepmine.io_utils import check_replaceable
     from deepmine.recommender import Recommender
     from deepmine.tasks.recommend_config import build_recommend_config
     from deepmine.tracking import record_fit, tracked_fit
@@ -90,6 +91,7 @@ def recommend(
     run = build_recommend_config(config, overrides)
     if out is None:
         out = Path(f"{Path(data).name.split('.')[0] if '://' not in data else run.data.table or 'query'}-recommender")
+    check_replaceable(out)  # before training: minutes of work must not end in a refused save
     checkpoint_dir = out.parent / f".{out.name}.checkpoint"
     if not resume and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)

@@ -111,7 +111,7 @@ def predict_command(
         rows = predictor.predict(table.texts)
         ids = table.ids
     elif id_column is not None or text_column is not None:
-        flag = "--id" if id_column is not None else "--text"
+        flag = "--id" if id_column is not None else "--column"
         raise ConfigError(f"{flag} applies to tables (CSV/TSV/Parquet/SQL); '{data}' is read as sentences")
     else:
         rows = predictor.predict(Path(data))

@@ -43,8 +43,8 @@ def anomalies(
         str,
         typer.Option(
             "--detector",
-            help="deepmine (default: autoencoder ensemble), autoencoder, isolation_forest, knn, lof, ecod, copod, "
-            "hbos, pca, ocsvm.",
+            help="deepmine (default: a rank ensemble of Isolation Forest and ECOD), autoencoder, isolation_forest, "
+            "knn, lstm_autoencoder (one series per row), lof, ecod, copod, hbos, pca, ocsvm.",
         ),
     ] = "deepmine",
     contamination: Annotated[

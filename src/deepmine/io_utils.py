@@ -14,14 +14,39 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from deepmine.exceptions import DataError
+
 _TENSOR = "__tensor__"
+
+
+# a folder holding one of these was written by deepmine (an artifact, a checkpoint) and may be replaced
+WRITTEN_BY_DEEPMINE = ("deepmine.json", "state.json")
+
+
+def check_replaceable(target: Path) -> None:
+    """Raise a one-line error unless ``target`` is absent, an empty folder, or a folder deepmine wrote: an
+    output folder never replaces a file or a folder of the user's own (it would be deleted)."""
+    target = Path(target)
+    if not target.exists() and not target.is_symlink():
+        return
+    if not target.is_dir():
+        raise DataError(
+            f"'{target}' is a file, not an artifact folder; choose another --out folder (it would be replaced)"
+        )
+    if any(target.iterdir()) and not any((target / name).is_file() for name in WRITTEN_BY_DEEPMINE):
+        raise DataError(
+            f"'{target}' is a folder with files that deepmine did not write (no deepmine.json); choose a new or "
+            "empty --out folder (writing there would delete them)"
+        )
 
 
 @contextmanager
 def atomic_folder(target: Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; on success it replaces ``target`` in one rename.
-    On failure nothing is left behind and an existing ``target`` is untouched."""
+    On failure nothing is left behind and an existing ``target`` is untouched. ``target`` must pass
+    :func:`check_replaceable`."""
     target = Path(target)
+    check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:

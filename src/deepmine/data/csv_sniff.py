@@ -25,6 +25,7 @@ class CsvDialect:
     skip_rows: int = 0
     blank_rows: int = 0  # blank lines after the skipped comment lines, before the first row
     fields: int = 0  # fields of the first row (quotes respected)
+    first_row: tuple[str, ...] = ()  # the first row's cells, stripped (the column names when ``header``)
 
 
 def read_sample(path: Path, size: int = SAMPLE_BYTES) -> bytes:
@@ -72,11 +73,12 @@ def _looks_numeric(text: str) -> bool:
 
 
 def sniff_header(rows: list[list[str]]) -> bool:
-    """A first row of unique non-numeric names over data with numbers, or unseen values, is a header."""
+    """A first row of non-numeric names over data with numbers, or unseen values, is a header (repeated names
+    too: the reader then names them, rather than reading the header as a data row)."""
     if len(rows) < 2:
         return True
     first = [cell.strip() for cell in rows[0]]
-    if any(not cell or _looks_numeric(cell) for cell in first) or len(set(first)) != len(first):
+    if any(not cell or _looks_numeric(cell) for cell in first):
         return False
     body = rows[1:]
     for col, name in enumerate(first):
@@ -141,5 +143,7 @@ def sniff_dialect(path: Path, sep: str | None, encoding: str | None, header: boo
     rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=sep, skipinitialspace=True))
     if header is None:
         header = sniff_header(rows)
-    fields = len(rows[0]) if rows else 0
-    return CsvDialect(encoding, sep, header, skip_rows=skip_rows, blank_rows=blank_rows, fields=fields)
+    first_row = tuple(cell.strip() for cell in rows[0]) if rows else ()
+    return CsvDialect(
+        encoding, sep, header, skip_rows=skip_rows, blank_rows=blank_rows, fields=len(first_row), first_row=first_row
+    )

@@ -44,6 +44,8 @@ def load_table(source: DataSource, data: DataConfig | None = None) -> pd.DataFra
         frame = _read_sql(source, data)
     else:
         frame = _read_file(Path(source), data)
+    if not is_csv_file(source):  # the CSV reader marks these itself: every format reads '?' or 'NA' alike
+        frame = _mark_missing(frame, data.na_values)
     name = describe(source)
     if frame.shape[1] == 0:
         raise DataError(f"{name} has no columns; expected a table with a header row and data rows")
@@ -53,6 +55,19 @@ def load_table(source: DataSource, data: DataConfig | None = None) -> pd.DataFra
     duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:
         raise DataError(f"{name} has duplicate column names {duplicated}; rename them so each is unique")
+    return frame
+
+
+def _mark_missing(frame: pd.DataFrame, na_values: list[str]) -> pd.DataFrame:
+    """Text cells exactly equal to one of ``na_values`` (``data.na_values``) become missing, as CSVs read them."""
+    if not na_values:
+        return frame
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
+            missing = values.isin(na_values)
+            if missing.any():
+                frame[column] = values.mask(missing)
     return frame
 
 
@@ -72,6 +87,8 @@ def _read_file(path: Path, data: DataConfig) -> pd.DataFrame:
         return _read_parquet(path)
     if lower.endswith(JSONL_SUFFIXES):
         return _read_jsonl(path)
+    if lower.endswith(".mat"):
+        return _read_mat(path)
     return _read_csv(path, data)
 
 
@@ -84,11 +101,76 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_json(path, lines=True)
-    except ValueError as err:
+        frame = pd.read_json(path, lines=True)
+    except (ValueError, TypeError) as err:
+        raise DataError(f"file '{path}' is not JSON Lines (one JSON object per line): {_bad_json_line(path)}") from err
+    for column in frame.columns:
+        if pd.api.types.is_object_dtype(frame[column]):
+            nested = frame[column].map(lambda v: isinstance(v, dict | list))
+            if nested.any():
+                row = int(nested.to_numpy().nonzero()[0][0])
+                raise DataError(
+                    f"file '{path}' line {row + 1}: field '{column}' holds a nested "
+                    f"{type(frame[column].iloc[row]).__name__}; expected a number, string, true/false or null "
+                    "(flatten nested fields into columns of their own)"
+                )
+    return frame
+
+
+def _bad_json_line(path: Path) -> str:
+    """``line N: reason`` for the first line of ``path`` that is not one JSON object."""
+    import json
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                return f"line {number}: {err.msg} at column {err.colno}"
+            if not isinstance(value, dict):
+                return f"line {number} holds a JSON {type(value).__name__}, not an object {{...}}"
+    return "its lines do not form one table"
+
+
+def _read_mat(path: Path) -> pd.DataFrame:
+    """A MATLAB v5 file (as ODDS ships its sets): each 2-D numeric variable with as many rows as the largest is
+    columns — ``X`` with 21 columns becomes ``X_1`` ... ``X_21``, a one-column ``y`` stays ``y``."""
+    import numpy as np
+    from scipy.io import loadmat
+
+    try:
+        variables = loadmat(str(path))
+    except NotImplementedError as err:  # v7.3 files are HDF5
         raise DataError(
-            f"file '{path}' is not JSON Lines (one JSON object per line): {str(err).splitlines()[0]}"
+            f"file '{path}' is a MATLAB v7.3 (HDF5) file, which is not read; save it with save(..., '-v7') or as CSV"
         ) from err
+    except Exception as err:  # scipy raises several types for damaged or non-MATLAB files
+        raise DataError(f"file '{path}' could not be read as a MATLAB file: {str(err).splitlines()[0]}") from err
+    arrays = {}
+    for name, value in variables.items():
+        if name.startswith("__") or not isinstance(value, np.ndarray) or value.ndim != 2:
+            continue
+        if value.dtype.kind not in "biuf" or 0 in value.shape:
+            continue
+        value = value.T if value.shape[0] == 1 and value.shape[1] > 1 else value  # row vectors → columns
+        if value.dtype.kind == "f" and np.isfinite(value).all() and (value == np.round(value)).all():
+            value = value.astype("int64")  # labels saved as doubles (MATLAB's default) read as 0/1, not 0.0/1.0
+        arrays[name] = value
+    if not arrays:
+        raise DataError(f"file '{path}' holds no numeric matrix; expected variables such as X (rows × columns) and y")
+    rows = max(a.shape[0] for a in arrays.values())
+    columns: dict[str, Any] = {}
+    for name, value in arrays.items():
+        if value.shape[0] != rows:
+            continue
+        if value.shape[1] == 1:
+            columns[name] = value[:, 0]
+        else:
+            columns.update({f"{name}_{i + 1}": value[:, i] for i in range(value.shape[1])})
+    return pd.DataFrame(columns)
 
 
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
@@ -97,6 +179,13 @@ _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 def _csv_options(path: Path, data: DataConfig) -> tuple[dict[str, Any], bool]:
     """``pandas.read_csv`` keyword arguments for ``path`` (dialect sniffed) and whether it has a header."""
     dialect = sniff_dialect(path, data.sep, data.encoding, data.header)
+    if dialect.header:
+        repeated = sorted({name for name in dialect.first_row if dialect.first_row.count(name) > 1})
+        if repeated:
+            raise DataError(
+                f"file '{path}' has duplicate column names {repeated} in its header; rename them so each is "
+                "unique (or pass --no-header if the first row is data)"
+            )
     options = {
         "sep": dialect.sep,
         "encoding": dialect.encoding,
@@ -159,7 +248,7 @@ def is_csv_file(source: DataSource) -> bool:
         return False
     name = Path(source).name.lower()
     compressed = name.endswith((".bz2", ".zip", ".xz", ".zst", ".tar"))  # pandas reads these whole
-    return not compressed and not name.endswith((*PARQUET_SUFFIXES, *JSONL_SUFFIXES))
+    return not compressed and not name.endswith((*PARQUET_SUFFIXES, *JSONL_SUFFIXES, ".mat"))
 
 
 def iter_csv_chunks(
@@ -250,8 +339,9 @@ def _read_sql(url: str, data: DataConfig) -> pd.DataFrame:
                     f"table '{table}' is not in database '{shown}'{did_you_mean(table, tables)}; tables: {tables}"
                 )
             return pd.read_sql_table(table, conn)
-    except sa.exc.SQLAlchemyError as err:
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as err:
         reason = redact_in(str(err).splitlines()[0], url)
+        reason = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", reason)
         raise DataError(f"reading '{shown}' failed: {reason}") from err
     finally:
         engine.dispose()

@@ -90,7 +90,9 @@ def table_inputs(pipeline: FeaturePipeline, frame: pd.DataFrame) -> dict[str, np
     pipeline.check_columns(frame, "the data")
     inputs: dict[str, np.ndarray] = {}
     if pipeline.numeric:
-        columns = [to_numbers(frame[name], infinite=enc.infinite) for name, enc in pipeline.numeric.items()]
+        columns = [
+            to_numbers(frame[name], infinite=enc.infinite, trained=True) for name, enc in pipeline.numeric.items()
+        ]
         inputs["numeric"] = np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.float32)
     if pipeline.categorical:
         codes = [enc.transform(frame[name]) for name, enc in pipeline.categorical.items()]

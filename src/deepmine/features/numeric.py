@@ -15,25 +15,40 @@ N_QUANTILES = 256
 NORMAL_SCALE = 2.5  # normal scores divided by this land mostly in [-1, 1]
 
 
-def to_numbers(column: pd.Series, *, infinite: str = "error") -> np.ndarray:
-    """Parse a column as float64; NaN stays missing, unparseable text and (by default) inf raise."""
+def _row(column: pd.Series, position: int) -> str:
+    """``row N`` (1-based, counting data rows) of the value at ``position``, by the column's own index."""
+    label = column.index[position]
+    return f"row {label + 1}" if isinstance(label, int | np.integer) else f"row {label!r}"
+
+
+def to_numbers(column: pd.Series, *, infinite: str = "error", trained: bool = False) -> np.ndarray:
+    """Parse a column as float64; NaN stays missing, unparseable text and (by default) inf raise. ``trained``:
+    the column is read for a model already trained on numbers there, so only fixing the value helps."""
     values = pd.to_numeric(column, errors="coerce")
     bad = values.isna() & column.notna()
     if bad.any():
         first = bad.to_numpy().nonzero()[0][0]
+        fix = (
+            "fix the value: the model was trained on numbers in this column"
+            if trained
+            else "fix the value, or read the column as categories (fit: --set columns.roles.NAME=categorical)"
+        )
         raise DataError(
-            f"column '{column.name}' should hold numbers but holds {column.iloc[first]!r}; "
-            "fix the value or set its role to categorical (--set columns.roles.NAME=categorical)"
+            f"column '{column.name}' should hold numbers but {_row(column, first)} holds {column.iloc[first]!r}; {fix}"
         )
     array = values.to_numpy(dtype="float64", na_value=np.nan)
     infinite_rows = np.isinf(array)
     if infinite_rows.any():
         if infinite == "error":
-            first = array[infinite_rows][0]
+            first = int(infinite_rows.nonzero()[0][0])
+            fix = (
+                "replace them"
+                if trained
+                else "replace them, or read them as missing (fit: --set preprocess.infinite=missing)"
+            )
             raise DataError(
-                f"column '{column.name}' has {int(infinite_rows.sum())} infinite value(s) such as {first}; "
-                "expected finite numbers: replace them, or treat them as missing with "
-                "--set preprocess.infinite=missing"
+                f"column '{column.name}' has {int(infinite_rows.sum())} infinite value(s), the first in "
+                f"{_row(column, first)} ({array[first]}); expected finite numbers: {fix}"
             )
         array = np.where(infinite_rows, np.nan, array)
     return array
@@ -106,7 +121,7 @@ class NumericEncoder:
         return 1 + int(self.flag_missing) + max(len(self.edges) - 1, 0)
 
     def transform(self, column: pd.Series) -> np.ndarray:
-        return self.transform_values(to_numbers(column, infinite=self.infinite))
+        return self.transform_values(to_numbers(column, infinite=self.infinite, trained=True))
 
     def transform_values(self, values: np.ndarray) -> np.ndarray:
         """:meth:`transform` for float64 values already parsed (NaN = missing, no infinities); no pandas."""

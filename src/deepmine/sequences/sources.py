@@ -59,8 +59,11 @@ def from_wide(
         frame = frame.drop(columns=[name])
     bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
+        column = frame[bad[0]]
+        text = pd.to_numeric(column, errors="coerce").isna() & column.notna()
+        row = int(text.to_numpy().nonzero()[0][0]) if text.any() else 0
         raise ColumnError(
-            f"column '{bad[0]}' of {where} is not numeric (first value {frame[bad[0]].iloc[0]!r}); "
+            f"column '{bad[0]}' of {where} is not numeric: row {row + 1} holds {column.iloc[row]!r}; "
             "wide sequence rows hold one label column and numeric steps"
         )
     values = frame.to_numpy(dtype=np.float64)

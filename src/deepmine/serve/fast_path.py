@@ -34,7 +34,7 @@ class FastBlocks:
         if isinstance(encoder, NumericEncoder):
             array = np.array(values, dtype="float64")  # None → NaN
             if np.isinf(array).any():  # the pipeline's own check and message (or inf → missing)
-                array = to_numbers(pd.Series(array, name=name), infinite=encoder.infinite)
+                array = to_numbers(pd.Series(array, name=name), infinite=encoder.infinite, trained=True)
             return encoder.transform_values(array)
         return encoder.transform(pd.Series(np.array(values, dtype=object), name=name))
 

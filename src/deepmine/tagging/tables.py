@@ -56,7 +56,7 @@ def text_column(frame: pd.DataFrame, where: str, wanted: str | None = None, excl
         raise DataError(
             f"{where} has no text column (columns {list(frame.columns)}); expected a column of sentences to tag"
         )
-    raise DataError(f"{where} has {len(textual)} text columns {textual}; name the one to tag with --text COLUMN")
+    raise DataError(f"{where} has {len(textual)} text columns {textual}; name the one to tag with --column NAME")
 
 
 def read_table_texts(

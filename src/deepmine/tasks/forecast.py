@@ -39,6 +39,11 @@ def split_rows(rows: int, split: list[float], where: str) -> tuple[int, int, int
             f"split needs three non-negative sizes train,valid,test (got {split}); e.g. --split 0.7,0.1,0.2"
         )
     if all(v <= 1 for v in split):
+        if sum(split) > 1 + 1e-9:
+            raise ConfigError(
+                f"split fractions {split} add up to {sum(split):g}, more than the whole series; make them add up "
+                "to 1, e.g. --split 0.7,0.1,0.2"
+            )
         train, test = int(rows * split[0]), int(rows * split[2])
         valid = rows - train - test if abs(sum(split) - 1) < 1e-9 else int(rows * split[1])
         return train, valid, test
