@@ -69,6 +69,17 @@ def test_headerless_tab_pipe_and_double_colon_files_find_their_columns(tmp_path,
     assert infer_columns(rows, rating="none", time="none").rating is None
 
 
+def test_a_model_fitted_on_a_headerless_file_reads_files_with_a_header_by_position(tmp_path, log):
+    (tmp_path / "u.data").write_text(log.to_csv(sep="\t", header=False, index=False))
+    rec = Recommender(model="mf", **TINY).fit(tmp_path / "u.data")
+    test = log.tail(20).rename(columns={"user_id": "user", "item_id": "movie"})  # other names, same positions
+    test.to_csv(tmp_path / "test.csv", index=False)
+    scored = rec.evaluate(tmp_path / "test.csv")
+    assert scored["rows"] == 20 and scored["unknown_users"] == 0
+    pairs = rec.predict_frame(tmp_path / "test.csv")
+    assert len(pairs) == 20 and (pairs["source"] == "model").all()
+
+
 def test_a_missing_column_is_named_with_a_suggestion(log):
     with pytest.raises(ColumnError, match="did you mean 'item_id'"):
         Recommender(item="item_ud", **TINY).fit(log)
@@ -86,12 +97,21 @@ def test_rating_task_without_ratings_and_unknown_model_are_usage_errors(log):
 
 
 # ---- the edge cases ----------------------------------------------------------------------------------------
-def test_unknown_user_gets_popular_items_marked_as_such(rating_model, log):
-    out = rating_model.recommend([1, 99999], k=3)
+def test_unknown_user_gets_baseline_or_popular_items_marked_as_such_with_a_warning(rating_model, log):
+    with pytest.warns(DeepmineWarning, match=r"user\(s\) \[99999\] did not occur in training.*source 'baseline'"):
+        out = rating_model.recommend([1, 99999], k=3)
     unknown = out[out["user"] == 99999]
-    assert list(unknown["source"]) == ["popularity"] * 3
-    assert unknown["item"].iloc[0] == log["item_id"].value_counts().index[0]
+    assert list(unknown["source"]) == ["baseline"] * 3
+    base = rating_model._state.baseline  # the damped baseline: global mean + item bias, on the rating scale
+    best = np.argsort(-np.asarray(base["item_bias"]), kind="stable")[:3]
+    assert list(unknown["item"]) == list(rating_model.vocabulary_.items_out(best))
+    assert unknown["score"].between(1.0, 5.0).all() and unknown["score"].is_monotonic_decreasing
     assert (out[out["user"] == 1]["source"] == "model").all()
+    ranking = Recommender(model="mf", task="ranking", **TINY).fit(log)
+    with pytest.warns(DeepmineWarning, match="most popular items"):
+        cold = ranking.recommend([99999], k=3)
+    assert list(cold["source"]) == ["popularity"] * 3
+    assert cold["item"].iloc[0] == log["item_id"].value_counts().index[0]
     pair = rating_model.predict_pairs([99999], ["item0"])
     assert pair["source"].iloc[0] == "baseline" and 1.0 <= pair["prediction"].iloc[0] <= 5.0
 
@@ -271,7 +291,8 @@ def test_cli_recommend_evaluate_and_predict(run_cli, tmp_path, log):
     assert pr.code == 0, pr.err
     table = pd.read_csv(StringIO(pr.out))
     assert list(table.columns) == ["user", "rank", "item", "score", "source"] and len(table) == 9
-    assert set(table[table["user"] == 424242]["source"]) == {"popularity"}
+    assert set(table[table["user"] == 424242]["source"]) == {"baseline"}  # a rating model's cold start
+    assert table[table["user"] == 424242]["score"].between(1, 5).all() and "did not occur in training" in pr.err
     pairs = run_cli("predict", out, tmp_path / "test.tsv")
     assert pairs.code == 0 and len(pd.read_csv(StringIO(pairs.out))) == len(test)
     ranking = run_cli(

@@ -15,7 +15,7 @@ from conftest import recorded_run
 
 from deepmine.config import build_config
 from deepmine.exceptions import ColumnError, DataError, DeepmineWarning
-from deepmine.sequences.cleaning import Standardizer, regular_series
+from deepmine.sequences.cleaning import Standardizer, numeric_targets, regular_series
 from deepmine.sequences.config import ForecastRunConfig, SequenceRunConfig
 from deepmine.sequences.sources import from_arrays, from_long, from_wide
 from deepmine.sequences.windows import window_starts
@@ -91,6 +91,38 @@ def test_gaps_are_filled_and_counted():
     regular, report = regular_series(frame, "t", ["v"], "gaps.csv")
     assert len(regular) == 10 and report["filled"] == 3
     np.testing.assert_allclose(regular["v"].to_numpy(), np.arange(10.0))
+
+
+def test_day_first_dates_and_unix_seconds_are_read_as_the_times_they_are():
+    index = hourly(400, start="2016-07-01")
+    expected = pd.DatetimeIndex(index)
+    day_first = pd.DataFrame({"t": index.strftime("%d/%m/%Y %H:%M"), "v": np.arange(400.0)})  # 01/07 is 1 July
+    regular, report = regular_series(day_first, "t", ["v"], "dayfirst.csv")
+    assert list(regular.index) == list(expected) and report["filled"] == 0
+    for scale in (1, 1000):  # seconds and milliseconds since 1970
+        seconds = (index - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+        epoch = pd.DataFrame({"t": np.asarray(seconds, dtype="int64") * scale, "v": np.arange(400.0)})
+        regular, report = regular_series(epoch, "t", ["v"], "epoch.csv")
+        assert list(regular.index) == list(expected) and report["freq"] == "h"
+
+
+def test_unreadable_times_and_gaps_warn_and_a_stray_word_in_a_target_is_named():
+    frame = pd.DataFrame({"t": hourly(50).astype(str), "v": np.arange(50.0)})
+    frame.loc[7, "t"] = "not a date"
+    gappy = frame.drop(index=range(20, 30))
+    with pytest.warns(DeepmineWarning) as caught:
+        regular, report = regular_series(gappy, "t", ["v"], "s.csv")
+    messages = [str(w.message) for w in caught]
+    assert any(
+        "dropped 1 row(s) whose 't' is blank or not a timestamp (first: row 8, 'not a date')" in m for m in messages
+    )
+    assert any("11 of 50 time steps (every h) have no row" in m and "longest gap is 10 step(s)" in m for m in messages)
+    np.testing.assert_allclose(regular["v"].to_numpy(), np.arange(50.0))
+    words = pd.DataFrame({"t": hourly(50).astype(str), "v": [str(float(i)) for i in range(50)]})
+    words.loc[12, "v"] = "n/a?"
+    for targets in ([], ["v"]):  # auto-chosen targets and named ones alike
+        with pytest.raises(ColumnError, match=r"column 'v' of w.csv holds numbers but row 13 holds 'n/a\?'"):
+            numeric_targets(words, "t", targets, "w.csv")
 
 
 def test_duplicated_timestamps_warn_and_keep_the_first_row():

@@ -256,8 +256,9 @@ def _record(rows, **changes):
         ({"age": KeyError}, "age", "missing"),
         ({"colour": "red"}, "colour", "extra_forbidden"),
         ({"age": "__INF__"}, "age", "value_error"),  # JSON 1e999 is infinite
+        ({"age": True}, "age", "value_error"),  # not read as 1.0
     ],
-    ids=["text-for-number", "list", "object", "number-for-text", "missing", "extra", "infinite"],
+    ids=["text-for-number", "list", "object", "number-for-text", "missing", "extra", "infinite", "boolean"],
 )
 def test_bad_fields_are_422_naming_the_field(client, rows, change, field, type_):
     body = json.dumps({"records": [records(rows.head(1))[0], _record(rows, **change)]}).replace('"__INF__"', "1e999")
@@ -491,6 +492,19 @@ def test_serve_command_logs_json_and_shuts_down_gracefully(artifact, rows, tmp_p
 def test_serve_command_refuses_a_missing_artifact(run_cli, tmp_path):
     result = run_cli("serve", tmp_path / "nope")
     assert result.code == 1 and "does not exist" in result.err
+
+
+def test_serve_command_on_a_busy_port_is_one_line_before_announcing(run_cli, artifact):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("serve", artifact, "--port", port)
+    assert result.code == 2, result
+    assert result.err.startswith(f"error: cannot listen on 127.0.0.1:{port}") and result.err.count("\n") == 1
+    assert "serving on" not in result.err
 
 
 def test_regression_model_serves_values(tmp_path, rows):

@@ -440,11 +440,13 @@ def serve(
     model), GET /health, GET /metadata, docs at /docs."""
     from deepmine.serve.server import serve as run_server
 
-    print(
-        f"loading {artifact}; serving on http://{host}:{port} (docs at /docs, {workers} worker(s)"
-        f"{', API key required' if api_key else ''}); Ctrl-C stops",
-        file=sys.stderr,
-    )
+    def announce() -> None:
+        print(
+            f"loaded {artifact}; serving on http://{host}:{port} (docs at /docs, {workers} worker(s)"
+            f"{', API key required' if api_key else ''}); Ctrl-C stops",
+            file=sys.stderr,
+        )
+
     run_server(
         artifact,
         host=host,
@@ -453,6 +455,7 @@ def serve(
         api_key=api_key,
         max_body_bytes=int(max_body_mb * 2**20),
         threads=threads,
+        on_ready=announce,
     )
 
 

@@ -170,7 +170,9 @@ class Recommender:
     @_one_thread
     def recommend(self, users, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
         """Top-``k`` items per user: columns user, rank, item, score, source. Items a user already has are left
-        out; unknown users get the most popular items (``source`` = popularity, score = training interactions)."""
+        out; unknown users (with a warning) get the items of highest baseline rating for rating models (``source``
+        = baseline, score on the rating scale), else the most popular items (``source`` = popularity, score =
+        training interactions)."""
         state = self._state
         if isinstance(users, str | int | np.integer):
             users = [users]
@@ -187,7 +189,16 @@ class Recommender:
             scores = state.model.score_all(torch.from_numpy(index[rows])).double().numpy()
             for row, user_scores in zip(rows, scores, strict=True):
                 top_items[row] = self._top(index[row], user_scores, k, exclude_seen)
-        popular = np.argsort(-state.item_counts, kind="stable")[:k]
+        cold_items, cold_scores, cold_source = self._cold_start(k)
+        unknown = [user for row, user in enumerate(users) if index[row] < 0]
+        if unknown:
+            warnings.warn(
+                f"user(s) {unknown[:5]}{' ...' if len(unknown) > 5 else ''} did not occur in training: they get the "
+                f"{'items with the highest baseline rating' if cold_source == BASELINE else 'most popular items'} "
+                f"(source '{cold_source}')",
+                DeepmineWarning,
+                stacklevel=2,
+            )
         for row, user in enumerate(users):
             if index[row] >= 0:
                 items, scores = top_items[row]
@@ -196,7 +207,7 @@ class Recommender:
                     full.append(user)
                     continue
             else:
-                items, scores, source = popular, state.item_counts[popular].astype("float64"), POPULARITY
+                items, scores, source = cold_items, cold_scores, cold_source
             frames.append(
                 pd.DataFrame(
                     {
@@ -218,6 +229,18 @@ class Recommender:
         if not frames:
             return pd.DataFrame({"user": [], "rank": [], "item": [], "score": [], "source": []})
         return pd.concat(frames, ignore_index=True)
+
+    def _cold_start(self, k: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """Top-``k`` items for a user never seen: by the damped baseline rating (global mean + item bias, on the
+        rating scale) for rating models, else by training interactions (the score is the count)."""
+        state = self._state
+        if state.task == "rating":
+            base = state.baseline
+            ratings = np.clip(base["global_mean"] + np.asarray(base["item_bias"], dtype="float64"), *state.rating_range)
+            top = np.argsort(-ratings, kind="stable")[:k]
+            return top, ratings[top], BASELINE
+        top = np.argsort(-state.item_counts, kind="stable")[:k]
+        return top, state.item_counts[top].astype("float64"), POPULARITY
 
     def _top(self, user: int, scores: np.ndarray, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
         state = self._state
@@ -271,7 +294,8 @@ class Recommender:
 
     # ---- reading new data ------------------------------------------------------------------------------
     def _read(self, data: DataSource, read: DataConfig | None) -> tuple[pd.DataFrame, ColumnRoles, str]:
-        """A table with the training column names, or a headerless one with the training positions."""
+        """A table with the training column names, or — when either file was headerless — the columns at the
+        training positions."""
         state = self._state
         where = describe(data)
         frame = read_interactions(data, read or DataConfig())
@@ -279,11 +303,13 @@ class Recommender:
         names = {"user": trained.user, "item": trained.item, "rating": trained.rating, "time": trained.time}
         columns = list(frame.columns)
         headerless = all(str(c).startswith("column_") for c in columns)
+        # a model trained on a headerless file knows its columns by position only, so it reads them so again
+        positional = headerless or all(str(n).startswith("column_") for n in names.values() if n is not None)
         found: dict[str, str | None] = {}
         for role, name in names.items():
             if name in columns:
                 found[role] = name
-            elif name is not None and headerless and state.positions.get(role, len(columns)) < len(columns):
+            elif name is not None and positional and state.positions.get(role, len(columns)) < len(columns):
                 found[role] = columns[state.positions[role]]
             else:
                 found[role] = None

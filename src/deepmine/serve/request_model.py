@@ -55,6 +55,15 @@ def _finite(column: str):
     return check
 
 
+def _not_bool(column: str):
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):  # pydantic would read true as 1.0
+            raise ValueError(f"column '{column}' got {str(value).lower()}; expected a number or null")
+        return value
+
+    return check
+
+
 def input_fields(predictor: Predictor) -> list[InputField]:
     """Feature columns first (in schema order), then the optional known columns."""
     schema = predictor.schema
@@ -73,9 +82,10 @@ def _field_type(field: InputField, predictor: Predictor) -> Any:
         return Label | None
     if field.role == "numeric":
         encoder = predictor.pipeline.numeric.get(field.name)
+        no_bool = BeforeValidator(_not_bool(field.name))
         if isinstance(encoder, NumericEncoder) and encoder.infinite == "error":
-            return Annotated[float | None, AfterValidator(_finite(field.name))]
-        return float | None
+            return Annotated[float | None, no_bool, AfterValidator(_finite(field.name))]
+        return Annotated[float | None, no_bool]
     if field.role in ("categorical", "binary"):
         return Annotated[str | None, BeforeValidator(category_key)]
     return str | None  # text and datetime: strings only

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from deepmine.exceptions import ConfigError
 from deepmine.serve.security import ENV_VAR
 
 ARTIFACT_ENV = "DEEPMINE_SERVE_ARTIFACT"
@@ -80,6 +83,25 @@ def app_from_env():
     return load_app(os.environ[ARTIFACT_ENV], os.environ.get(ENV_VAR), int(max_body) if max_body else None)
 
 
+def check_port(host: str, port: int) -> None:
+    """A one-line error when ``host:port`` cannot be listened on (in use, not this machine's address)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise ConfigError(f"--host '{host}' is not an address of this machine ({err.strerror})") from err
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as err:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {err.strerror}; choose another --port or stop what uses it"
+            ) from err
+
+
 def serve(
     artifact: str | Path,
     *,
@@ -89,13 +111,19 @@ def serve(
     api_key: str | None = None,
     max_body_bytes: int | None = None,
     threads: int = 1,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve ``artifact`` until SIGINT/SIGTERM. ``threads``: torch threads per worker; one is fastest for small
-    requests, and several workers (processes) scale better than threads in one."""
+    requests, and several workers (processes) scale better than threads in one. ``on_ready`` runs once the
+    artifact has loaded and the port is free, just before the server starts."""
     import torch
     import uvicorn
 
     torch.set_num_threads(threads)
+    app = load_app(artifact, api_key, max_body_bytes)  # a bad artifact fails here, once, before any worker starts
+    check_port(host, port)
+    if on_ready is not None:
+        on_ready()
 
     options: dict[str, Any] = {
         "host": host,
@@ -107,9 +135,8 @@ def serve(
         "ws": "none",  # no websocket routes: skip importing a websocket library
     }
     if workers <= 1:
-        uvicorn.run(load_app(artifact, api_key, max_body_bytes), **options)
+        uvicorn.run(app, **options)
         return
-    load_app(artifact, api_key, max_body_bytes)  # fail here, once, on a bad artifact before starting workers
     os.environ[ARTIFACT_ENV] = str(Path(artifact).resolve())
     os.environ[THREADS_ENV] = str(threads)
     if api_key:
