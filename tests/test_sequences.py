@@ -3,6 +3,7 @@ artifacts (fresh process), seeding, and the `deepmine forecast` / `fit --task se
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -303,6 +304,18 @@ def test_forecast_command_json_outputs_and_bad_time_column(run_cli, tmp_path: Pa
     future = pd.read_csv(out / "forecast.csv")
     assert len(future) == 12 and future["when"].iloc[0] == "2024-01-21 20:00:00" and "temp_q0.9" in future
     assert (out / "forecast.png").read_bytes()[:4] == b"\x89PNG"
+    tail = tmp_path / "tail.csv"  # the test part with the lookback before it: the fit's own test windows
+    seasonal_frame(500).iloc[400 - 24 :].to_csv(tail, index=False)
+    scored = run_cli("evaluate", out, tail, "--json")
+    assert scored.code == 0, scored.err
+    again = json.loads(scored.out)
+    assert again["windows"] == 124 - 24 - 12 + 1 and again["mse"] == pytest.approx(summary["mse"], rel=1e-5)
+    head = tmp_path / "head.csv"
+    seasonal_frame(500).iloc[:300].to_csv(head, index=False)
+    predicted = run_cli("predict", out, head)  # forecasts the 12 steps after the new data's end
+    assert predicted.code == 0, predicted.err
+    steps = pd.read_csv(io.StringIO(predicted.out))
+    assert len(steps) == 12 and steps["when"].iloc[0] == "2024-01-13 12:00:00" and {"load", "temp"} <= set(steps)
     bad = run_cli("forecast", path, "--time", "wen", "--horizon", "12")
     assert bad.code == 1 and "column 'wen' is not in" in bad.err and "did you mean 'when'" in bad.err
 

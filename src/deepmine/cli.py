@@ -299,6 +299,11 @@ def evaluate(
 
         evaluate_tagger(artifact, data, json_out)
         return
+    if _kind(artifact) == "forecaster":
+        from deepmine.cli_forecast import evaluate_command as evaluate_forecast
+
+        evaluate_forecast(artifact, data, json_out)
+        return
     if _kind(artifact) == "sequence":
         from deepmine.cli_sequence import evaluate_command as evaluate_sequence
 
@@ -370,6 +375,11 @@ def predict(
         from deepmine.exceptions import ConfigError
 
         raise ConfigError("--column applies to tagging models, which tag one column of a table; this model reads rows")
+    if _kind(artifact) == "forecaster" and data is not None:
+        from deepmine.cli_forecast import predict_command as predict_forecast
+
+        predict_forecast(artifact, data, output)
+        return
     if _kind(artifact) == "sequence" and data is not None:
         from deepmine.cli_sequence import predict_command as predict_sequence
 

@@ -134,3 +134,36 @@ def forecast(
     console.print(view)
     console.print(future.head(min(len(future), 10)).to_string(index=False), highlight=False)
     console.print(f"wrote [bold]{out}[/] (forecast.csv, forecast.png, the artifact)")
+
+
+def predict_command(artifact: Path, data: str, output: Path | None) -> None:
+    """The ``horizon`` steps after the end of DATA, forecast from its last ``lookback`` steps (CSV to stdout or
+    ``output``)."""
+    from deepmine.batch import write_predictions
+    from deepmine.tasks.forecast import ForecastPredictor
+
+    future = ForecastPredictor.load(artifact).forecast(data)
+    write_predictions(iter([future]), output)
+    if output is not None:
+        import sys
+
+        print(f"wrote the {len(future)} forecast steps after {data} to {output}", file=sys.stderr)
+
+
+def evaluate_command(artifact: Path, data: str, json_out: bool) -> None:
+    """Errors of every window's forecast over DATA (standardized and in the original units)."""
+    import json
+    import sys
+
+    from deepmine.tasks.forecast import ForecastPredictor
+
+    scores = ForecastPredictor.load(artifact).evaluate(data)
+    if json_out:
+        sys.stdout.write(json.dumps(scores) + "\n")
+        return
+    from rich.console import Console
+
+    Console(stderr=True).print(
+        f"{scores['windows']} windows over {data}: mse {scores['mse']:.4f}, mae {scores['mae']:.4f} (standardized); "
+        f"mse {scores['mse_original']:.4g}, mae {scores['mae_original']:.4g} (original units)"
+    )

@@ -157,6 +157,29 @@ class ForecastPredictor:
                 out[f"{name}_q{q:g}"] = shifted[:, j]
         return out
 
+    def evaluate(self, data: Any) -> dict[str, Any]:
+        """Errors of every ``horizon``-step forecast made from ``lookback`` steps of ``data`` (a window per step,
+        as the test figures of the fit): mse/mae on values standardized with the training statistics, and in the
+        original units."""
+        from deepmine.data.sources import describe, load_table
+
+        lookback, horizon, time_col = self.config.lookback, self.config.horizon, self.state["time"]
+        where = describe(data)
+        frame = load_table(data, self.config.data)
+        numeric_targets(frame, time_col, self.targets, where)
+        regular, cleaning = regular_series(frame, time_col, self.targets, where, self.state["freq"])
+        check_length(len(regular), lookback, horizon, where)
+        z = torch.from_numpy(self.scaler.transform(regular.to_numpy(np.float64)))
+        windows = WindowBatches(z, window_starts(lookback, len(regular), lookback, horizon), lookback, horizon, 256)
+        preds, truths = [], []
+        self.model.eval()
+        with torch.inference_mode():
+            for past, future in windows.ordered():
+                preds.append(self.model(past).numpy())
+                truths.append(future.numpy())
+        scores = _scores(np.concatenate(preds), np.concatenate(truths), self.scaler)
+        return {**scores, "windows": len(windows.starts), "rows": len(regular), "filled": cleaning["filled"]}
+
     def plot(self, forecast: pd.DataFrame, path: Path, history_steps: int | None = None) -> Path:
         """PNG of the last part of the history and the forecast (with the quantile band), one panel per target."""
         import matplotlib
