@@ -377,3 +377,15 @@ def test_command_line_mistakes_are_usage_errors_not_internal_ones(run_cli, tmp_p
         result = run_cli(*args)
         assert result.code == 2, result
         assert says in result.err and "internal error" not in result.err and "Traceback" not in result.err
+
+
+def test_an_output_file_that_names_a_folder_is_a_usage_error(run_cli, tmp_path, trained, new_rows):
+    data = write(tmp_path, "rows.csv", new_rows)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine\n", encoding="utf-8")
+    for args in (("predict", trained, data), ("export", trained), ("report", trained)):
+        result = run_cli(*args, "-o", folder)
+        assert_error(result, 2, "results' is a folder; give a file path")
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "rows.csv"]  # no temporary file left

@@ -160,6 +160,19 @@ def test_mixed_grayscale_and_rgb_follow_the_majority(tmp_path):
     assert predictor.predict_proba(gray_root).shape == (20, 2)  # gray images converted to RGB for prediction
 
 
+def test_sixteen_bit_gray_images_are_scaled_to_eight_bits_not_clipped(tmp_path):
+    from deepmine.images.transforms import decode
+
+    dark = (np.arange(144).reshape(12, 12) % 60).astype(np.uint16) * 257  # 16-bit values of 0..59 in 8 bits
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    assert Image.open(tmp_path / "dark16.png").mode.startswith("I;16")
+    for channels in (1, 3):
+        pixels = decode(tmp_path / "dark16.png", channels, 12, 12, "pad")
+        np.testing.assert_array_equal(pixels[..., 0], dark // 257)  # Pillow alone would clip them to 255
+    Image.fromarray(np.full((12, 12), 200, np.uint16)).save(tmp_path / "eight-bit-range.png")  # already 0..255
+    assert decode(tmp_path / "eight-bit-range.png", 1, 12, 12, "pad").max() == 200
+
+
 def test_mixed_sizes_resize_to_the_most_common_with_pad_or_crop(tmp_path):
     wide = np.full((10, 20), 255, np.uint8)  # a white 20x10 (w x h) rectangle
     Image.fromarray(wide).save(tmp_path / "wide.png")
@@ -274,6 +287,18 @@ def test_image_plus_tabular_columns_train_as_one_model(tmp_path):
     assert list(frame["image"][:2]) == ["0.png", "1.png"]
     np.testing.assert_allclose(frame.filter(like="proba_").to_numpy(), predictor.predict_proba(tmp_path / "t.csv"))
     served_image_and_table_model_answers_like_predict_frame(tmp_path / "model", table.head(4), tmp_path, frame)
+    gappy = table.head(5).assign(key=[10, 11, 12, 13, 14])
+    gappy.loc[1, "image"] = "gone.png"
+    gappy.loc[3, "image"] = None  # a row without a path
+    gappy.to_csv(tmp_path / "gappy.csv", index=False)
+    with pytest.warns(DeepmineWarning, match="skipped 2 of 5"):
+        rows = again.predict_frame(tmp_path / "gappy.csv", id_column="key")
+    assert rows["key"].tolist() == [10, 11, 12, 13, 14]  # one row per input row, in order
+    assert rows["prediction"].isna().tolist() == [False, True, False, True, False]
+    kept = rows.filter(like="proba_").to_numpy()[[0, 2, 4]]
+    np.testing.assert_allclose(kept, frame.filter(like="proba_").to_numpy()[[0, 2, 4]], rtol=1e-5)
+    with pytest.raises(DataError, match=r"2 of 5 images could not be read \(first: gone.png \(missing\)\)"):
+        again.predict(tmp_path / "gappy.csv")  # an array answer must line up with the input: no silent drops
 
 
 def served_image_and_table_model_answers_like_predict_frame(artifact, rows, folder, frame) -> None:

@@ -76,6 +76,13 @@ def test_runs_lists_every_fit_made_through_cli_and_api(run_cli, table_csv: Path,
 
     table = run_cli("runs", "--sort", "roc_auc")
     assert table.code == 0 and cli_run[:8] in table.err
+    best = run_cli(
+        "runs", "--sort", "log_loss", "--limit", "2", "--json"
+    )  # the best two of every run, not of the newest
+    losses = sorted(r["metrics"]["log_loss"] for r in after.values() if "log_loss" in r["metrics"])
+    assert [r["metrics"]["log_loss"] for r in json.loads(best.out)["runs"]] == losses[:2]
+    bogus = run_cli("runs", "--sort", "rocauc")
+    assert bogus.code == 2 and "no run in 'deepmine' has the metric 'rocauc'" in bogus.err and "roc_auc" in bogus.err
 
 
 def test_a_broken_tracking_store_warns_and_keeps_the_artifact(run_cli, table_csv: Path, tmp_path: Path) -> None:
@@ -130,6 +137,28 @@ def test_tune_with_two_workers_on_one_sqlite_study_loses_no_trials(run_cli, tabl
     assert written.model.hidden == best.config.model.hidden
     assert written.optimizer.lr == pytest.approx(study.best_params["lr"])
     assert len(best.predict(table_csv)) == 240
+
+
+def test_tune_checks_the_data_first_resumes_with_new_points_and_keeps_studies_apart(
+    run_cli, table_csv: Path, tmp_path: Path
+) -> None:
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    quick = ["--storage", storage, "--study", "s", "--no-retrain", "--json", "--no-track"]
+    quick += ["--set", "trainer.epochs=1", "--set", "model.ensemble=1", "--set", "trainer.batch_size=34"]
+    missing = run_cli("tune", table_csv, "--target", "nocol", "--trials", "1", *quick)
+    assert missing.code == 1 and "target column 'nocol' is not in" in missing.err and "Traceback" not in missing.err
+    assert not (tmp_path / "optuna.db").exists()  # refused before any study was made
+    for total in (2, 4):  # the second run resumes the study
+        done = run_cli("tune", table_csv, "--target", "label", "--trials", "2", *quick)
+        assert done.code == 0, done.err
+        assert json.loads(done.out)["trials"] == total
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    first, resumed = [t.params for t in trials[:2]], [t.params for t in trials[2:]]
+    assert all(p not in first for p in resumed)  # not the first run's points again
+    other = run_cli("tune", table_csv, "--target", "income", "--trials", "1", *quick)
+    assert other.code == 2 and "study 's' tunes target 'label' (binary)" in other.err and "'income'" in other.err
 
 
 def test_tune_names_a_bad_storage(run_cli, table_csv: Path) -> None:

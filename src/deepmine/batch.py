@@ -105,6 +105,9 @@ def output_kind(path: Path) -> str:
 @contextmanager
 def atomic_output(path: Path) -> Iterator[IO[Any]]:
     """A binary-capable file beside ``path`` that replaces it on success and is removed on any error."""
+    from deepmine.io_utils import check_output_file
+
+    check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

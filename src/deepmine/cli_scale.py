@@ -27,7 +27,10 @@ def runs(
     experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment.")] = "deepmine",
     limit: Annotated[int, typer.Option("--limit", help="Newest runs shown.", min=1, max=50000)] = 50,
     sort: Annotated[
-        str | None, typer.Option("--sort", help="Order by this final metric (best first), e.g. roc_auc or rmse.")
+        str | None,
+        typer.Option(
+            "--sort", help="Show the --limit best runs by this final metric (best first), e.g. roc_auc or rmse."
+        ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
@@ -35,15 +38,16 @@ def runs(
     `mlflow ui --backend-store-uri sqlite:///deepmine-runs/mlflow.db` browses the same store."""
     from deepmine.tracking import list_runs
 
-    result = list_runs(tracking_uri, experiment, limit)
+    result = list_runs(tracking_uri, experiment, limit, sort)
     found = result["runs"]
-    if sort is not None:
-        from deepmine.train.callbacks import higher_is_better
+    if sort is not None and not found:
+        recorded = sorted({m for r in list_runs(tracking_uri, experiment, 200)["runs"] for m in r["metrics"]})
+        if recorded:
+            from deepmine.exceptions import ConfigError, did_you_mean
 
-        sign = -1.0 if higher_is_better(sort) else 1.0
-        have = [r for r in found if sort in r["metrics"]]
-        found = sorted(have, key=lambda r: sign * r["metrics"][sort]) + [r for r in found if sort not in r["metrics"]]
-        result["runs"] = found
+            raise ConfigError(
+                f"no run in '{experiment}' has the metric '{sort}'{did_you_mean(sort, recorded)}; recorded: {recorded}"
+            )
     if json_out:
         _cli()._emit_json(result)
         return

@@ -119,7 +119,6 @@ def predict_command(artifact: Path, data: str, output: Path | None, read: DataCo
         proba = predictor.predict_proba(values, lengths)
         for i, name in enumerate(predictor.classes_):
             out[f"proba_{name}"] = proba[:, i]
-    if output is None:
-        out.to_csv(sys.stdout, index=False)
-    else:
-        out.to_csv(output, index=False)
+    from deepmine.batch import write_predictions
+
+    write_predictions(iter([out]), output)  # atomic: an error leaves no half-written file

@@ -14,9 +14,15 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from deepmine.exceptions import DataError
+from deepmine.exceptions import ConfigError, DataError
 
 _TENSOR = "__tensor__"
+
+
+def check_output_file(path: Path) -> None:
+    """A usage error when an output file path names an existing folder (it cannot be replaced by a file)."""
+    if Path(path).is_dir():
+        raise ConfigError(f"'{path}' is a folder; give a file path for the output, such as '{Path(path) / 'out'}'")
 
 
 # a folder holding one of these was written by deepmine (an artifact, a checkpoint) and may be replaced

@@ -291,8 +291,11 @@ def log_fit(
 LEAD_METRICS = ("accuracy", "roc_auc", "f1", "log_loss", "rmse", "mae", "r2")
 
 
-def list_runs(uri: str | None = None, experiment: str = "deepmine", limit: int = 50) -> dict[str, Any]:
-    """Runs of ``experiment`` newest first, each with its tags, final metrics and key params."""
+def list_runs(
+    uri: str | None = None, experiment: str = "deepmine", limit: int = 50, sort: str | None = None
+) -> dict[str, Any]:
+    """Runs of ``experiment`` newest first — or, with ``sort``, the ``limit`` best by that final metric among the
+    runs that have it — each with its tags, final metrics and key params."""
     uri = resolve_uri(uri)
     db = sqlite_path(uri)
     if db is not None and not db.exists():
@@ -301,7 +304,15 @@ def list_runs(uri: str | None = None, experiment: str = "deepmine", limit: int =
         client, experiment_id = open_store(uri, experiment, create=False)
         if experiment_id is None:
             return {"tracking_uri": redact_url(uri), "experiment": experiment, "runs": []}
-        found = client.search_runs([experiment_id], order_by=["attributes.start_time DESC"], max_results=limit)
+        newest = "attributes.start_time DESC"
+        if sort is None:
+            found = client.search_runs([experiment_id], order_by=[newest], max_results=limit)
+        else:
+            from deepmine.train.callbacks import higher_is_better
+
+            metric = f"metrics.`{sort}`"
+            order = [f"{metric} {'DESC' if higher_is_better(sort) else 'ASC'}", newest]
+            found = client.search_runs([experiment_id], f"{metric} > -1e300", order_by=order, max_results=limit)
     except Exception as err:  # unreachable server, not an MLflow store
         from deepmine.exceptions import DataError
 

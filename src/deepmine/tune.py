@@ -128,6 +128,44 @@ def _trial_config(base: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     return build_config(base, settings)
 
 
+RESUME_SEED_STEP = 1009  # a prime: seeds of resumed runs never meet those of other workers
+
+
+def check_tunable(data: Any, base: RunConfig) -> dict[str, str]:
+    """What the study is about — source, target, task — after checking the data as a fit would (before any
+    study is created): images are refused (their models are not in the search space)."""
+    from deepmine.data.sources import describe, load_table
+    from deepmine.data.streaming import should_stream
+    from deepmine.images.sources import is_image_source
+    from deepmine.tasks.supervised import infer_run_schema
+
+    if is_image_source(data, None):
+        raise ConfigError(
+            f"tune searches table and text models; {describe(data)} holds images, whose models it does not tune "
+            "(set images.* and model.* with deepmine fit --set instead)"
+        )
+    task = base.task
+    if not should_stream(data, base.data):
+        frame = load_table(data, base.data)
+        task = infer_run_schema(frame, base, describe(data)).task
+    return {"source": describe(data), "target": str(base.columns.target), "task": task}
+
+
+def _check_study(study: Any, about: dict[str, str], study_name: str) -> None:
+    """Label a new study with what it tunes; refuse to join one made for another target or task."""
+    made_for = {k: study.user_attrs.get(k) for k in about}
+    if all(v is None for v in made_for.values()):
+        for key, value in about.items():
+            study.set_user_attr(key, value)
+        return
+    differs = [k for k in ("target", "task") if made_for[k] != about[k]]
+    if differs:
+        raise ConfigError(
+            f"study '{study_name}' tunes target '{made_for['target']}' ({made_for['task']}) on {made_for['source']}; "
+            f"this run's is '{about['target']}' ({about['task']}): choose another --study"
+        )
+
+
 def worker(
     data: Any,
     base: RunConfig,
@@ -145,13 +183,17 @@ def worker(
     from deepmine.data.streaming import should_stream
     from deepmine.tasks.supervised import fit_table
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial: our one-line error, not its traceback
     key, _ = monitor_of(base)
     source = data if should_stream(data, base.data) else load_table(data, base.data)  # read once per worker
+    storage = make_storage(storage_url)
+    # the sampler's seed moves on with the trials the study already holds, so a resumed study explores new
+    # points instead of repeating its first ones (the same seed and history still give the same trials)
+    done = len(optuna.load_study(study_name=study_name, storage=storage).trials)
     study = optuna.load_study(
         study_name=study_name,
-        storage=make_storage(storage_url),
-        sampler=optuna.samplers.TPESampler(seed=base.seed + index),
+        storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=base.seed + index + RESUME_SEED_STEP * done),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
 
@@ -230,14 +272,16 @@ def run_tune(
     study_name = study_name or f"{stem}-{target}"
     storage_url = storage or default_storage()
     key, direction = monitor_of(base)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial: our one-line error, not its traceback
     if worker_only:
         worker(data, base, storage_url, study_name, trials, timeout, worker_index, say)
         return {"study": study_name, "storage": redact_url(storage_url), "trials_run": trials}
     started = time.perf_counter()
-    optuna.create_study(
+    about = check_tunable(data, base)
+    study = optuna.create_study(
         study_name=study_name, storage=make_storage(storage_url), direction=direction, load_if_exists=True
     )
+    _check_study(study, about, study_name)
     shares = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
     shown = redact_url(storage_url)
     say(f"tuning '{study_name}' in {shown}: {trials} trial(s) over {workers} worker(s), judged on {key}")

@@ -35,6 +35,7 @@ from deepmine.export.check import max_abs_diff, reference_outputs, sample_rows
 from deepmine.export.graph import build_graph, check_exportable, graph_inputs, input_names, output_name
 from deepmine.export.sidecar import build_sidecar
 from deepmine.export.writers import run_onnx, run_torchscript, write_onnx, write_torchscript
+from deepmine.io_utils import check_output_file
 
 if TYPE_CHECKING:
     from deepmine.predictor import Predictor
@@ -112,10 +113,11 @@ def export_predictor(
     :class:`ExportCheckError` and nothing is written.
     """
     fmt = _check_format(format)
+    path = Path(path)
+    check_output_file(path)
     check_exportable(predictor)
     if rows < 1:
         raise ConfigError(f"rows must be at least 1, got {rows}")
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame, described = _check_frame(predictor, sample, rows)
     expected = reference_outputs(predictor, frame)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from deepmine.exceptions import ConfigError
+from deepmine.io_utils import check_output_file
 
 if TYPE_CHECKING:
     from deepmine.export import ExportResult
@@ -42,7 +43,13 @@ pre = meta["preprocessing"]
 
 def pixels(path):
     # one image file as deepmine decodes it: gray or RGB, resized keeping the aspect, padded or cropped
-    image = Image.open(path).convert(pre["mode"])
+    image = Image.open(path)
+    if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit gray: scaled to 8 bits, not clipped
+        values = np.asarray(image, dtype=np.float64)
+        if values.max(initial=0) > 255:
+            values = np.clip(np.rint(values / 257), 0, 255)
+        image = Image.fromarray(values.astype(np.uint8))
+    image = image.convert(pre["mode"])
     width, height = pre["width"], pre["height"]
     if image.size != (width, height):
         w, h = image.size
@@ -127,6 +134,7 @@ def export_image_predictor(
     if rows < 1:
         raise ConfigError(f"rows must be at least 1, got {rows}")
     path = Path(path)
+    check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = sample_images(predictor, sample, rows)
     expected = torch.softmax(predictor.outputs(data), dim=1).numpy().astype("float64")

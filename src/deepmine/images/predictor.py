@@ -114,25 +114,46 @@ class ImagePredictor:
 
     # ---- prediction ---------------------------------------------------------------------------------------
     def predict_proba(self, data: Any) -> np.ndarray:
-        """Class probabilities, shape (images, classes), columns in the order of ``classes_``."""
-        return torch.softmax(self.outputs(self.load(data)), dim=1).numpy()
+        """Class probabilities, shape (images, classes), columns in the order of ``classes_``; every image must
+        be readable (so row i answers input i): :meth:`predict_frame` keeps empty rows for unreadable ones."""
+        images = self.load(data)
+        if images.skipped:
+            raise DataError(
+                f"{images.where}: {len(images.skipped)} of {len(images) + len(images.skipped)} images could not be "
+                f"read (first: {images.skipped[0]}); fix or remove them, or use predict_frame, which keeps an empty "
+                "row for each"
+            )
+        return torch.softmax(self.outputs(images), dim=1).numpy()
 
     def predict(self, data: Any) -> np.ndarray:
-        """The most probable class of each image."""
+        """The most probable class of each image (every image must be readable, see :meth:`predict_proba`)."""
         return self.classes_[self.predict_proba(data).argmax(axis=1)]
 
     def predict_frame(self, data: Any, id_column: str | None = None) -> pd.DataFrame:
-        """One row per readable image: its path (or index), the prediction and ``proba_<class>`` columns."""
+        """One row per input image, in input order: its path (or index), the prediction and ``proba_<class>``
+        columns — empty for an image that could not be read (named in a warning)."""
         images = self.load(data)
+        out = self._frame(images, id_column)
+        if id_column and images.table is not None:  # a key, not an input: no "not trained on" warning for it
+            images.table = images.table.drop(columns=[id_column])
         proba = torch.softmax(self.outputs(images), dim=1).numpy()
+        out["prediction"] = self.classes_[proba.argmax(axis=1)]
+        for i, label in enumerate(self.classes):
+            out[f"proba_{label}"] = proba[:, i]
+        if images.unread is None:
+            return out
+        empty = self._frame(images.unread, id_column)  # prediction and probabilities stay missing
+        out.index, empty.index = images.kept_at, images.unread_at
+        return pd.concat([out, empty]).sort_index(kind="stable").reset_index(drop=True)
+
+    @staticmethod
+    def _frame(images: ImageData, id_column: str | None) -> pd.DataFrame:
+        """The path column (and the id column) of ``images``."""
         out = pd.DataFrame({images.path_column: images.names})
         if id_column:
             if images.table is None or id_column not in images.table.columns:
                 raise DataError(f"id column '{id_column}' is not in {images.where}")
             out.insert(0, id_column, images.table[id_column].to_numpy())
-        out["prediction"] = self.classes_[proba.argmax(axis=1)]
-        for i, label in enumerate(self.classes):
-            out[f"proba_{label}"] = proba[:, i]
         return out
 
     def evaluate(self, data: Any, labels: Any = None) -> dict[str, Any]:

@@ -42,6 +42,11 @@ class ImageData:
     sizes: Counter = field(default_factory=Counter)
     skipped: list[str] = field(default_factory=list)
     path_column: str = "path"
+    # after a scan that skipped files: the input positions of the rows kept, and the unreadable rows themselves
+    # (with their input positions), so a prediction can keep one row per input row
+    kept_at: np.ndarray | None = None
+    unread: ImageData | None = None
+    unread_at: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -236,7 +241,7 @@ def _from_table(
             f"{where} has no column of image paths (values ending in .png, .jpg ...); name it with "
             "--set images.path_column=NAME"
         )
-    names = frame[column].astype(str).str.strip().tolist()
+    names = ["" if pd.isna(v) else str(v).strip() for v in frame[column].tolist()]  # a blank cell: no path
     paths = [Path(n) if Path(n).is_absolute() else base / n for n in names]
     labels = None
     rest = frame.drop(columns=[column])
@@ -339,7 +344,7 @@ def scan_files(data: ImageData, strict: bool, what: str | None = None) -> ImageD
     modes: Counter = Counter()
     sizes: Counter = Counter()
     for i, path in enumerate(_progress(data.paths, f"reading {data.where}")):
-        problem, size, mode = _check_one(path)
+        problem, size, mode = _check_one(path) if data.names[i] else ("a blank path", (0, 0), "")
         if problem is None:
             keep.append(i)
             modes[mode] += 1
@@ -347,7 +352,7 @@ def scan_files(data: ImageData, strict: bool, what: str | None = None) -> ImageD
             continue
         if strict:
             raise DataError(f"image '{path}' is {problem}; remove or replace it (or drop --strict to skip it)")
-        skipped.append(f"{data.names[i]} ({problem})")
+        skipped.append(f"{data.names[i] or f'row {i + 1}'} ({problem})")
     if not keep:
         raise DataError(
             f"none of the {len(data.paths)} images in {data.where} could be read "
@@ -361,6 +366,9 @@ def scan_files(data: ImageData, strict: bool, what: str | None = None) -> ImageD
             DeepmineWarning,
             stacklevel=3,
         )
+        unread_at = np.setdiff1d(np.arange(len(data.paths)), keep)
+        unread = data.subset(unread_at)
         data = data.subset(np.asarray(keep))
+        data.kept_at, data.unread, data.unread_at = np.asarray(keep), unread, unread_at
     data.modes, data.sizes, data.skipped = modes, sizes, skipped
     return data

@@ -49,11 +49,24 @@ def decode(path: Path, channels: int, height: int, width: int, resize: str) -> n
     from PIL import Image
 
     with Image.open(path) as image:
-        image = image.convert("L" if channels == 1 else "RGB")
+        image = to_8_bit(image).convert("L" if channels == 1 else "RGB")
         if image.size != (width, height):
             image = _resize(image, height, width, resize)
         array = np.asarray(image, dtype=np.uint8)
     return array[..., None] if channels == 1 else array
+
+
+def to_8_bit(image):
+    """16-bit and 32-bit integer gray images scaled to 8 bits (65535 → 255) when they use more than 8 bits:
+    Pillow's own conversion clips them, so a dark 16-bit scan would turn white."""
+    from PIL import Image
+
+    if not (image.mode == "I" or image.mode.startswith("I;16")):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    if values.max(initial=0) > 255:
+        values = np.clip(np.rint(values / 257), 0, 255)
+    return Image.fromarray(values.astype(np.uint8))
 
 
 def _resize(image, height: int, width: int, mode: str):
@@ -104,7 +117,7 @@ def conform_array(array: np.ndarray, spec: ImageSpec) -> np.ndarray:
 def fit_spec(data: ImageData, config: Any, seed: int) -> ImageSpec:
     """Channels and size from the majority of the training images, normalization from their statistics."""
     if config.channels == "auto":
-        gray = sum(n for mode, n in data.modes.items() if mode in ("1", "L", "LA", "I", "I;16", "F"))
+        gray = sum(n for mode, n in data.modes.items() if mode in ("1", "L", "LA", "F", "I") or mode.startswith("I;16"))
         channels = 1 if gray * 2 >= sum(data.modes.values()) else 3
     else:
         channels = 1 if config.channels == "gray" else 3

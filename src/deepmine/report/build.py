@@ -131,7 +131,10 @@ def render_profile(profile: dict[str, Any]) -> str:
 
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
+    from deepmine.io_utils import check_output_file
+
     path = Path(path)
+    check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -256,7 +256,10 @@ def _open_binary(path: Path) -> Iterator[IO[bytes]]:
 def atomic_text_file(path: str | Path) -> Iterator[IO[str]]:
     """Yield a UTF-8 text handle on a temporary file beside ``path`` (gzip when it ends in .gz), renamed
     into place on success; on failure nothing is left behind and an existing file is untouched."""
+    from deepmine.io_utils import check_output_file
+
     path = Path(path)
+    check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
