@@ -228,6 +228,9 @@ def test_extra_predict_columns_warn_and_are_ignored(run_cli, tmp_path, trained, 
     assert result.err.count("\n") == 1 and result.err.startswith("warning: "), result.err
     assert "surplus_col" in result.err and str(extra) in result.err
     assert result.out == expected.out
+    explained = run_cli("explain", trained, extra, "--rows", "2", "--json")  # checks the rows twice: warns once
+    assert explained.code == 0, explained.err
+    assert [line for line in explained.err.splitlines() if "surplus_col" in line] == [result.err.strip()]
 
 
 # ---- 12. unseen categories at predict time ------------------------------------------------------------

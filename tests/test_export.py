@@ -269,6 +269,10 @@ def test_cli_export_json_and_human_output(single_binary, tmp_path, run_cli):
     assert done.out == "" and "max abs diff" in done.err
     assert (tmp_path / "art.pt").exists() and (tmp_path / "art.pt.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    short = tmp_path / "short.csv"
+    raw_rows(n=20, seed=7).drop(columns=[single_binary.schema.features[0].name]).to_csv(short, index=False)
+    done = run_cli("export", artifact, "-o", tmp_path / "x.onnx", "--check", short)
+    assert done.code == 1 and done.err.startswith(f"error: {short} lacks column(s)") and "the DataFrame" not in done.err
 
 
 def test_a_text_only_model_is_pointed_to_serving_not_to_dropping_its_only_column(tmp_path):

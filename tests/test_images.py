@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import struct
 import subprocess
@@ -299,6 +300,13 @@ def test_image_plus_tabular_columns_train_as_one_model(tmp_path):
     np.testing.assert_allclose(kept, frame.filter(like="proba_").to_numpy()[[0, 2, 4]], rtol=1e-5)
     with pytest.raises(DataError, match=r"2 of 5 images could not be read \(first: gone.png \(missing\)\)"):
         again.predict(tmp_path / "gappy.csv")  # an array answer must line up with the input: no silent drops
+    (tmp_path / "bare").mkdir()
+    for i in range(3):  # paths without an image suffix: found through the column the model was trained on
+        (tmp_path / "bare" / str(i)).write_bytes((tmp_path / f"{i}.png").read_bytes())
+    bare = table.head(3).assign(image=[f"bare/{i}" for i in range(3)])
+    bare.to_csv(tmp_path / "bare.csv", index=False)
+    bare_proba = again.predict_proba(tmp_path / "bare.csv")
+    np.testing.assert_allclose(bare_proba, frame.filter(like="proba_").to_numpy()[:3], rtol=1e-5)
 
 
 def served_image_and_table_model_answers_like_predict_frame(artifact, rows, folder, frame) -> None:
@@ -357,13 +365,15 @@ def test_cli_fits_a_folder_and_predicts_a_folder_keeping_paths(tmp_path, run_cli
     assert fitted.code == 0, fitted.err
     summary = json.loads(fitted.out)
     assert summary["kind"] == "image" and summary["rows"] + summary["valid_rows"] == 80
+    assert 'id="section-metrics"' in (tmp_path / "model" / "report.html").read_text()  # written by fit, as for tables
     run = recorded_run(summary["run_id"])  # image fits are tracked like table fits
     assert run["status"] == "FINISHED" and run["tags"]["deepmine.task"] == "binary"
     assert run["metrics"]["accuracy"] == pytest.approx(summary["accuracy"])
     assert run["metrics"]["fit_epochs"] == summary["epochs"] and "artifact/deepmine.json" in run["files"]
     quick = ["--json", "--set", "trainer.epochs=1", "--set", "model.width=8"]
-    untracked = run_cli("fit", train, "--out", tmp_path / "off", "--no-track", *quick)
+    untracked = run_cli("fit", train, "--out", tmp_path / "off", "--no-track", "--no-report", *quick)
     assert untracked.code == 0, untracked.err
+    assert not (tmp_path / "off" / "report.html").exists()
     assert "run_id" not in json.loads(untracked.out)
     from_api = deepmine.fit(train, trainer={"epochs": 1}, model={"width": 8})
     assert recorded_run(from_api.training["run_id"])["tags"]["deepmine.command"] == "api"
@@ -379,6 +389,11 @@ def test_cli_fits_a_folder_and_predicts_a_folder_keeping_paths(tmp_path, run_cli
     assert predicted.code == 0, predicted.err
     frame = pd.read_csv(tmp_path / "p.csv")
     assert list(frame["path"]) == ["img0.png", "img1.png", "img2.png"] and set(frame["prediction"]) <= {"h", "v"}
+    one = run_cli("predict", tmp_path / "model", flat / "img1.png")  # a single image file
+    assert one.code == 0, one.err
+    single = pd.read_csv(io.StringIO(one.out))
+    assert len(single) == 1 and single["prediction"][0] == frame["prediction"][1]
+    np.testing.assert_allclose(single["proba_h"], frame["proba_h"][1:2], rtol=1e-5)
     empty = tmp_path / "nothing"
     empty.mkdir()
     (empty / "a.txt").write_text("x")

@@ -74,7 +74,8 @@ def read_manifest(path: Path, kind: str, written_by: str) -> dict[str, Any]:
     if found != kind:
         article = "an" if found[:1] in "aeiou" else "a"
         raise ArtifactError(
-            f"artifact '{path}' is {article} {found} model, not a {kind} one; load it with deepmine.load"
+            f"artifact '{path}' is {article} {found} model and this reads {kind} models only; `deepmine predict` "
+            "and `deepmine evaluate` take every kind (deepmine.load opens any in Python)"
         )
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:

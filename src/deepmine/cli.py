@@ -51,10 +51,16 @@ def _stderr():
     return Console(stderr=True)
 
 
+SHOWN_WARNINGS: set[str] = set()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """deepmine's warnings as one ``warning:`` line each, and each text once per command (the same check can run
+    on the same rows twice, e.g. once for the baseline of an explanation)."""
     from deepmine.exceptions import DeepmineWarning
 
-    if issubclass(category, DeepmineWarning) or DEBUG["on"]:
+    if (issubclass(category, DeepmineWarning) or DEBUG["on"]) and str(message) not in SHOWN_WARNINGS:
+        SHOWN_WARNINGS.add(str(message))
         print(f"warning: {message}", file=sys.stderr)
 
 
@@ -712,6 +718,7 @@ def main(argv: list[str] | None = None) -> None:
     DEBUG["on"] = "--debug" in args or os.environ.get("DEEPMINE_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
     ARGV[:] = args
+    SHOWN_WARNINGS.clear()
     warnings.showwarning = _show_warning
     from deepmine.exceptions import DeepmineError
 

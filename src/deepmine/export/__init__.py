@@ -86,6 +86,9 @@ def _check_frame(predictor: Predictor, sample: Any, rows: int) -> tuple[Any, str
     frame = load_table(sample, predictor.config.data).head(rows).reset_index(drop=True)
     if frame.empty:
         raise DataError(f"{describe(sample)} has no rows to check the export on; pass a file with data rows")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepmineWarning)  # extra columns are named once, when the rows are scored
+        predictor.pipeline.check_columns(frame, describe(sample))  # a missing column named with its file
     return frame, f"{len(frame)} rows of {describe(sample)}"
 
 

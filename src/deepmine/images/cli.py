@@ -42,7 +42,8 @@ def fit_command(
     from deepmine.images.task import fit_images
     from deepmine.tracking import record_fit, tracked_fit
 
-    overrides = {k: v for k, v in overrides.items() if k != "report.enabled"}  # images have no HTML report yet
+    report = overrides.get("report.enabled", True) is not False  # --no-report
+    overrides = {k: v for k, v in overrides.items() if k != "report.enabled"}  # not an image config setting
     run = build_image_config(config, overrides)
     if out is None:
         out = Path(f"{Path(data).name.split('.')[0] or 'images'}-model")
@@ -56,6 +57,10 @@ def fit_command(
     )
     predictor.save(out)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    if report:
+        from deepmine.report.images import write_image_report
+
+        write_image_report(predictor, out / "report.html")
     metrics = {k: v for k, v in predictor.metrics["valid"].items() if k not in ("rows", "confusion_matrix")}
     summary = {
         "artifact": str(out),

@@ -68,7 +68,12 @@ class ImagePredictor:
     def load(self, data: Any, labels: Any = None) -> ImageData:
         """Read images (folder, table of paths, IDX/NPZ, array, list of paths) the way training did."""
         return load_images(
-            data, self.config.images, labels=labels, target=self.config.columns.target, read=self.config.data
+            data,
+            self.config.images,
+            labels=labels,
+            target=self.config.columns.target,
+            read=self.config.data,
+            trained_column=self.training.get("path_column"),
         )
 
     def encode_labels(self, labels: np.ndarray, where: str) -> np.ndarray:

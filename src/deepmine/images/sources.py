@@ -137,12 +137,20 @@ def _read_head(path: Path, rows: int = 50) -> pd.DataFrame:
 
 # ---- loading ----------------------------------------------------------------------------------------
 def load_images(
-    data: Any, config: Any = None, *, labels: Any = None, target: str | None = None, read: Any = None
+    data: Any,
+    config: Any = None,
+    *,
+    labels: Any = None,
+    target: str | None = None,
+    read: Any = None,
+    trained_column: str | None = None,
 ) -> ImageData:
-    """Read ``data`` (folder, table path or DataFrame, IDX or NPZ file, array, list of paths) into ImageData.
+    """Read ``data`` (folder, table path or DataFrame, IDX or NPZ file, array, list of paths, one image file) into
+    ImageData.
 
     ``config`` is the run's ``images`` section (path column, strict); ``labels`` labels an array or path list;
-    ``target`` names the label column of a table; ``read`` is the DataConfig for table files."""
+    ``target`` names the label column of a table; ``read`` is the DataConfig for table files;
+    ``trained_column`` is the path column a model was trained on, used when a table has it."""
     strict = bool(getattr(config, "strict", False))
     configured = getattr(config, "path_column", None)
     if isinstance(data, np.ndarray):
@@ -152,6 +160,8 @@ def load_images(
         out = ImageData("the list of paths", [str(p) for p in data], _labels(labels, len(paths)), paths=paths)
         return scan_files(out, strict)
     if isinstance(data, pd.DataFrame):
+        if configured is None and trained_column in data.columns:
+            configured = trained_column
         return _from_table(data, "the DataFrame", Path.cwd(), configured, target, strict)
     path = Path(data)
     if not path.exists():
@@ -160,6 +170,8 @@ def load_images(
         )
     if path.is_dir():
         return _from_folder(path, strict)
+    if path.suffix.lower() in IMAGE_SUFFIXES:  # one image file
+        return scan_files(ImageData(str(path), [str(path)], _labels(labels, 1), paths=[path]), strict)
     if is_idx(path):
         return _from_idx(path)
     if path.suffix.lower() == ".npz":
@@ -167,6 +179,8 @@ def load_images(
     from deepmine.data.sources import load_table
 
     frame = load_table(str(path), read)
+    if configured is None and trained_column in frame.columns:
+        configured = trained_column
     return _from_table(frame, str(path), path.parent, configured, target, strict)
 
 
@@ -239,7 +253,7 @@ def _from_table(
     if column is None:
         raise ColumnError(
             f"{where} has no column of image paths (values ending in .png, .jpg ...); name it with "
-            "--set images.path_column=NAME"
+            "images.path_column (fit: --set images.path_column=NAME; a trained model uses the column it was trained on)"
         )
     names = ["" if pd.isna(v) else str(v).strip() for v in frame[column].tolist()]  # a blank cell: no path
     paths = [Path(n) if Path(n).is_absolute() else base / n for n in names]

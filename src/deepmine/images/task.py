@@ -191,5 +191,6 @@ def fit_images(
         "seconds": round(fit_seconds, 3),
         "source": images.where,
         "skipped_images": len(images.skipped),
+        "path_column": images.path_column if images.table is not None else None,
     }
     return predictor
