@@ -392,3 +392,16 @@ def test_an_output_file_that_names_a_folder_is_a_usage_error(run_cli, tmp_path, 
         assert_error(result, 2, "results' is a folder; give a file path")
     assert [p.name for p in folder.iterdir()] == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "rows.csv"]  # no temporary file left
+
+
+def test_a_word_in_a_regression_target_at_evaluate_names_file_row_and_value(run_cli, tmp_path):
+    data = write(tmp_path, "train.csv", make_table(n=N_ROWS, task="regression"))
+    out = tmp_path / "reg"
+    fitted = run_cli("fit", data, "--target", "label", "--out", out, "--json", *FAST, "--set", "trainer.epochs=2")
+    assert fitted.code == 0, fitted.err
+    rows = make_table(n=20, seed=3, task="regression").astype({"label": object})
+    rows.loc[6, "label"] = "lots"
+    test = write(tmp_path, "test.csv", rows)
+    for command in ("evaluate", "explain"):
+        line = assert_error(run_cli(command, out, test), 1, f"{test}: column 'label'", "row 7 holds 'lots'")
+        assert "--set" not in line  # the model's target stays numeric: only fixing the value helps

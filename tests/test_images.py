@@ -146,6 +146,9 @@ def test_idx_and_npz_sources_read_images_with_labels(tmp_path):
     np.savez(tmp_path / "odd.npz", pixels=x)
     with pytest.raises(DataError, match=r"no image array named .* it holds \['pixels'\]"):
         load_images(tmp_path / "odd.npz")
+    np.savez(tmp_path / "short.npz", x=x, y=labels[:4])
+    with pytest.raises(DataError, match=r"short.npz: labels must be 1-D with one value per image \(5\)"):
+        load_images(tmp_path / "short.npz")
 
 
 # ---- preprocessing ---------------------------------------------------------------------------------------------
@@ -305,6 +308,10 @@ def test_image_plus_tabular_columns_train_as_one_model(tmp_path):
         (tmp_path / "bare" / str(i)).write_bytes((tmp_path / f"{i}.png").read_bytes())
     bare = table.head(3).assign(image=[f"bare/{i}" for i in range(3)])
     bare.to_csv(tmp_path / "bare.csv", index=False)
+    from deepmine.tracking import Tracker
+
+    run_id = Tracker(None, "deepmine").record(predictor, source=str(tmp_path / "t.csv"), artifact=tmp_path / "model")
+    assert recorded_run(run_id)["tags"]["deepmine.target"] == "label"  # `deepmine runs` shows the target
     bare_proba = again.predict_proba(tmp_path / "bare.csv")
     np.testing.assert_allclose(bare_proba, frame.filter(like="proba_").to_numpy()[:3], rtol=1e-5)
 

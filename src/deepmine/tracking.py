@@ -226,6 +226,8 @@ def log_fit(
     # any fitted object with config, metrics["valid"], training, task (and schema, history)
     config = predictor.config
     target = getattr(getattr(predictor, "schema", None), "target", None)
+    if target is None:  # image models name theirs in the config (class folders have none)
+        target = getattr(getattr(config, "columns", None), "target", None)
     task = str(getattr(predictor, "task", ""))
     training = getattr(predictor, "training", None) or {}
     history = getattr(predictor, "history", None) or training.get("history") or []

@@ -136,7 +136,11 @@ class FeaturePipeline:
             sep = self.schema.label_sep or "|"
             return indicator_matrix(column, self.schema.classes, sep, self.schema.target, where)
         if self.schema.task == "regression":
-            return ((to_numbers(column) - self.target_mean) / self.target_std).astype("float32")
+            try:
+                values = to_numbers(column, trained=True)
+            except DataError as err:
+                raise DataError(f"{where}: {err}") from err  # the target of rows being scored: name their file
+            return ((values - self.target_mean) / self.target_std).astype("float32")
         keys = as_keys(column)
         lookup = {key: i for i, key in enumerate(as_keys(pd.Series(self.schema.classes)))}
         codes = keys.map(lookup)

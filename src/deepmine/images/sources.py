@@ -184,12 +184,12 @@ def load_images(
     return _from_table(frame, str(path), path.parent, configured, target, strict)
 
 
-def _labels(labels: Any, n: int) -> np.ndarray | None:
+def _labels(labels: Any, n: int, where: str = "the images") -> np.ndarray | None:
     if labels is None:
         return None
     values = np.asarray(labels)
     if values.ndim != 1 or len(values) != n:
-        raise DataError(f"labels must be 1-D with one value per image ({n}), got shape {values.shape}")
+        raise DataError(f"{where}: labels must be 1-D with one value per image ({n}), got shape {values.shape}")
     return values
 
 
@@ -210,7 +210,7 @@ def _from_array(array: np.ndarray, where: str, labels: Any) -> ImageData:
         scale = 255.0 if values.max() <= 1.0 else 1.0
         array = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
     n = len(array)
-    out = ImageData(where, [str(i) for i in range(n)], _labels(labels, n), array=np.ascontiguousarray(array))
+    out = ImageData(where, [str(i) for i in range(n)], _labels(labels, n, where), array=np.ascontiguousarray(array))
     out.sizes[tuple(array.shape[1:3])] = n
     out.modes["L" if array.shape[-1] == 1 else "RGB"] = n
     return out
@@ -376,7 +376,7 @@ def scan_files(data: ImageData, strict: bool, what: str | None = None) -> ImageD
         warnings.warn(
             f"{data.where}: skipped {len(skipped)} of {len(data.paths)} {what or 'images'} that could not be read: "
             f"{', '.join(skipped[:SHOWN_SKIPPED])}{' ...' if len(skipped) > SHOWN_SKIPPED else ''} "
-            "(--strict stops instead)",
+            "(--strict, or images.strict=True in Python, stops instead)",
             DeepmineWarning,
             stacklevel=3,
         )
