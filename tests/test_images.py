@@ -173,8 +173,10 @@ def test_sixteen_bit_gray_images_are_scaled_to_eight_bits_not_clipped(tmp_path):
     for channels in (1, 3):
         pixels = decode(tmp_path / "dark16.png", channels, 12, 12, "pad")
         np.testing.assert_array_equal(pixels[..., 0], dark // 257)  # Pillow alone would clip them to 255
-    Image.fromarray(np.full((12, 12), 200, np.uint16)).save(tmp_path / "eight-bit-range.png")  # already 0..255
-    assert decode(tmp_path / "eight-bit-range.png", 1, 12, 12, "pad").max() == 200
+    Image.fromarray(np.full((12, 12), 200 * 257, np.uint16)).save(tmp_path / "bright.png")
+    Image.fromarray(np.full((12, 12), 200, np.uint16)).save(tmp_path / "faint.png")  # dim, but 16-bit all the same
+    assert decode(tmp_path / "bright.png", 1, 12, 12, "pad").max() == 200
+    assert decode(tmp_path / "faint.png", 1, 12, 12, "pad").max() == 1  # one scale for every 16-bit image
 
 
 def test_mixed_sizes_resize_to_the_most_common_with_pad_or_crop(tmp_path):

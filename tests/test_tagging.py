@@ -396,6 +396,11 @@ def test_cli_predict_tags_one_column_of_a_table_row_by_row(fitted, tmp_path, run
     assert json.loads(done.out.splitlines()[0])["tokens"][0] == "Hiro"
     done = run_cli("predict", model, two, "--column", "summary")
     assert done.code == 1 and "'summary'" in done.err and "title" in done.err
+    conll = write_conll(tmp_path / "dev.tsv", corpus(5, 3))  # CoNLL named .tsv: still read as token lines
+    done = run_cli("predict", model, conll, "-o", tmp_path / "tags.txt")
+    assert done.code == 0, done.err
+    lines = (tmp_path / "tags.txt").read_text(encoding="utf-8").splitlines()  # .txt: JSON lines, not a table
+    assert [json.loads(line)["tokens"] for line in lines] == [s.tokens for s in corpus(5, 3)]
     plain = tmp_path / "plain.txt"
     plain.write_text("Anna saw Perth .\n", encoding="utf-8")
     done = run_cli("predict", model, plain, "--column", "body")

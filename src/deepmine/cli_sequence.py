@@ -47,6 +47,7 @@ def _has_header(path: str) -> bool:
 def fit_command(data: str, out: Path | None, overrides: dict[str, Any], config: Path | None, json_out: bool) -> None:
     """Fit a sequence classifier/regressor on wide rows and save the artifact."""
     from deepmine.config import build_config
+    from deepmine.io_utils import check_replaceable
     from deepmine.sequences.config import SequenceRunConfig
     from deepmine.tasks.sequence import fit_sequences
     from deepmine.tracking import record_fit, tracked_fit
@@ -57,9 +58,10 @@ def fit_command(data: str, out: Path | None, overrides: dict[str, Any], config: 
     run = build_config(config, overrides, schema=SequenceRunConfig, aliases={}, command="fit --task sequence")
     if label is not None:
         run.sequence.label = label
+    out = out or Path(f"{Path(data).name.split('.')[0]}-model")
+    check_replaceable(out)  # before training, not when saving
     values, lengths, y, where = _read(data, run.data, run.sequence.label, run.sequence.channels)
     predictor, tracker = tracked_fit(run, lambda: fit_sequences(values, y, run, lengths, where))
-    out = out or Path(f"{Path(data).name.split('.')[0]}-model")
     predictor.save(out)
     summary = {
         "artifact": str(out),

@@ -18,6 +18,7 @@ def fit_command(
     """Fit a BiLSTM-CRF tagger and save the artifact."""
     from deepmine.config import build_config
     from deepmine.exceptions import ConfigError
+    from deepmine.io_utils import check_replaceable
     from deepmine.tagging.config import TaggingRunConfig
     from deepmine.tagging.fit import fit_tagger
     from deepmine.tagging.readers import read_tagged
@@ -29,10 +30,11 @@ def fit_command(
     if "columns.target" in overrides:
         raise ConfigError("--target does not apply to --task tagging: the tag is the last column of each token line")
     run = build_config(config, overrides, schema=TaggingRunConfig, aliases={}, command="fit --task tagging")
+    out = out or Path(f"{Path(data).name.split('.')[0]}-model")
+    check_replaceable(out)  # before training, not when saving
     train = read_tagged(data)
     held = read_tagged(valid) if valid is not None else None
     predictor, tracker = tracked_fit(run, lambda: fit_tagger(train, run, held, where=str(data), valid_where=str(valid)))
-    out = out or Path(f"{Path(data).name.split('.')[0]}-model")
     predictor.save(out)
     valid_scores = predictor.metrics["valid"]
     summary = {
@@ -105,8 +107,9 @@ def predict_command(
     from deepmine.tagging.tables import is_table_source, read_table_texts
 
     predictor = _load(artifact)
+    features = predictor.state.get("file_features", len(predictor.encoder.features))
     ids = None
-    if is_table_source(data):
+    if is_table_source(data, None if text_column is not None else features):  # CoNLL named .tsv stays CoNLL
         table = read_table_texts(data, read, text_column, id_column)
         rows = predictor.predict(table.texts)
         ids = table.ids
@@ -122,12 +125,12 @@ def _write_tagged(rows: list[dict[str, Any]], output: Path | None, id_column: st
     """JSON lines (stdout, .jsonl) or a table of space-joined tokens/tags and the entities as JSON."""
     import pandas as pd
 
-    from deepmine.batch import output_kind, write_predictions
+    from deepmine.batch import write_predictions
     from deepmine.report.build import write_text_atomic
 
     if ids is not None:
         rows = [{id_column: value, **row} for value, row in zip(ids.tolist(), rows, strict=True)]
-    if output is not None and output_kind(output) != "jsonl":
+    if output is not None and output.name.lower().endswith((".csv", ".tsv", ".parquet", ".pq")):
         frame = pd.DataFrame(
             {
                 **({id_column: ids.to_numpy()} if ids is not None else {}),

@@ -131,9 +131,10 @@ def _trial_config(base: RunConfig, overrides: dict[str, Any]) -> RunConfig:
 RESUME_SEED_STEP = 1009  # a prime: seeds of resumed runs never meet those of other workers
 
 
-def check_tunable(data: Any, base: RunConfig) -> dict[str, str]:
+def check_tunable(data: Any, base: RunConfig) -> tuple[dict[str, str], Any]:
     """What the study is about — source, target, task — after checking the data as a fit would (before any
-    study is created): images are refused (their models are not in the search space)."""
+    study is created), and the table read for it (None when streamed): images are refused (their models are
+    not in the search space)."""
     from deepmine.data.sources import describe, load_table
     from deepmine.data.streaming import should_stream
     from deepmine.images.sources import is_image_source
@@ -144,11 +145,11 @@ def check_tunable(data: Any, base: RunConfig) -> dict[str, str]:
             f"tune searches table and text models; {describe(data)} holds images, whose models it does not tune "
             "(set images.* and model.* with deepmine fit --set instead)"
         )
-    task = base.task
+    task, frame = base.task, None
     if not should_stream(data, base.data):
         frame = load_table(data, base.data)
         task = infer_run_schema(frame, base, describe(data)).task
-    return {"source": describe(data), "target": str(base.columns.target), "task": task}
+    return {"source": describe(data), "target": str(base.columns.target), "task": task}, frame
 
 
 def _check_study(study: Any, about: dict[str, str], study_name: str) -> None:
@@ -175,8 +176,9 @@ def worker(
     timeout: float | None,
     index: int,
     say: Callable[[str], None],
+    frame: Any = None,
 ) -> None:
-    """Run ``trials`` trials of the study in this process."""
+    """Run ``trials`` trials of the study in this process (on ``frame`` when the caller has read the table)."""
     import optuna
 
     from deepmine.data.sources import load_table
@@ -185,17 +187,17 @@ def worker(
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial: our one-line error, not its traceback
     key, _ = monitor_of(base)
-    source = data if should_stream(data, base.data) else load_table(data, base.data)  # read once per worker
-    storage = make_storage(storage_url)
-    # the sampler's seed moves on with the trials the study already holds, so a resumed study explores new
-    # points instead of repeating its first ones (the same seed and history still give the same trials)
-    done = len(optuna.load_study(study_name=study_name, storage=storage).trials)
+    source = frame  # the caller's read of the table, else one read per worker
+    if source is None:
+        source = data if should_stream(data, base.data) else load_table(data, base.data)
     study = optuna.load_study(
         study_name=study_name,
-        storage=storage,
-        sampler=optuna.samplers.TPESampler(seed=base.seed + index + RESUME_SEED_STEP * done),
+        storage=make_storage(storage_url),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
+    # the sampler's seed moves on with the trials the study already holds, so a resumed study explores new
+    # points instead of repeating its first ones (the same seed and history still give the same trials)
+    study.sampler = optuna.samplers.TPESampler(seed=base.seed + index + RESUME_SEED_STEP * len(study.trials))
 
     def objective(trial: Any) -> float:
         trial.set_user_attr("worker", index)
@@ -277,7 +279,7 @@ def run_tune(
         worker(data, base, storage_url, study_name, trials, timeout, worker_index, say)
         return {"study": study_name, "storage": redact_url(storage_url), "trials_run": trials}
     started = time.perf_counter()
-    about = check_tunable(data, base)
+    about, frame = check_tunable(data, base)
     study = optuna.create_study(
         study_name=study_name, storage=make_storage(storage_url), direction=direction, load_if_exists=True
     )
@@ -295,7 +297,7 @@ def run_tune(
             helpers.append(subprocess.Popen(command, env=env))
     try:
         if shares[0]:
-            worker(data, base, storage_url, study_name, shares[0], timeout, 0, say)
+            worker(data, base, storage_url, study_name, shares[0], timeout, 0, say, frame)
     finally:
         codes = [proc.wait() for proc in helpers]
     if any(codes):

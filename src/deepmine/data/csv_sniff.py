@@ -74,7 +74,7 @@ def _looks_numeric(text: str) -> bool:
 
 def sniff_header(rows: list[list[str]]) -> bool:
     """A first row of non-numeric names over data with numbers, or unseen values, is a header (repeated names
-    too: the reader then names them, rather than reading the header as a data row)."""
+    too: reading the header as a data row would hide the mistake, so the reader refuses them by name)."""
     if len(rows) < 2:
         return True
     first = [cell.strip() for cell in rows[0]]

@@ -44,8 +44,8 @@ def load_table(source: DataSource, data: DataConfig | None = None) -> pd.DataFra
         frame = _read_sql(source, data)
     else:
         frame = _read_file(Path(source), data)
-    if not is_csv_file(source):  # the CSV reader marks these itself: every format reads '?' or 'NA' alike
-        frame = _mark_missing(frame, data.na_values)
+    if not isinstance(source, pd.DataFrame) and not is_csv_file(source):  # every file format and database reads
+        frame = mark_missing(frame, data.na_values)  # '?' or 'NA' as the CSV reader does; a DataFrame is as given
     name = describe(source)
     if frame.shape[1] == 0:
         raise DataError(f"{name} has no columns; expected a table with a header row and data rows")
@@ -58,7 +58,7 @@ def load_table(source: DataSource, data: DataConfig | None = None) -> pd.DataFra
     return frame
 
 
-def _mark_missing(frame: pd.DataFrame, na_values: list[str]) -> pd.DataFrame:
+def mark_missing(frame: pd.DataFrame, na_values: list[str]) -> pd.DataFrame:
     """Text cells exactly equal to one of ``na_values`` (``data.na_values``) become missing, as CSVs read them."""
     if not na_values:
         return frame
@@ -105,7 +105,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     except (ValueError, TypeError) as err:
         raise DataError(f"file '{path}' is not JSON Lines (one JSON object per line): {_bad_json_line(path)}") from err
     for column in frame.columns:
-        if pd.api.types.is_object_dtype(frame[column]):
+        if pd.api.types.infer_dtype(frame[column], skipna=True) not in ("string", "integer", "floating", "boolean"):
             nested = frame[column].map(lambda v: isinstance(v, dict | list))
             if nested.any():
                 row = int(nested.to_numpy().nonzero()[0][0])
@@ -179,8 +179,8 @@ _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 def _csv_options(path: Path, data: DataConfig) -> tuple[dict[str, Any], bool]:
     """``pandas.read_csv`` keyword arguments for ``path`` (dialect sniffed) and whether it has a header."""
     dialect = sniff_dialect(path, data.sep, data.encoding, data.header)
-    if dialect.header:
-        repeated = sorted({name for name in dialect.first_row if dialect.first_row.count(name) > 1})
+    if dialect.header:  # blank names (trailing delimiters) are named by pandas: not a clash
+        repeated = sorted({name for name in dialect.first_row if name and dialect.first_row.count(name) > 1})
         if repeated:
             raise DataError(
                 f"file '{path}' has duplicate column names {repeated} in its header; rename them so each is "

@@ -17,7 +17,14 @@ import pandas as pd
 import torch
 
 from deepmine.config import DataConfig
-from deepmine.data.sources import PARQUET_SUFFIXES, describe, is_csv_file, is_sql_url, iter_csv_chunks
+from deepmine.data.sources import (
+    PARQUET_SUFFIXES,
+    describe,
+    is_csv_file,
+    is_sql_url,
+    iter_csv_chunks,
+    mark_missing,
+)
 from deepmine.exceptions import ConfigError, DataError, SourceNotFoundError
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.predictor import to_tensors
@@ -100,7 +107,7 @@ class ChunkReader:
         for g in order:
             position = groups[g][0]
             for batch in handle.iter_batches(batch_size=size, row_groups=[g], columns=columns):
-                frame = batch.to_pandas()
+                frame = mark_missing(batch.to_pandas(), self.data.na_values)  # as in-memory reads do
                 frame.columns = [str(c).strip() for c in frame.columns]
                 yield position, frame
                 position += len(frame)

@@ -46,7 +46,7 @@ def pixels(path):
     image = Image.open(path)
     if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit gray: scaled to 8 bits, not clipped
         values = np.asarray(image, dtype=np.float64)
-        if values.max(initial=0) > 255:
+        if image.mode != "I" or values.max(initial=0) > 255:
             values = np.clip(np.rint(values / 257), 0, 255)
         image = Image.fromarray(values.astype(np.uint8))
     image = image.convert(pre["mode"])

@@ -15,7 +15,7 @@ N_QUANTILES = 256
 NORMAL_SCALE = 2.5  # normal scores divided by this land mostly in [-1, 1]
 
 
-def _row(column: pd.Series, position: int) -> str:
+def row_label(column: pd.Series, position: int) -> str:
     """``row N`` (1-based, counting data rows) of the value at ``position``, by the column's own index."""
     label = column.index[position]
     return f"row {label + 1}" if isinstance(label, int | np.integer) else f"row {label!r}"
@@ -34,7 +34,8 @@ def to_numbers(column: pd.Series, *, infinite: str = "error", trained: bool = Fa
             else "fix the value, or read the column as categories (fit: --set columns.roles.NAME=categorical)"
         )
         raise DataError(
-            f"column '{column.name}' should hold numbers but {_row(column, first)} holds {column.iloc[first]!r}; {fix}"
+            f"column '{column.name}' should hold numbers but {row_label(column, first)} holds "
+            f"{column.iloc[first]!r}; {fix}"
         )
     array = values.to_numpy(dtype="float64", na_value=np.nan)
     infinite_rows = np.isinf(array)
@@ -48,7 +49,7 @@ def to_numbers(column: pd.Series, *, infinite: str = "error", trained: bool = Fa
             )
             raise DataError(
                 f"column '{column.name}' has {int(infinite_rows.sum())} infinite value(s), the first in "
-                f"{_row(column, first)} ({array[first]}); expected finite numbers: {fix}"
+                f"{row_label(column, first)} ({array[first]}); expected finite numbers: {fix}"
             )
         array = np.where(infinite_rows, np.nan, array)
     return array

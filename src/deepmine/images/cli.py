@@ -40,6 +40,7 @@ def fit_command(
     """Train on an image folder / table of paths / IDX / NPZ file and write the artifact."""
     from deepmine.images.config import build_image_config
     from deepmine.images.task import fit_images
+    from deepmine.io_utils import check_replaceable
     from deepmine.tracking import record_fit, tracked_fit
 
     report = overrides.get("report.enabled", True) is not False  # --no-report
@@ -47,6 +48,7 @@ def fit_command(
     run = build_image_config(config, overrides)
     if out is None:
         out = Path(f"{Path(data).name.split('.')[0] or 'images'}-model")
+    check_replaceable(out)  # before training, not when saving
     checkpoint_dir = out.parent / f".{out.name}.checkpoint"
     if not resume and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)

@@ -57,14 +57,14 @@ def decode(path: Path, channels: int, height: int, width: int, resize: str) -> n
 
 
 def to_8_bit(image):
-    """16-bit and 32-bit integer gray images scaled to 8 bits (65535 → 255) when they use more than 8 bits:
-    Pillow's own conversion clips them, so a dark 16-bit scan would turn white."""
+    """16-bit gray images scaled to 8 bits (65535 → 255), every one alike; a 32-bit integer image only when it
+    uses more than 8 bits. Pillow's own conversion clips them, so a dark 16-bit scan would turn white."""
     from PIL import Image
 
     if not (image.mode == "I" or image.mode.startswith("I;16")):
         return image
     values = np.asarray(image, dtype=np.float64)
-    if values.max(initial=0) > 255:
+    if image.mode != "I" or values.max(initial=0) > 255:
         values = np.clip(np.rint(values / 257), 0, 255)
     return Image.fromarray(values.astype(np.uint8))
 

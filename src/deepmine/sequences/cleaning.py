@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from deepmine.exceptions import ColumnError, DataError, DeepmineWarning, did_you_mean
+from deepmine.features.numeric import row_label
 
 
 def numeric_targets(frame: pd.DataFrame, time: str, targets: list[str], where: str) -> list[str]:
@@ -41,10 +42,10 @@ def _stray_text(column: pd.Series, where: str) -> None:
         return
     text = pd.to_numeric(present, errors="coerce").isna()
     if 0 < text.sum() <= 0.1 * len(present):
-        row = present.index[int(text.to_numpy().nonzero()[0][0])]
-        shown = f"row {row + 1}" if isinstance(row, int | np.integer) else f"row {row!r}"
+        first = int(text.to_numpy().nonzero()[0][0])
         raise ColumnError(
-            f"column '{column.name}' of {where} holds numbers but {shown} holds {column.loc[row]!r} "
+            f"column '{column.name}' of {where} holds numbers but {row_label(present, first)} holds "
+            f"{present.iloc[first]!r} "
             f"({int(text.sum())} such value(s)); fix them or leave them blank (a blank value is interpolated)"
         )
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from deepmine.exceptions import ColumnError, DataError, did_you_mean
+from deepmine.features.numeric import row_label
 
 
 def label_column(frame: pd.DataFrame, label: str | int, where: str) -> str:
@@ -63,7 +64,7 @@ def from_wide(
         text = pd.to_numeric(column, errors="coerce").isna() & column.notna()
         row = int(text.to_numpy().nonzero()[0][0]) if text.any() else 0
         raise ColumnError(
-            f"column '{bad[0]}' of {where} is not numeric: row {row + 1} holds {column.iloc[row]!r}; "
+            f"column '{bad[0]}' of {where} is not numeric: {row_label(column, row)} holds {column.iloc[row]!r}; "
             "wide sequence rows hold one label column and numeric steps"
         )
     values = frame.to_numpy(dtype=np.float64)

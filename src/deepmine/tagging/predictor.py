@@ -71,12 +71,13 @@ class TaggerPredictor:
     def _sentences(self, data: Any) -> list[Sentence]:
         from deepmine.tagging.tables import is_table_source, read_table_texts
 
-        if isinstance(data, pd.DataFrame) or (isinstance(data, Path) and is_table_source(data)):
+        features = self.state.get("file_features", len(self.encoder.features))
+        if isinstance(data, pd.DataFrame) or (isinstance(data, Path) and is_table_source(data, features)):
             return [Sentence(tokenize(text)) for text in read_table_texts(data).texts]
         if isinstance(data, Path):
             from deepmine.tagging.readers import read_for_prediction
 
-            return read_for_prediction(data, self.state.get("file_features", len(self.encoder.features)))
+            return read_for_prediction(data, features)
         if isinstance(data, str):
             data = [data]
         sentences = []

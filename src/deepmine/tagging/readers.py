@@ -165,10 +165,22 @@ def read_for_prediction(path: str | Path, features: int) -> list[Sentence]:
     if is_jsonl(path):
         return read_jsonl(path, tagged=False)
     lines = [line for _, line in _lines(path)]
-    widths = {len(line.split()) for line in lines if line.strip() and line.split()[0] != DOCSTART}
-    blank = any(not line.strip() for line in lines)
-    if len(widths) == 1 and (blank or widths == {1}) and widths <= {features + 1, features + 2}:
-        (width,) = widths
+    width = conll_width(lines, features)
+    if width is not None:
         tagged = width == features + 2
         return [Sentence(s.tokens, None, s.features) for s in read_conll(path, tagged=tagged, columns=width)]
     return [Sentence(tokenize(line)) for line in lines]  # one per line, blank lines too: output lines match input
+
+
+def conll_width(lines: list[str], features: int) -> int | None:
+    """The column count of CoNLL token lines (see :func:`read_for_prediction`), or None when ``lines`` are not."""
+    widths = {len(line.split()) for line in lines if line.strip() and line.split()[0] != DOCSTART}
+    blank = any(not line.strip() for line in lines)
+    if len(widths) == 1 and (blank or widths == {1}) and widths <= {features + 1, features + 2}:
+        return next(iter(widths))
+    return None
+
+
+def looks_like_conll(path: str | Path, features: int) -> bool:
+    """Whether a file (say a CoNLL file named .tsv) holds CoNLL token lines rather than a table."""
+    return conll_width([line for _, line in _lines(_open(path))], features) is not None

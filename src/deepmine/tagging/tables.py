@@ -27,13 +27,18 @@ class TableTexts:
     ids: pd.Series | None = None
 
 
-def is_table_source(data: Any) -> bool:
-    """A DataFrame, a SQL URL, or a file whose name ends like a table (CSV/TSV/Parquet)."""
+def is_table_source(data: Any, features: int | None = None) -> bool:
+    """A DataFrame, a SQL URL, or a file whose name ends like a table (CSV/TSV/Parquet) — unless, with the
+    model's ``features`` count given, a .csv/.tsv file holds CoNLL token lines (CoNLL files are often named so)."""
     from deepmine.data.sources import is_sql_url
+    from deepmine.tagging.readers import looks_like_conll
 
     if isinstance(data, pd.DataFrame) or is_sql_url(data):
         return True
-    return isinstance(data, str | Path) and str(data).lower().endswith(TABLE_SUFFIXES)
+    if not (isinstance(data, str | Path) and str(data).lower().endswith(TABLE_SUFFIXES)):
+        return False
+    delimited = str(data).lower().endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz"))
+    return not (features is not None and delimited and Path(data).is_file() and looks_like_conll(data, features))
 
 
 def text_column(frame: pd.DataFrame, where: str, wanted: str | None = None, exclude: str | None = None) -> str:
