@@ -133,13 +133,7 @@ class ForecastPredictor:
             history = pd.DataFrame(self.state["tail"], columns=self.targets)
             end = pd.Timestamp(self.state["last_time"])
         else:
-            from deepmine.data.sources import describe, load_table
-
-            where = describe(data)
-            frame = load_table(data, self.config.data)
-            numeric_targets(frame, time_col, self.targets, where)
-            regular, _ = regular_series(frame, time_col, self.targets, where, self.state["freq"])
-            check_length(len(regular), lookback, 0, where)
+            regular, _ = self._regular(data, 0)
             history, end = regular.iloc[-lookback:].reset_index(drop=True), regular.index[-1]
         x = torch.from_numpy(self.scaler.transform(history.to_numpy(np.float64)[-lookback:])).unsqueeze(0)
         self.model.eval()
@@ -157,18 +151,24 @@ class ForecastPredictor:
                 out[f"{name}_q{q:g}"] = shifted[:, j]
         return out
 
+    def _regular(self, data: Any, horizon: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """``data``'s targets on the training time grid (cleaned as in training), checked to hold at least
+        ``lookback`` + ``horizon`` steps; and the cleaning report."""
+        from deepmine.data.sources import describe, load_table
+
+        where, time_col = describe(data), self.state["time"]
+        frame = load_table(data, self.config.data)
+        numeric_targets(frame, time_col, self.targets, where)
+        regular, cleaning = regular_series(frame, time_col, self.targets, where, self.state["freq"])
+        check_length(len(regular), self.config.lookback, horizon, where)
+        return regular, cleaning
+
     def evaluate(self, data: Any) -> dict[str, Any]:
         """Errors of every ``horizon``-step forecast made from ``lookback`` steps of ``data`` (a window per step,
         as the test figures of the fit): mse/mae on values standardized with the training statistics, and in the
         original units."""
-        from deepmine.data.sources import describe, load_table
-
-        lookback, horizon, time_col = self.config.lookback, self.config.horizon, self.state["time"]
-        where = describe(data)
-        frame = load_table(data, self.config.data)
-        numeric_targets(frame, time_col, self.targets, where)
-        regular, cleaning = regular_series(frame, time_col, self.targets, where, self.state["freq"])
-        check_length(len(regular), lookback, horizon, where)
+        lookback, horizon = self.config.lookback, self.config.horizon
+        regular, cleaning = self._regular(data, horizon)
         z = torch.from_numpy(self.scaler.transform(regular.to_numpy(np.float64)))
         windows = WindowBatches(z, window_starts(lookback, len(regular), lookback, horizon), lookback, horizon, 256)
         preds, truths = [], []
