@@ -106,6 +106,9 @@ def test_a_bad_value_in_a_later_chunk_leaves_nothing_behind(run_cli, trained, bi
     assert "not-a-number" in result.err
     assert out.read_text() == "previous predictions\n"  # untouched: the new file was never renamed into place
     assert_no_hidden_files(tmp_path)
+    printed = run_cli("predict", trained, bad, "--chunk-rows", CHUNK)  # stdout cannot be taken back: say so
+    assert printed.code == 1 and printed.out.count("\n") == 1 + 4 * CHUNK, printed.out[-200:]
+    assert f"({4 * CHUNK} predictions were already printed; -o FILE writes all rows or nothing)" in printed.err
 
 
 def test_header_only_file_is_an_error(run_cli, trained, tmp_path):
@@ -140,3 +143,34 @@ def test_leading_comment_lines_are_skipped_in_every_chunk_reader(run_cli, traine
     chunked = run_cli("predict", trained, commented, "--chunk-rows", CHUNK)
     assert chunked.code == 0, chunked.err
     assert chunked.out == run_cli("predict", trained, big_csv).out
+
+
+def test_the_input_file_as_output_is_refused_before_predicting(run_cli, trained, big_csv):
+    before = big_csv.read_bytes()
+    result = run_cli("predict", trained, big_csv, "-o", big_csv)
+    assert result.code == 2 and "is the input file" in result.err and "big-predictions.csv" in result.err, result.err
+    assert big_csv.read_bytes() == before
+    assert_no_hidden_files(big_csv.parent)
+
+
+@pytest.mark.parametrize("name", ["preds.xlsx", "preds.json", "preds", "preds.parquet.gz"])
+def test_an_output_name_of_no_table_format_is_a_usage_error(run_cli, trained, big_csv, tmp_path, name):
+    result = run_cli("predict", trained, big_csv, "-o", tmp_path / name)
+    assert result.code == 2 and ".csv, .tsv, .parquet or .jsonl" in result.err, result.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_gzip_output_names_are_compressed(run_cli, trained, big_csv, tmp_path, suffix):
+    plain, packed = tmp_path / f"p.{suffix}", tmp_path / f"p.{suffix}.gz"
+    assert run_cli("predict", trained, big_csv, "-o", plain, "--chunk-rows", CHUNK).code == 0
+    result = run_cli("predict", trained, big_csv, "-o", packed, "--chunk-rows", CHUNK)
+    assert result.code == 0, result.err
+    assert gzip.decompress(packed.read_bytes()) == plain.read_bytes()
+
+
+def test_an_id_column_named_like_an_output_column_is_refused(run_cli, trained, big_csv, tmp_path):
+    clash = tmp_path / "clash.csv"
+    pd.read_csv(big_csv).rename(columns={"customer_id": "prediction"}).to_csv(clash, index=False)
+    result = run_cli("predict", trained, clash, "--id", "prediction")
+    assert result.code == 1 and "id column 'prediction'" in result.err and "rename" in result.err, result.err

@@ -116,6 +116,15 @@ def test_unknown_user_gets_baseline_or_popular_items_marked_as_such_with_a_warni
     assert pair["source"].iloc[0] == "baseline" and 1.0 <= pair["prediction"].iloc[0] <= 5.0
 
 
+def test_an_integer_id_typed_as_a_float_or_padded_is_the_known_id(rating_model, log):
+    as_typed = rating_model.recommend(["1.0", " 2 ", 3.0], k=3)  # --users 1.0, a padded cell, a float column
+    exact = rating_model.recommend([1, 2, 3], k=3)
+    assert (as_typed["source"] == "model").all()
+    assert list(as_typed["item"]) == list(exact["item"])
+    pairs = rating_model.predict_pairs(["1.0", "1.5"], ["item0", "item0"])
+    assert list(pairs["source"]) == ["model", "baseline"]  # 1.5 is no integer id: unknown
+
+
 def test_unknown_item_falls_back_to_the_user_baseline(rating_model, log):
     pairs = rating_model.predict_pairs([1, 1], ["item0", "never-seen"])
     assert list(pairs["source"]) == ["model", "baseline"]

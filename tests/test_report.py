@@ -98,9 +98,13 @@ def test_no_report_skips_report_and_insight_but_report_still_renders(run_cli, tm
 
 def test_regression_report_has_residuals(run_cli, tmp_path):
     make_table(160, task="regression").to_csv(tmp_path / "r.csv", index=False)
+    make_table(40, seed=5, task="regression").to_csv(tmp_path / "holdout.csv", index=False)
     args = ("fit", tmp_path / "r.csv", "--target", "label", "--out", tmp_path / "m", *FAST)
+    args = (*args, "--valid", tmp_path / "holdout.csv")
     assert run_cli(*args, "--set", "trainer.epochs=3", "--set", "report.examples=2", "--json").code == 0
     html = (tmp_path / "m" / "report.html").read_text(encoding="utf-8")
+    assert "40 validation rows from" in html and "holdout.csv" in html  # the card names the --valid file
+    assert "of the same source" not in html
     assert_sections(html, SECTION_IDS.values())
     assert 'alt="residual plots"' in html
     assert "Applies to classifiers" in html

@@ -114,6 +114,23 @@ def test_classifier_on_numpy_numbers():
     assert pred.shape == (len(X),) and set(pred) <= {0, 1}
     np.testing.assert_array_equal(pred, est.classes_[proba.argmax(axis=1)])
     assert est.score(X, y) > 0.7
+    as_frame = pd.DataFrame(X, columns=["a", "b", "c"])  # fitted on an array: a DataFrame is read by position
+    np.testing.assert_allclose(est.predict_proba(as_frame), proba)
+    with pytest.raises(ValueError, match="X has 2 features, but this TabularClassifier was fitted on 3"):
+        est.predict(X[:, :2])
+
+
+def test_targets_an_estimator_cannot_learn_are_named_in_scikit_learn_terms():
+    from scipy import sparse
+
+    X, _ = numeric_problem(40)
+    with pytest.raises(ValueError, match=r"y has 1 class \('a'\); a classifier needs at least two") as caught:
+        TabularClassifier(**SMALL).fit(X, ["a"] * 40)
+    assert "__target__" not in str(caught.value)
+    with pytest.raises(ValueError, match="such as 'low'; TabularRegressor predicts numbers"):
+        TabularRegressor(**SMALL).fit(X, ["low", "high"] * 20)
+    with pytest.raises(TypeError, match=r"scipy sparse matrix.*X.toarray\(\)"):
+        TabularClassifier(**SMALL).fit(sparse.csr_matrix(X), [0, 1] * 20)
 
 
 def test_classifier_on_dataframe_with_string_categories_multiclass():

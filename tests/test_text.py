@@ -371,6 +371,8 @@ def test_text_classifier_estimator_clones_and_predicts():
     assert (twin.predict(test["review"]) == test["sentiment"].to_numpy()).mean() >= 0.9
     proba = twin.predict_proba(["", "great superb"])
     assert proba.shape == (2, 2) and list(twin.classes_) == ["neg", "pos"]
+    column = test["review"].to_numpy(dtype=object).reshape(-1, 1)  # what ColumnTransformer hands on
+    assert (twin.predict(column) == twin.predict(test["review"])).all()
 
 
 def test_classic_keras_lstm_recipe_is_expressible_in_config():

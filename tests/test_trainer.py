@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import make_table
@@ -210,3 +211,36 @@ def test_early_stopping_min_delta_ignores_tiny_relative_steps():
 
     assert stopped_at(0.0) is None  # every step counts
     assert stopped_at(0.01) == 3  # 1 %: epochs 1-3 do not beat epoch 0 by enough
+
+
+def test_binary_precision_recall_f1_are_the_positive_class_like_scikit_learn():
+    from deepmine.evaluate.metrics import classification_metrics
+
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    decided = np.array([0, 0, 0, 1, 1, 1, 0, 0])  # positive class: precision 2/3, recall 2/4
+    proba = np.eye(2)[decided] * 0.8 + 0.1
+    got = classification_metrics(y, proba, 2)
+    assert (got["precision"], got["recall"]) == pytest.approx((2 / 3, 0.5))
+    assert got["f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
+    assert got["recall"] != pytest.approx(got["balanced_accuracy"])  # a macro recall would equal it
+
+
+def test_a_class_absent_from_the_data_does_not_count_as_zero_in_multiclass_metrics():
+    from deepmine.evaluate.metrics import classification_metrics
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60)  # classes 0 and 1 only; class 2 is neither true nor predicted
+    proba = np.column_stack([np.where(y == 0, 0.7, 0.2), np.where(y == 1, 0.7, 0.2), np.full(60, 0.1)])
+    got = classification_metrics(y, proba, 3)
+    assert got["accuracy"] == got["precision"] == got["recall"] == got["f1"] == 1.0
+    assert got["roc_auc"] == 1.0 and got["average_precision"] == 1.0
+
+
+def test_a_class_with_a_single_row_is_named_when_the_split_cannot_stratify():
+    from deepmine.data.splits import train_valid_split
+    from deepmine.exceptions import DeepmineWarning
+
+    frame = pd.DataFrame({"x": range(40), "y": ["a", "b"] * 19 + ["a", "rare"]})
+    with pytest.warns(DeepmineWarning, match=r"target 'y': class\(es\) \['rare'\] have a single row"):
+        train, valid = train_valid_split(frame, "y", 0.25, 0, stratify=True)
+    assert len(train) + len(valid) == 40

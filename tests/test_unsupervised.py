@@ -160,6 +160,14 @@ def test_cli_anomalies_and_cluster_json(tmp_path, run_cli):
     assert len(ranked) == 150 and ranked["score"].is_monotonic_decreasing
     bad = run_cli("anomalies", path, "--contamination", "0.7")
     assert bad.code == 2 and "contamination" in bad.err
+    as_parquet = tmp_path / "ranked.parquet"
+    assert (
+        run_cli("anomalies", path, "--detector", "isolation_forest", "--label", "outlier", "-o", as_parquet).code == 0
+    )
+    pd.testing.assert_frame_equal(pd.read_parquet(as_parquet), ranked)  # the format its name asks for
+    before = path.read_bytes()
+    onto_input = run_cli("anomalies", path, "--detector", "isolation_forest", "--out", path)
+    assert onto_input.code == 2 and "is the input file" in onto_input.err and path.read_bytes() == before
 
     blob_path = tmp_path / "blobs.csv"
     blobs(n=90).to_csv(blob_path, index=False)

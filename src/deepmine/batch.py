@@ -11,7 +11,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -93,13 +93,48 @@ class _TableWriter:
             self._parquet.close()
 
 
+OUTPUT_KINDS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+
+
+def _is_gzip(path: Path) -> bool:
+    return path.suffix.lower() == ".gz" and Path(path.stem).suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson")
+
+
 def output_kind(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    if name.endswith((".jsonl", ".ndjson")):
-        return "jsonl"
-    return "tsv" if name.endswith(".tsv") else "csv"
+    """The table format an output file's name asks for (``.csv.gz``, ``.tsv.gz``, ``.jsonl.gz``: gzip-compressed);
+    a usage error for any other name (``.xlsx``, ``.json``, no suffix), which would otherwise get CSV under a name
+    that promises something else."""
+    kind = OUTPUT_KINDS.get(Path(path.stem).suffix.lower() if _is_gzip(path) else path.suffix.lower())
+    if kind is None:
+        from deepmine.exceptions import ConfigError
+
+        shown = f"'{path.suffix}'" if path.suffix else "no suffix"
+        raise ConfigError(
+            f"-o '{path}': {shown} is not a table format deepmine writes; name the file .csv, .tsv, .parquet or "
+            f".jsonl (.csv.gz, .tsv.gz, .jsonl.gz compressed), such as "
+            f"'{path.with_suffix('.csv') if path.suffix else path.name + '.csv'}'"
+        )
+    return kind
+
+
+def check_prediction_output(output: Path | None, data: object, tables: bool = True) -> None:
+    """Usage errors before any work: ``-o`` naming a folder or the input file, or (``tables``) a name whose format
+    deepmine does not write."""
+    if output is None:
+        return
+    from deepmine.io_utils import check_not_input, check_output_file
+
+    check_output_file(output)
+    check_not_input(output, data)
+    if tables:
+        output_kind(output)
 
 
 @contextmanager
@@ -123,12 +158,24 @@ def write_predictions(chunks: Iterator[pd.DataFrame], output: Path | None) -> in
     """Write every chunk to ``output`` (atomically) or as CSV to stdout; return the number of rows."""
     if output is None:
         writer = _TableWriter(sys.stdout, "csv")
-        for chunk in chunks:
-            writer.write(chunk)
-        sys.stdout.flush()
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+        except DataError as err:
+            if not writer.rows:
+                raise
+            raise type(err)(
+                f"{err} ({writer.rows} predictions were already printed; -o FILE writes all rows or nothing)"
+            ) from err
+        finally:
+            sys.stdout.flush()
         return writer.rows
     kind = output_kind(output)
-    with atomic_output(output) as raw:
+    with atomic_output(output) as raw, ExitStack() as closing:
+        if _is_gzip(output):
+            import gzip
+
+            raw = closing.enter_context(gzip.GzipFile(fileobj=raw, mode="wb", mtime=0))
         if kind == "parquet":
             writer = _TableWriter(raw, kind)
         else:

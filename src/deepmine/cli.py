@@ -156,7 +156,12 @@ def fit(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
     no_report: Annotated[
-        bool, typer.Option("--no-report", help="Skip report.html (same as --set report.enabled=false).")
+        bool,
+        typer.Option(
+            "--no-report",
+            help="Skip report.html and the report data it is drawn from (same as --set report.enabled=false): "
+            "a later `deepmine report` then has no profile, importance or examples.",
+        ),
     ] = False,
     devices: Annotated[
         int, typer.Option("--devices", help="Data-parallel processes on this machine (runs torchrun).", min=1)
@@ -370,6 +375,9 @@ def predict(
     """Predict every row of DATA: one output row per input row, in input order (large CSVs stream in chunks).
 
     For a recommender artifact: `--users 1,2,3 --k 10` lists each user's top items with scores."""
+    from deepmine.batch import check_prediction_output
+
+    check_prediction_output(output, data, tables=_kind(artifact) != "tagger")
     if _kind(artifact) == "tagger" and data is not None:
         from deepmine.cli_tagging import predict_command as predict_tagger
 

@@ -67,7 +67,12 @@ def anomalies(
     id_column: IdOpt = None,
     top: Annotated[int, typer.Option("--top", help="Ranked rows shown (and in the JSON).", min=0)] = 10,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="CSV to write: every row ranked, with score and top columns.")
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Table to write (CSV, TSV, Parquet or JSONL): every row ranked, with score and top columns.",
+        ),
     ] = None,
     seed: SeedOpt = 42,
     json_out: JsonOpt = False,
@@ -78,10 +83,12 @@ def anomalies(
     query: QueryOpt = None,
 ) -> None:
     """Score every row of DATA for how anomalous it is, flag the top share and name the columns behind each score."""
+    from deepmine.batch import check_prediction_output, write_predictions
     from deepmine.data.sources import load_table
     from deepmine.unsupervised.anomalies import check_contamination, detect_anomalies
 
     check_contamination(contamination, percentile)
+    check_prediction_output(out, data)
     config = _data_config(sep, encoding, no_header, table, query)
     result = detect_anomalies(
         data,
@@ -98,7 +105,7 @@ def anomalies(
     summary = result.summary(top)
     if out is not None:
         frame = load_table(data, config) if id_column else None
-        _write_csv(result.table(frame, id_column) if frame is not None else result.table(None), out)
+        write_predictions(iter([result.table(frame, id_column) if frame is not None else result.table(None)]), out)
         summary["out"] = str(out)
     if json_out:
         _cli()._emit_json(summary)

@@ -25,6 +25,21 @@ def check_output_file(path: Path) -> None:
         raise ConfigError(f"'{path}' is a folder; give a file path for the output, such as '{Path(path) / 'out'}'")
 
 
+def check_not_input(output: Path | None, data: object, suggestion: str = "predictions") -> None:
+    """A usage error when an output file is the input file ``data`` itself (it would be replaced by the output)."""
+    if output is None or not isinstance(data, str | Path):
+        return
+    try:
+        same = Path(output).exists() and Path(data).is_file() and os.path.samefile(output, data)
+    except (OSError, ValueError):  # a SQL URL or an unreadable name is no file to protect
+        return
+    if same:
+        raise ConfigError(
+            f"-o '{output}' is the input file '{data}': writing there would replace your data; choose another "
+            f"file, such as '{Path(output).with_stem(Path(output).stem + '-' + suggestion)}'"
+        )
+
+
 # a folder holding one of these was written by deepmine (an artifact, a checkpoint) and may be replaced
 WRITTEN_BY_DEEPMINE = ("deepmine.json", "state.json")
 

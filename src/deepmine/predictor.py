@@ -149,6 +149,12 @@ class Predictor:
             from deepmine.exceptions import did_you_mean
 
             raise ColumnError(f"id column '{id_column}' is not in {where}{did_you_mean(id_column, frame.columns)}")
+        outputs = ["prediction"] + ([f"proba_{label}" for label in self.schema.classes] if self.schema.classes else [])
+        if id_column in outputs:
+            raise ColumnError(
+                f"id column '{id_column}' of {where} has the name of an output column ({', '.join(outputs[:3])}"
+                f"{' ...' if len(outputs) > 3 else ''}): the ids would be overwritten; rename that column in the data"
+            )
         carried_only = id_column and id_column not in {s.name for s in self.schema.features}
         scored = frame.drop(columns=[id_column]) if carried_only else frame  # the id the user named is not "ignored"
         proba, values = self._proba_and_values(scored, where)

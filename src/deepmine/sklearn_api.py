@@ -77,21 +77,26 @@ class _TabularEstimator(RoutedParamsEstimator):
         return overrides
 
     # ---- fitting and predicting --------------------------------------------------------------
-    @staticmethod
-    def _as_frame(X: Any, columns: list[str] | None = None) -> pd.DataFrame:
-        if isinstance(X, pd.DataFrame):
+    def _as_frame(self, X: Any, columns: list[str] | None = None) -> pd.DataFrame:
+        """``X`` as a table; at predict time (``columns``: the fitted names) an array, or a DataFrame when the fit
+        saw an array, is read by position and must have as many columns as the fit saw."""
+        _refuse_sparse(X)
+        if isinstance(X, pd.DataFrame) and (columns is None or not getattr(self, "fitted_on_array_", False)):
             return X.reset_index(drop=True)
         array = np.asarray(X)
         if array.ndim == 1:
             array = array.reshape(-1, 1)
         if array.ndim != 2:
             raise ValueError(f"X must be 2-D (rows × columns), got an array of shape {array.shape}")
-        names = (
-            columns
-            if columns is not None and len(columns) == array.shape[1]
-            else [f"x{i}" for i in range(array.shape[1])]
-        )
+        if columns is not None and len(columns) != array.shape[1]:
+            raise ValueError(
+                f"X has {array.shape[1]} features, but this {type(self).__name__} was fitted on {len(columns)}"
+            )
+        names = columns if columns is not None else [f"x{i}" for i in range(array.shape[1])]
         return pd.DataFrame(array, columns=names)
+
+    def _check_target(self, y: np.ndarray) -> None:
+        """scikit-learn's words for a target the estimator cannot learn (not the internal column name)."""
 
     def fit(self, X: Any, y: Any) -> _TabularEstimator:
         """Fit on features ``X`` (DataFrame or array) and target ``y``; returns self."""
@@ -107,13 +112,17 @@ class _TabularEstimator(RoutedParamsEstimator):
         y_values = lists[0] if lists else np.asarray(y)
         if y_values.ndim != 1 or len(y_values) != len(frame):
             raise ValueError(f"y must be 1-D with one value per row of X ({len(frame)}), got shape {y_values.shape}")
+        if not lists:
+            self._check_target(y_values)
         frame[TARGET] = y_values
+
         overrides = self._overrides()
         overrides["columns.target"] = TARGET
         overrides["task"] = "multilabel" if lists else self._resolve_task(y_values)
         if lists:
             overrides["columns.label_sep"] = lists[1]
         self.predictor_ = fit_table(frame, build_config(None, overrides))
+        self.fitted_on_array_ = not isinstance(X, pd.DataFrame)
         self.feature_names_in_ = np.asarray([str(c) for c in frame.columns if c != TARGET], dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         self.history_ = self.predictor_.history
@@ -145,6 +154,14 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
 
     def _resolve_task(self, y: np.ndarray) -> str:
         return "binary" if len(pd.unique(pd.Series(y).dropna())) == 2 else "multiclass"
+
+    def _check_target(self, y: np.ndarray) -> None:
+        classes = pd.unique(pd.Series(y).dropna())
+        if len(classes) < 2:
+            raise ValueError(
+                f"y has {len(classes)} class{'' if len(classes) == 1 else 'es'}"
+                f"{' (' + repr(classes[0]) + ')' if len(classes) else ''}; a classifier needs at least two"
+            )
 
     def fit(self, X: Any, y: Any) -> TabularClassifier:
         super().fit(X, y)
@@ -178,6 +195,15 @@ class TabularRegressor(RegressorMixin, _TabularEstimator):
     """MLP with categorical embeddings for regression."""
 
     _task = "regression"
+
+    def _check_target(self, y: np.ndarray) -> None:
+        numbers = pd.to_numeric(pd.Series(y), errors="coerce")
+        words = pd.Series(y)[numbers.isna() & pd.Series(y).notna()]
+        if len(words):
+            raise ValueError(
+                f"y holds values that are not numbers, such as {words.iloc[0]!r}; TabularRegressor predicts numbers "
+                "(use TabularClassifier for labels)"
+            )
 
     def predict(self, X: Any) -> np.ndarray:
         return np.asarray(super().predict(X), dtype="float64")
@@ -231,13 +257,24 @@ class TextClassifier(TabularClassifier):
             "columns.roles": {self.TEXT: "text"},
         }
 
-    @staticmethod
-    def _as_frame(X: Any, columns: list[str] | None = None) -> pd.DataFrame:
+    def _as_frame(self, X: Any, columns: list[str] | None = None) -> pd.DataFrame:
+        _refuse_sparse(X)
         if isinstance(X, pd.DataFrame):
             if X.shape[1] != 1:
                 raise ValueError(f"TextClassifier takes one column of texts, got a DataFrame with {X.shape[1]}")
             X = X.iloc[:, 0]
         values = np.asarray(X, dtype=object)
+        if values.ndim == 2 and values.shape[1] == 1:  # a one-column array, as ColumnTransformer hands it on
+            values = values[:, 0]
         if values.ndim != 1:
             raise ValueError(f"X must be a 1-D sequence of texts, got an array of shape {values.shape}")
         return pd.DataFrame({TextClassifier.TEXT: values})
+
+
+def _refuse_sparse(X: Any) -> None:
+    from scipy import sparse
+
+    if sparse.issparse(X):
+        raise TypeError(
+            "X is a scipy sparse matrix, which deepmine estimators do not take; pass X.toarray() or a DataFrame"
+        )

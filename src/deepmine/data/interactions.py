@@ -215,10 +215,11 @@ class Vocabulary:
 
     def user_index(self, keys) -> np.ndarray:
         """Index of each user key; -1 for users not seen in training."""
-        return np.fromiter((self._users.get(str(k), -1) for k in keys), dtype=np.int64, count=len(keys))
+        return _lookup(self._users, keys, self.user_int)
 
     def item_index(self, keys) -> np.ndarray:
-        return np.fromiter((self._items.get(str(k), -1) for k in keys), dtype=np.int64, count=len(keys))
+        """Index of each item key; -1 for items not seen in training."""
+        return _lookup(self._items, keys, self.item_int)
 
     def users_out(self, index: np.ndarray) -> list[object]:
         return restore_ids([self.user_ids[i] for i in index], self.user_int)
@@ -232,6 +233,24 @@ class Vocabulary:
     @classmethod
     def from_dict(cls, state: dict) -> Vocabulary:
         return cls(state["users"], state["items"], state["user_int"], state["item_int"])
+
+
+def _integer_key(key: str) -> str:
+    """``'7.0'`` / ``'7e0'`` as ``'7'``, for vocabularies of integer ids; other keys unchanged."""
+    try:
+        number = float(key)
+    except ValueError:
+        return key
+    return str(int(number)) if number.is_integer() else key
+
+
+def _lookup(index: dict[str, int], keys, integer: bool) -> np.ndarray:
+    """Index of each key (-1 when unseen); in an integer vocabulary ``1.0`` typed for id ``1`` is that id."""
+    found = np.fromiter((index.get(str(k).strip(), -1) for k in keys), dtype=np.int64, count=len(keys))
+    if integer:
+        for row in np.flatnonzero(found < 0):
+            found[row] = index.get(_integer_key(str(keys[row]).strip()), -1)
+    return found
 
 
 def _is_integer_ids(values: pd.Series) -> bool:

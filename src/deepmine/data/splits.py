@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from deepmine.exceptions import DataError
+from deepmine.exceptions import DataError, DeepmineWarning
 
 MIN_ROWS = 4
 
@@ -26,6 +28,15 @@ def train_valid_split(
         n_valid = max(1, round(fraction * len(frame)))
         if counts.min() >= 2 and n_valid >= len(counts):
             strat = labels
+        elif counts.min() < 2:
+            single = [str(value) for value in counts.index[counts < 2]]
+            warnings.warn(
+                f"target '{target}': class(es) {single[:5]}{' ...' if len(single) > 5 else ''} have a single row, "
+                "so the validation split is not stratified and cannot measure them; add rows of these classes or "
+                "drop them",
+                DeepmineWarning,
+                stacklevel=2,
+            )
     index = np.arange(len(frame))
     train_idx, valid_idx = train_test_split(index, test_size=fraction, random_state=seed, stratify=strat)
     return frame.iloc[np.sort(train_idx)].reset_index(drop=True), frame.iloc[np.sort(valid_idx)].reset_index(drop=True)

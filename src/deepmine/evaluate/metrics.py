@@ -24,7 +24,10 @@ def classification_metrics(
     y_true: np.ndarray, proba: np.ndarray, n_classes: int, y_pred: np.ndarray | None = None
 ) -> dict[str, float]:
     """Metrics from class indices and an (n, n_classes) probability matrix (``y_pred``: decided classes,
-    default the most probable)."""
+    default the most probable). As in scikit-learn's scorers, a binary target's precision, recall and F1 are those
+    of the positive class (class 1, whose probability ROC-AUC ranks); a multiclass target's are macro averages over
+    the classes that occur in ``y_true`` or ``y_pred`` (a class absent from both has nothing to measure), and its
+    ROC-AUC / average precision are macro averages over the classes present in ``y_true``."""
     y_pred = proba.argmax(axis=1) if y_pred is None else y_pred
     labels = np.arange(n_classes)
     out: dict[str, float] = {
@@ -33,21 +36,37 @@ def classification_metrics(
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # undefined precision for a class never predicted → 0, as documented
-        p, r, f, _ = skm.precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average="macro", zero_division=0
-        )
+        if n_classes == 2:
+            averaged = {"labels": labels, "pos_label": 1, "average": "binary"}
+        else:
+            averaged = {"labels": np.union1d(y_true, y_pred), "average": "macro"}
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, zero_division=0, **averaged)
         out.update(precision=p, recall=r, f1=f)
-        present = np.unique(y_true)
         out["log_loss"] = skm.log_loss(y_true, np.clip(proba, 1e-15, 1), labels=labels)
-        if len(present) >= 2:
-            if n_classes == 2:
-                out["roc_auc"] = skm.roc_auc_score(y_true, proba[:, 1])
-                out["average_precision"] = skm.average_precision_score(y_true, proba[:, 1])
-            elif len(present) == n_classes:
-                out["roc_auc"] = skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels)
-                onehot = np.eye(n_classes)[y_true]
-                out["average_precision"] = skm.average_precision_score(onehot, proba, average="macro")
+        out.update(_ranking_metrics(y_true, proba, n_classes))
     return {k: float(v) for k, v in out.items()}
+
+
+def _ranking_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
+    """ROC-AUC and average precision; for several classes, one-vs-rest macro averages over the classes present in
+    ``y_true`` (their probabilities renormalised), so a class the data lacks does not drop both metrics."""
+    present = np.unique(y_true)
+    if len(present) < 2:
+        return {}
+    if n_classes == 2:
+        return {
+            "roc_auc": skm.roc_auc_score(y_true, proba[:, 1]),
+            "average_precision": skm.average_precision_score(y_true, proba[:, 1]),
+        }
+    kept = proba[:, present]
+    kept = kept / np.clip(kept.sum(axis=1, keepdims=True), 1e-15, None)
+    y_kept = np.searchsorted(present, y_true)
+    if len(present) == 2:
+        auc = skm.roc_auc_score(y_kept, kept[:, 1])
+    else:
+        auc = skm.roc_auc_score(y_kept, kept, multi_class="ovr", average="macro", labels=np.arange(len(present)))
+    onehot = np.eye(len(present))[y_kept]
+    return {"roc_auc": auc, "average_precision": skm.average_precision_score(onehot, kept, average="macro")}
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:

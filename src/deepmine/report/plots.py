@@ -83,6 +83,8 @@ def correlation(columns: list[str], matrix: list[list[float | None]]) -> str:
 
 
 def learning_curves(history: list[dict[str, float]], best_epoch: int | None) -> str | None:
+    from matplotlib.ticker import MaxNLocator
+
     if not history:
         return None
     epochs = [h["epoch"] for h in history]
@@ -93,6 +95,7 @@ def learning_curves(history: list[dict[str, float]], best_epoch: int | None) -> 
     if "valid_loss" in history[0]:
         ax.plot(epochs, [h["valid_loss"] for h in history], label="validation loss", color=ORANGE)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_title("loss", fontsize=10)
     if best_epoch:
         ax.axvline(best_epoch, color=GREY, linestyle="--", label=f"best epoch ({best_epoch})")
@@ -101,6 +104,7 @@ def learning_curves(history: list[dict[str, float]], best_epoch: int | None) -> 
         ax2 = fig.add_subplot(1, 2, 2)
         ax2.plot(epochs, [h[metric] for h in history], color=ORANGE)
         ax2.set_xlabel("epoch")
+        ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax2.set_title(metric.replace("valid_", "validation "), fontsize=10)
         if best_epoch:
             ax2.axvline(best_epoch, color=GREY, linestyle="--")

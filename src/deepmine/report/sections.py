@@ -199,6 +199,20 @@ def example_rows(examples: list[dict[str, Any]], explained: dict[str, Any], targ
     return out
 
 
+def _validation_limit(training: dict[str, Any]) -> str:
+    """Where the validation metrics come from: a split of the training source, or the --valid file."""
+    rows = training.get("valid_rows", "?")
+    if training.get("valid_source"):
+        return (
+            f"Metrics come from {rows} validation rows of {training['valid_source']}, which also chose the epoch "
+            "(early stopping), so they are slightly optimistic; check them on fresh data with `deepmine evaluate`."
+        )
+    return (
+        f"Metrics come from {rows} validation rows of the same source, not an independent test set; check them on "
+        "fresh data with `deepmine evaluate`."
+    )
+
+
 def model_card(predictor, insight: dict[str, Any] | None) -> dict[str, Any]:
     """Intended use, data, metrics and known limits, written from what the run knows."""
     schema, training = predictor.schema, predictor.training
@@ -208,8 +222,7 @@ def model_card(predictor, insight: dict[str, Any] | None) -> dict[str, Any]:
         f"Trained on {training.get('rows', '?')} rows from {training.get('source', 'the training data')}; "
         "rows unlike these (new categories, values outside the training range) get less reliable predictions: "
         "unseen categories fall into an 'other' bucket and numeric bins stop at the training minimum and maximum.",
-        f"Metrics come from {training.get('valid_rows', '?')} validation rows of the same source, not an "
-        "independent test set; check them on fresh data with `deepmine evaluate`.",
+        _validation_limit(training),
         "Associations are not causes: importance and attributions describe the model, not the world.",
     ]
     target = (insight or {}).get("profile", {}).get("target") or {}
@@ -237,7 +250,9 @@ def model_card(predictor, insight: dict[str, Any] | None) -> dict[str, Any]:
         ),
         "data": (
             f"{training.get('source', 'training data')}: {training.get('rows', '?')} training and "
-            f"{training.get('valid_rows', '?')} validation rows; inputs {', '.join(features)}."
+            f"{training.get('valid_rows', '?')} validation rows"
+            f"{' from ' + training['valid_source'] if training.get('valid_source') else ''}; "
+            f"inputs {', '.join(features)}."
         ),
         "metrics": {k: v for k, v in valid.items() if isinstance(v, float)},
         "limits": limits,

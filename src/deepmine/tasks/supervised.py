@@ -254,7 +254,7 @@ def fit_table(
     if len(valid_frame) < SMALL_VALID:
         warnings.warn(
             f"{valid_where} holds only {len(valid_frame)} row(s); its metrics and early stopping are unreliable "
-            "(macro precision/recall count classes it lacks as 0) — add rows or pass a larger --valid",
+            "(classes it lacks cannot be measured) — add rows or pass a larger --valid",
             DeepmineWarning,
             stacklevel=2,
         )
@@ -293,6 +293,8 @@ def fit_table(
         "source": where,
         **rare,
     }
+    if valid is not None:
+        predictor.training["valid_source"] = valid_where
     if pipeline.text:
         predictor.training["text_columns"] = describe_text(pipeline)
     if chosen is not None:
