@@ -190,6 +190,16 @@ def test_two_process_ddp_matches_single_process(run_cli, tmp_path: Path, table_c
     assert losses1[0] != pytest.approx(losses1[-1], rel=1e-3)
 
 
+def test_a_failing_multi_process_fit_exits_non_zero_with_one_line(tmp_path: Path, table_csv: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "deepmine", "fit", str(table_csv), "--target", "nope", "--devices", "2"]
+    failed = subprocess.run([*cmd, "--out", str(tmp_path / "m"), "--no-track"], capture_output=True, text=True, env=env)
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    assert failed.stderr.count("error: target column 'nope'") == 1  # once, not once per worker
+    assert "Traceback" not in failed.stderr and "ChildFailedError" not in failed.stderr, failed.stderr[-2000:]
+    assert not (tmp_path / "m").exists()
+
+
 def test_sharded_batches_split_every_global_batch() -> None:
     from deepmine.train.batches import TensorBatches
     from deepmine.train.distributed import ShardedBatches

@@ -353,7 +353,18 @@ def test_fit_task_sequence_then_evaluate_on_wide_rows(run_cli, tmp_path: Path):
     assert "artifact/deepmine.json" in run["files"]
     scored = run_cli("evaluate", tmp_path / "m", tmp_path / "test.tsv", "--json")
     assert scored.code == 0, scored.err
-    assert json.loads(scored.out)["accuracy"] >= 0.9
+    metrics = json.loads(scored.out)
+    assert metrics["accuracy"] >= 0.9 and {"roc_auc", "log_loss", "precision", "recall"} <= set(metrics)
+    # series of another length keep their label column: it is not read as a first step
+    table = np.loadtxt(tmp_path / "test.tsv", delimiter="\t")
+    np.savetxt(tmp_path / "short.tsv", table[:, :31], delimiter="\t", fmt="%.6f")
+    np.savetxt(tmp_path / "short_unlabelled.tsv", table[:, 1:31], delimiter="\t", fmt="%.6f")
+    with_label = run_cli("predict", tmp_path / "m", tmp_path / "short.tsv", "-o", tmp_path / "a.csv")
+    assert with_label.code == 0 and "series of 30 steps; the model was trained on 40" in with_label.err
+    assert run_cli("predict", tmp_path / "m", tmp_path / "short_unlabelled.tsv", "-o", tmp_path / "b.csv").code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv"))
+    unlabelled = run_cli("evaluate", tmp_path / "m", tmp_path / "short_unlabelled.tsv")
+    assert unlabelled.code == 1 and "holds no training class" in unlabelled.err, unlabelled.err
 
 
 def test_sequence_classifier_is_a_scikit_learn_estimator():

@@ -112,6 +112,31 @@ def test_killed_cli_fit_resumes_to_the_same_weights(tmp_path):
     assert not (tmp_path / ".killed.checkpoint").exists()
 
 
+def test_ctrl_c_on_a_cli_fit_exits_130_and_says_how_to_resume(tmp_path):
+    data = tmp_path / "big.csv"
+    make_table(n=1500).to_csv(data, index=False)
+    args = ["fit", str(data), "--target", "label", "--out", str(tmp_path / "m"), "--no-track"]
+    args += ["--set", "trainer.epochs=200", "--set", "trainer.batch_size=8", "--set", "trainer.early_stopping=false"]
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "deepmine", *args],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal, even under a CI runner
+    )
+    state = tmp_path / ".m.checkpoint" / "state.json"
+    deadline = time.monotonic() + 120
+    while not state.exists() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert victim.poll() is None, "the fit finished before it could be interrupted"
+    victim.send_signal(signal.SIGINT)
+    _, err = victim.communicate(timeout=60)
+    assert victim.returncode == 130, err[-2000:]
+    assert "interrupted (`deepmine fit ... --resume` continues from the last checkpoint)" in err
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"])
 def test_every_optimizer_reduces_the_loss(table, optimizer):
     lr = 0.05 if optimizer in ("sgd", "momentum", "nesterov") else 0.003

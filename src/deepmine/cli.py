@@ -184,7 +184,7 @@ def fit(
     if devices > 1:
         from deepmine.train.distributed import launch
 
-        raise typer.Exit(launch(devices, ARGV))
+        raise typer.Exit(launch(devices, ARGV))  # main() exits with the workers' code
     import shutil
     import time
 
@@ -731,15 +731,17 @@ def main(argv: list[str] | None = None) -> None:
     from deepmine.exceptions import DeepmineError
 
     try:
-        app(args=args, prog_name="deepmine", standalone_mode=False)
+        # outside standalone mode typer *returns* the code of a typer.Exit (--devices' torchrun result) and of
+        # Ctrl-C (130) instead of raising it; a command's own return value is None
+        code = app(args=args, prog_name="deepmine", standalone_mode=False)
     except DeepmineError as err:
         if DEBUG["on"]:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        if _rank() == 0:  # under --devices every worker meets the same mistake: one says it
+            print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
-        print("interrupted; `deepmine fit ... --resume` continues from the last checkpoint", file=sys.stderr)
-        sys.exit(130)
+        code = 130
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except (typer.Abort, EOFError):
@@ -754,6 +756,16 @@ def main(argv: list[str] | None = None) -> None:
             f"internal error: {type(err).__name__}: {err} (run again with --debug for the traceback)", file=sys.stderr
         )
         sys.exit(1)
+    if code == 130:
+        resume = " (`deepmine fit ... --resume` continues from the last checkpoint)" if args[:1] == ["fit"] else ""
+        print(f"interrupted{resume}", file=sys.stderr)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0") or 0)
 
 
 if __name__ == "__main__":

@@ -91,8 +91,8 @@ def evaluate_command(artifact: Path, data: str, json_out: bool, read: DataConfig
     from deepmine.tasks.sequence import SequencePredictor
 
     predictor = SequencePredictor.load(artifact)
-    values, lengths, y, _ = _read(data, read, predictor.config.sequence.label, predictor.state["channels"])
-    metrics = predictor.score(values, y, lengths)
+    values, lengths, y, where = _read(data, read, predictor.config.sequence.label, predictor.state["channels"])
+    metrics = predictor.score(values, y, lengths, where)
     if json_out:
         sys.stdout.write(json.dumps(metrics) + "\n")
         return
@@ -113,9 +113,8 @@ def predict_command(artifact: Path, data: str, output: Path | None, read: DataCo
     if read.header is None and str(data).lower().endswith(".tsv"):
         read = read.model_copy(update={"header": _has_header(data)})
     frame = load_table(data, read)
-    channels, steps = predictor.state["channels"], predictor.state["steps"]
-    label = predictor.config.sequence.label if frame.shape[1] == steps * channels + 1 else None
-    values, lengths, _ = from_wide(frame, label, describe(data), channels)
+    label = _label_if_present(frame, predictor, describe(data))
+    values, lengths, _ = from_wide(frame, label, describe(data), predictor.state["channels"])
     out = pd.DataFrame({"prediction": predictor.predict(values, lengths)})
     if predictor.task == "classification":
         proba = predictor.predict_proba(values, lengths)
@@ -124,3 +123,18 @@ def predict_command(artifact: Path, data: str, output: Path | None, read: DataCo
     from deepmine.batch import write_predictions
 
     write_predictions(iter([out]), output)  # atomic: an error leaves no half-written file
+
+
+def _label_if_present(frame, predictor, where: str) -> str | int | None:
+    """The training label column when DATA holds it: by name; else by width (steps × channels + 1 columns); else,
+    for a classifier, when that column holds only training classes (a series of another length keeps its label)."""
+    from deepmine.sequences.sources import label_column
+
+    label = predictor.config.sequence.label
+    if isinstance(label, str) and not label.isdigit():
+        return label if label in frame.columns else None
+    width = predictor.state["steps"] * predictor.state["channels"]
+    if frame.shape[1] in (width, width + 1) or predictor.task != "classification" or frame.shape[1] < 2:
+        return label if frame.shape[1] == width + 1 else None
+    column = frame[label_column(frame, label, where)].dropna()
+    return label if len(column) and column.map(str).isin(set(predictor.classes_)).all() else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepmine.exceptions import DataError
+from deepmine.exceptions import DataError, DeepmineWarning
 from deepmine.nn.sequence import build_sequence_model
 from deepmine.sequences.config import SequenceRunConfig
 from deepmine.sequences.sources import from_arrays
@@ -127,6 +128,12 @@ class SequencePredictor:
         if values.shape[2] != channels:
             raise DataError(f"{where} has {values.shape[2]} channels per step; the model was fitted on {channels}")
         if values.shape[1] != steps:  # pad or cut to the training length (longer series keep their first steps)
+            warnings.warn(
+                f"{where} holds series of {values.shape[1]} steps; the model was trained on {steps}: "
+                + ("each is cut to its first steps" if values.shape[1] > steps else "each is padded with zeros"),
+                DeepmineWarning,
+                stacklevel=3,
+            )
             fixed = np.zeros((len(values), steps, channels), np.float32)
             keep = min(steps, values.shape[1])
             fixed[:, :keep] = values[:, :keep]
@@ -149,22 +156,30 @@ class SequencePredictor:
             return self.classes_[out.argmax(axis=1)]
         return out[:, 0] * self.state["y_std"] + self.state["y_mean"]
 
-    def score(self, values: np.ndarray, y: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, Any]:
-        """Test metrics: accuracy, balanced accuracy, macro F1 (classification); rmse, mae, r2 (regression)."""
+    def score(
+        self, values: np.ndarray, y: np.ndarray, lengths: np.ndarray | None = None, where: str = "the data"
+    ) -> dict[str, Any]:
+        """Test metrics: those of table classifiers (accuracy, balanced accuracy, precision, recall, F1, ROC-AUC,
+        log loss, average precision) or regressors (rmse, mae, r2)."""
         from sklearn import metrics
 
-        predicted = self.predict(values, lengths)
         if self.task == "classification":
+            from deepmine.evaluate.metrics import classification_metrics
+
             truth = np.asarray([str(v) for v in y], dtype=object)
             unknown = sorted(set(truth) - set(self.classes_))
+            if unknown and not set(truth) & set(self.classes_):
+                raise DataError(
+                    f"the label column of {where} holds no training class (it holds {unknown[:2]}, classes "
+                    f"{list(self.classes_)}): evaluate needs labelled series, the label in the training position"
+                )
             if unknown:
                 raise DataError(f"labels {unknown[:3]} were not seen in training (classes {list(self.classes_)})")
-            return {
-                "accuracy": float(metrics.accuracy_score(truth, predicted)),
-                "balanced_accuracy": float(metrics.balanced_accuracy_score(truth, predicted)),
-                "f1": float(metrics.f1_score(truth, predicted, average="macro")),
-                "rows": len(truth),
-            }
+            index = {label: i for i, label in enumerate(self.classes_)}
+            proba = self.predict_proba(values, lengths)
+            scored = classification_metrics(np.asarray([index[t] for t in truth]), proba, len(self.classes_))
+            return {**scored, "rows": len(truth)}
+        predicted = self.predict(values, lengths)
         truth = np.asarray(y, dtype=np.float64)
         return {
             "rmse": float(np.sqrt(metrics.mean_squared_error(truth, predicted))),

@@ -124,13 +124,25 @@ def launch(devices: int, argv: Sequence[str]) -> int:
     command = [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "deepmine.train.torchrun",
         "--standalone",
         f"--nproc-per-node={devices}",
         "-m",
         "deepmine",
         *strip_devices(argv),
     ]
+    cores = os.cpu_count() or 1
+    if devices > cores and not torch.cuda.is_available():
+        import warnings
+
+        from deepmine.exceptions import DeepmineWarning
+
+        warnings.warn(
+            f"--devices {devices} starts {devices} training processes on {cores} CPU core(s), which crowd each other "
+            f"out; use --devices {cores} or fewer",
+            DeepmineWarning,
+            stacklevel=2,
+        )
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // devices)))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, cores // devices)))
     return subprocess.run(command, env=env, check=False).returncode

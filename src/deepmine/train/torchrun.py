@@ -1,0 +1,29 @@
+"""``python -m deepmine.train.torchrun ARGS``: torchrun (``torch.distributed.run``) for ``deepmine fit --devices``,
+quiet about its own machinery. The workers report their own errors in one line; when one fails, this exits with
+its exit code instead of torchrun's log lines and ChildFailedError traceback (``DEEPMINE_DEBUG=1`` keeps them)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def main(argv: list[str]) -> int:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+
+    if os.environ.get("DEEPMINE_DEBUG") == "1":
+        torchrun(argv)
+        return 0
+    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    try:
+        torchrun(argv)
+    except ChildFailedError as failed:
+        codes = [failure.exitcode for failure in failed.failures.values()]
+        return next((code for code in codes if code > 0), 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
