@@ -376,6 +376,7 @@ def test_command_line_mistakes_are_usage_errors_not_internal_ones(run_cli, tmp_p
     for args, says in [
         (("fit", tmp_path / "x.csv", "--bogus"), "No such option: --bogus"),
         (("anomalies",), "Missing argument"),
+        (("fit", tmp_path / "x.csv", "--task", "seqence"), "(did you mean 'sequence'?); choose from auto, binary"),
     ]:
         result = run_cli(*args)
         assert result.code == 2, result
@@ -405,3 +406,14 @@ def test_a_word_in_a_regression_target_at_evaluate_names_file_row_and_value(run_
     for command in ("evaluate", "explain"):
         line = assert_error(run_cli(command, out, test), 1, f"{test}: column 'label'", "row 7 holds 'lots'")
         assert "--set" not in line  # the model's target stays numeric: only fixing the value helps
+
+
+def test_an_encoding_that_cannot_read_the_file_and_an_unwritable_output_are_one_line(run_cli, tmp_path):
+    data = write(tmp_path, "table.csv", make_table(40))
+    assert_error(run_cli("profile", data, "--encoding", "utf-16"), 1, "table.csv", "utf-16", "--encoding")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be\n", encoding="utf-8")
+    assert_error(run_cli("profile", data, "--html", blocker / "profile.html"), 1, "not-a-folder' is a file where a")
+    line = assert_error(run_cli("profile", data, "--html", "/proc/profile.html"), 1, "'/proc/profile.html'")
+    assert ".tmp" not in line  # the file the user named, not its temporary twin
+    assert blocker.read_text(encoding="utf-8") == "a file where a folder should be\n"

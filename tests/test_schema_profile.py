@@ -222,6 +222,16 @@ def test_datetime_parts():
     assert parts.iloc[2].isna().all()
 
 
+def test_dotted_dates_are_dates_read_day_first_and_version_strings_are_not():
+    from deepmine.data.schema import infer_role
+
+    dotted = pd.Series(["13.01.2020", "01.02.2020", "28.12.2021", None] * 10)
+    assert infer_role(dotted, "signed")[0] == "datetime"
+    parts = date_parts(dotted.head(2))
+    assert parts[["year", "month", "day"]].to_numpy().tolist() == [[2020, 1, 13], [2020, 2, 1]]
+    assert infer_role(pd.Series(["1.2.3", "2.0.1", "3.1.4"] * 10), "version")[0] == "categorical"
+
+
 def test_datetime_encoder_skips_constant_parts_and_keeps_order():
     dates = pd.Series(pd.date_range("2020-01-01", periods=30, freq="17D").strftime("%Y-%m-%d"))
     encoder = DatetimeEncoder().fit(dates)
@@ -260,3 +270,27 @@ def test_profile_table_clips_long_text_values_to_one_short_line(run_cli, tmp_pat
     assert result.code == 0, result.err
     # the value shows twice (why, statistics), each cut to 40 characters — not 20 repeats of the sentence
     assert result.err.count("unusually") == 2 and result.err.count("…") == 2
+
+
+def test_a_numeric_column_with_a_few_missing_markers_stays_numeric_and_reads_them_as_missing(tmp_path):
+    import deepmine
+    from deepmine.data.schema import infer_role
+    from deepmine.exceptions import DeepmineWarning
+
+    rng = np.random.default_rng(0)
+    income = rng.normal(50, 10, 200).round(3).astype(object)
+    income[::40] = "-"
+    role, reason, missing = infer_role(pd.Series(income), "income")
+    assert (role, missing) == ("numeric", ["-"]) and "'-' read as missing" in reason
+    codes = pd.Series(["A1", "B2", "C3"] * 10 + ["7"])  # words with digits are codes, not markers
+    assert infer_role(codes, "code")[0] == "categorical"
+    frame = pd.DataFrame({"income": income, "noise": rng.normal(size=200)})
+    frame["label"] = np.where(pd.to_numeric(frame["income"], errors="coerce").fillna(50) > 50, "hi", "lo")
+    with pytest.warns(DeepmineWarning, match="column 'income' of the DataFrame holds numbers and the word"):
+        model = deepmine.fit(
+            frame, "label", trainer={"epochs": 2}, report={"enabled": False}, tracking={"enabled": False}
+        )
+    assert model.pipeline.numeric["income"].missing == ["-"]
+    model.save(tmp_path / "m")
+    again = deepmine.load(tmp_path / "m")
+    assert (again.predict(frame.head(50)) == model.predict(frame.head(50))).all()  # '-' rows predict too

@@ -389,3 +389,24 @@ def test_a_text_step_in_wide_rows_is_named_by_row_and_value():
     frame = pd.DataFrame({"label": [0, 1, 0], "s1": [0.1, 0.2, 0.3], "s2": ["1.5", "2.5", "abc"]})
     with pytest.raises(ColumnError, match=r"column 's2' of rows.csv is not numeric: row 3 holds 'abc'"):
         from_wide(frame, "label", "rows.csv")
+    empty = pd.DataFrame({"label": [0, 1, 0], "s1": [0.1, np.nan, 0.3], "s2": [0.2, np.nan, 0.4]})
+    with pytest.raises(DataError, match=r"row 2 of rows.csv has no values"):  # row numbers as in the message above
+        from_wide(empty, "label", "rows.csv")
+
+
+def test_missing_sequence_labels_are_located():
+    from deepmine.tasks.sequence import fit_sequences
+
+    x, _ = separable(8)
+    y = np.array([1.0, 0.0, np.nan, 1.0, 0.0, np.nan, 1.0, 0.0])
+    with pytest.raises(DataError, match=r"2 label\(s\) are missing, in row\(s\) \[3, 6\]"):
+        fit_sequences(x, y, where="rows.csv")
+
+
+def test_a_label_column_that_is_not_first_is_pointed_out(run_cli, tmp_path: Path):
+    x, y = separable(30, steps=12)
+    frame = pd.DataFrame(x, columns=[f"s{i}" for i in range(12)]).assign(label=y)
+    frame.to_csv(tmp_path / "last.csv", index=False)
+    args = ("fit", tmp_path / "last.csv", "--task", "sequence", "--out", tmp_path / "m", "--no-track")
+    fitted = run_cli(*args, "--set", "trainer.epochs=1", "--set", "model.members=1")
+    assert "label is read from the first column 's0'" in fitted.err and "pass --target label" in fitted.err

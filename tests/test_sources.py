@@ -98,6 +98,16 @@ def test_header_false_override_keeps_first_row_as_data(tmp_path):
     assert len(forced) == len(ROWS) - 1 and list(forced.columns)[0] == "alice"
 
 
+def test_a_header_with_a_blank_name_such_as_a_pandas_index_is_still_a_header(tmp_path):
+    path = tmp_path / "indexed.csv"
+    make_table(30).to_csv(path)  # pandas writes the index under an empty name: ",customer_id,age,..."
+    frame = load_table(path)
+    assert len(frame) == 30 and list(frame.columns[1:]) == list(make_table(30).columns)
+    blank = tmp_path / "blank.csv"
+    blank.write_text("a,,b\nx,1,2\ny,3,4\n", encoding="utf-8")
+    assert load_table(blank).shape == (2, 3)
+
+
 def test_a_header_with_a_repeated_name_is_an_error_naming_it(tmp_path):
     path = tmp_path / "dup.csv"
     path.write_text("id,age,job,age,income\n1,39,clerk,77516,low\n2,50,chef,83311,high\n", encoding="utf-8")

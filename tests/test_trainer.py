@@ -66,6 +66,11 @@ def test_resume_refuses_checkpoint_of_other_settings(table, tmp_path):
         fit_table(table, _config(), checkpoint_dir=tmp_path / "c", callbacks=[CrashAfter(1)])
     with pytest.raises(ValueError, match="other data or settings"):
         fit_table(table, _config(**{"optimizer.lr": 0.01}), checkpoint_dir=tmp_path / "c", resume=True)
+    from deepmine.exceptions import DeepmineWarning
+
+    with pytest.warns(DeepmineWarning, match="--resume: no checkpoint of an earlier run in .*none'; training starts"):
+        fresh = fit_table(table, _config(), checkpoint_dir=tmp_path / "none", resume=True)
+    assert len(fresh.history) >= 1 and fresh.history[0]["epoch"] == 1
 
 
 def test_killed_cli_fit_resumes_to_the_same_weights(tmp_path):

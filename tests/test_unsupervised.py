@@ -133,6 +133,9 @@ def test_blobs_are_recovered():
     )
     # profiles name a feature that sets each cluster apart (blob centres differ in every feature)
     assert all(abs(p["features"][0]["z"]) > 0.5 for p in result.profiles)
+    measured = frame.assign(weight=np.random.default_rng(0).normal(size=len(frame)))  # a measurement, no class
+    with pytest.warns(DeepmineWarning, match=r"--label 'weight' has \d+ distinct values against 3 clusters"):
+        cluster_table(measured, 3, label="weight", seed=0, threads=1)
 
 
 def test_k_auto_finds_the_number_of_blobs():
@@ -177,6 +180,13 @@ def test_cli_anomalies_and_cluster_json(tmp_path, run_cli):
     assert payload["k"] == 3 and {"cluster_accuracy", "nmi", "sizes", "profiles"} <= set(payload)
     assert (folder / "map.png").stat().st_size > 1000
     assert len(pd.read_csv(folder / "clusters.csv")) == 90
+    again = run_cli("cluster", blob_path, "--k", 3, "--out", folder, "--epochs", 2)  # an earlier output is replaced
+    assert again.code == 0, again.err
+    (folder / "notes.txt").write_text("mine")
+    for taken in (folder, folder / "notes.txt"):  # refused before any work
+        refused = run_cli("cluster", blob_path, "--k", 3, "--out", taken, "--epochs", 2)
+        assert refused.code == 2 and f"--out '{taken}'" in refused.err, refused.err
+    assert (folder / "notes.txt").read_text() == "mine"
 
 
 def shape_images(folder, per_class: int = 24, size: int = 12, seed: int = 0) -> None:

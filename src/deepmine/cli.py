@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 
 DEBUG = {"on": False}
+FIT_TASKS = ("auto", "binary", "multiclass", "multilabel", "regression", "sequence", "tagging")
 ARGV: list[str] = []  # the arguments main() received (``fit --devices N`` relaunches them under torchrun)
 
 # ---- shared options (the common ones live in cli_options) ----------------------------------------
@@ -207,6 +209,12 @@ def fit(
     if seed is not None:
         overrides["seed"] = seed
     if task is not None:
+        from deepmine.exceptions import ConfigError, did_you_mean
+
+        if task not in FIT_TASKS:
+            raise ConfigError(
+                f"unknown --task '{task}'{did_you_mean(task, FIT_TASKS)}; choose from {', '.join(FIT_TASKS)}"
+            )
         overrides["task"] = task
     if no_report:
         overrides["report.enabled"] = False
@@ -746,6 +754,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(done.exit_code)
     except (typer.Abort, EOFError):
         sys.exit(1)
+    except OSError as err:  # the system refused a path: a missing folder, no permission, a full disk
+        if DEBUG["on"] or err.filename is None:
+            raise
+        print(f"error: {_path_problem(err)}", file=sys.stderr)
+        sys.exit(1)
     except Exception as err:  # click usage errors and genuine bugs
         if _is_usage_error(err):
             err.show()
@@ -761,6 +774,18 @@ def main(argv: list[str] | None = None) -> None:
         print(f"interrupted{resume}", file=sys.stderr)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _path_problem(err: OSError) -> str:
+    """One line for an OSError on a path, naming the file the user gave rather than its temporary twin
+    (``.report.html.x1y2.tmp`` → ``report.html``)."""
+    path = Path(str(err.filename))
+    twin = re.fullmatch(r"\.(.+)\.[^.]+\.tmp", path.name)
+    shown = path.with_name(twin.group(1)) if twin else path
+    if isinstance(err, FileExistsError | NotADirectoryError) and Path(shown).is_file():
+        return f"'{shown}' is a file where a folder is needed; choose another output path"
+    reason = (err.strerror or type(err).__name__).lower()
+    return f"'{shown}': {reason}; check that its folder exists and can be written (or read)"
 
 
 def _rank() -> int:

@@ -29,8 +29,29 @@ def _read(data: str, read: DataConfig, label: Any, channels: int):
     if read.header is None and str(data).lower().endswith(".tsv"):
         read = read.model_copy(update={"header": _has_header(data)})
     frame = load_table(data, read)
+    if label == 0:
+        _warn_of_a_named_label(frame, where)
     values, lengths, y = from_wide(frame, label, where, channels)
     return values, lengths, y, where
+
+
+LABEL_NAMES = ("label", "target", "class", "y")
+
+
+def _warn_of_a_named_label(frame, where: str) -> None:
+    """The label is taken from the first column; a later column named like a label is then read as a step."""
+    import warnings
+
+    from deepmine.exceptions import DeepmineWarning
+
+    named = [c for c in frame.columns[1:] if str(c).strip().lower() in LABEL_NAMES]
+    if named:
+        warnings.warn(
+            f"{where}: the label is read from the first column '{frame.columns[0]}', and column '{named[0]}' "
+            f"becomes a time step; if '{named[0]}' is the label, pass --target {named[0]}",
+            DeepmineWarning,
+            stacklevel=2,
+        )
 
 
 def _has_header(path: str) -> bool:

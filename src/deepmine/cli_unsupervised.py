@@ -37,6 +37,25 @@ def _write_csv(frame, path: Path) -> None:
     tmp.replace(path)
 
 
+CLUSTER_FILES = ("clusters.csv", "map.png")
+
+
+def _check_cluster_out(out: Path | None) -> None:
+    """Before any work: ``--out`` must be a new folder, an empty one, or an earlier cluster output (only
+    clusters.csv and map.png), never a file or a folder of the user's own files."""
+    from deepmine.exceptions import ConfigError
+
+    if out is None or not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"--out '{out}' is a file; cluster writes a folder ({', '.join(CLUSTER_FILES)}): name one")
+    others = sorted(p.name for p in out.iterdir() if p.name not in CLUSTER_FILES)
+    if others:
+        raise ConfigError(
+            f"--out '{out}' holds files cluster did not write ({', '.join(others[:3])}); choose a new or empty folder"
+        )
+
+
 def anomalies(
     data: DataArg,
     detector: Annotated[
@@ -160,6 +179,7 @@ def cluster(
     from deepmine.images.sources import is_image_source
     from deepmine.unsupervised.cluster import cluster_table
 
+    _check_cluster_out(out)
     config = _data_config(sep, encoding, no_header, table, query)
     map_path = out / "map.png" if out is not None else None
     names = None

@@ -78,10 +78,14 @@ def sniff_header(rows: list[list[str]]) -> bool:
     if len(rows) < 2:
         return True
     first = [cell.strip() for cell in rows[0]]
-    if any(not cell or _looks_numeric(cell) for cell in first):
+    named = [cell for cell in first if cell]
+    # a few blank names are allowed: pandas' to_csv() writes the index under an empty name (",age,workclass")
+    if len(named) < max(1, len(first) / 2) or any(_looks_numeric(cell) for cell in named):
         return False
     body = rows[1:]
     for col, name in enumerate(first):
+        if not name:
+            continue
         values = [r[col].strip() for r in body if col < len(r)]
         if values and sum(_looks_numeric(v) for v in values) >= 0.8 * len(values):
             return True

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepmine.exceptions import ColumnError, ConfigError, DataError, did_you_mean
+from deepmine.exceptions import ColumnError, ConfigError, DataError, DeepmineWarning, did_you_mean
 from deepmine.tasks.multilabel import DEFAULT_DELIMITER, detect_delimiter, label_set, multilabel_hint
 
 ROLES = ("numeric", "categorical", "binary", "text", "datetime", "id", "constant")
@@ -22,11 +22,13 @@ MAX_CLASSES_FOR_INTEGER_TARGET = 10
 
 @dataclass
 class ColumnSpec:
-    """One input column: its role and why."""
+    """One input column: its role and why (``missing``: words a numeric column holds among its numbers, such as
+    '-', read as missing values)."""
 
     name: str
     role: str
     reason: str
+    missing: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -105,17 +107,40 @@ def _mean_over_rows(nonnull: pd.Series, measure) -> float:
 
 
 def _looks_datetime(nonnull: pd.Series) -> bool:
+    from deepmine.features.datetime import DOTTED_DATE, parse_dates
+
     sample = nonnull.astype(str).head(200)
-    if not sample.str.contains(r"\d").all() or not sample.str.contains(r"[-/:]").mean() > 0.9:
+    marked = sample.str.contains(r"[-/:]") | sample.str.match(DOTTED_DATE)  # 2020-01-13, 13/01/2020, 13.01.2020
+    if not sample.str.contains(r"\d").all() or not marked.mean() > 0.9:
         return False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-    return parsed.notna().mean() >= 0.95
+    return parse_dates(sample).notna().mean() >= 0.95
 
 
-def infer_role(column: pd.Series, name: str) -> tuple[str, str]:
-    """Return ``(role, reason)`` for one column."""
+MARKER_SHARE = 0.1  # at most this share of a numeric column's values may be words that mean "missing"
+MAX_MARKERS = 3
+
+
+def stray_markers(nonnull: pd.Series) -> list[str]:
+    """The few words without digits (``-``, ``n/a?``, ``unknown``) in a column that otherwise holds numbers —
+    stand-ins for missing values — or [] when the column is not such a column."""
+    if pd.api.types.is_numeric_dtype(nonnull) or pd.api.types.is_bool_dtype(nonnull) or not len(nonnull):
+        return []
+    if pd.to_numeric(nonnull.head(200), errors="coerce").notna().mean() < 0.8:  # cheap: words, not numbers
+        return []
+    counts = nonnull.value_counts(sort=False)
+    keys = pd.Series(counts.index.to_numpy(dtype=object))
+    numbers = pd.to_numeric(keys, errors="coerce").notna().to_numpy()
+    words = keys[~numbers].astype(str)
+    if not numbers.any() or not 0 < len(words) <= MAX_MARKERS or words.str.contains(r"\d").any():
+        return []
+    if counts.to_numpy()[~numbers].sum() > MARKER_SHARE * len(nonnull) or (words.str.len() > 20).any():
+        return []
+    return sorted(str(word) for word in keys[~numbers])
+
+
+def infer_role(column: pd.Series, name: str) -> tuple[str, str] | tuple[str, str, list[str]]:
+    """Return ``(role, reason)`` for one column (``(role, reason, missing words)`` for numbers among stray
+    words)."""
     n = len(column)
     nonnull = column.dropna()
     distinct = nonnull.nunique()
@@ -134,6 +159,10 @@ def infer_role(column: pd.Series, name: str) -> tuple[str, str]:
         if unique and _is_integral(numeric.dropna()) and (_ID_NAME.search(name) or _is_step_sequence(numeric)):
             return "id", "unique integers in every row (an identifier, dropped)"
         return "numeric", f"numbers ({distinct} distinct)"
+    markers = stray_markers(nonnull)
+    if markers:
+        shown = ", ".join(_quoted(m) for m in markers)
+        return "numeric", f"numbers ({distinct - len(markers)} distinct); {shown} read as missing", markers
     if _looks_datetime(nonnull):
         return "datetime", "values parse as dates/times"
     words = _mean_over_rows(nonnull, lambda text: text.str.count(r"\s+")) + 1
@@ -239,6 +268,14 @@ def infer_schema(
             specs.append(ColumnSpec(name, "id", "chosen as the id column (kept in predictions, not a feature)"))
         else:
             specs.append(ColumnSpec(name, *infer_role(frame[name], name)))
+            if specs[-1].missing:
+                warnings.warn(
+                    f"column '{name}' of {where} holds numbers and the word(s) "
+                    f"{', '.join(_quoted(m) for m in specs[-1].missing)}, read as missing values (to keep the "
+                    f"column as categories: --set columns.roles.{name}=categorical)",
+                    DeepmineWarning,
+                    stacklevel=2,
+                )
     schema = Schema(specs, target=target)
     if target is None:
         return schema

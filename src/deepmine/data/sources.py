@@ -216,6 +216,11 @@ def _csv_errors(path: Path, encoding: str) -> Iterator[None]:
             f"0x{err.object[err.start]:02x}, which {encoding} cannot decode); pass the file's "
             "encoding, for example --encoding latin-1, or leave --encoding out to have it sniffed"
         ) from err
+    except UnicodeError as err:  # e.g. "UTF-16 stream does not start with BOM"
+        raise DataError(
+            f"file '{path}' cannot be read as {encoding} text ({err}); pass the file's encoding, or leave "
+            "--encoding out to have it sniffed"
+        ) from err
     except pd.errors.EmptyDataError as err:
         raise DataError(f"file '{path}' is empty; expected a header row and data rows") from err
     except pd.errors.ParserError as err:

@@ -13,14 +13,20 @@ from deepmine.features.numeric import NumericEncoder
 PARTS = ("year", "month", "day", "dayofweek", "hour", "epoch_days")
 
 
+DOTTED_DATE = r"^\s*\d{1,2}\.\d{1,2}\.\d{2,4}\b"  # 13.01.2020: written day first wherever it is used
+
+
 def parse_dates(column: pd.Series) -> pd.Series:
-    """Parse any date/time strings; unparseable values become missing."""
+    """Parse any date/time strings (dotted dates such as 13.01.2020 day first); unparseable values become
+    missing."""
     if pd.api.types.is_datetime64_any_dtype(column):
         parsed = column
     else:
+        sample = column.dropna().astype(str).head(200)
+        dayfirst = bool(len(sample)) and sample.str.match(DOTTED_DATE).mean() > 0.5
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(column, errors="coerce", format="mixed", utc=True)
+            parsed = pd.to_datetime(column, errors="coerce", format="mixed", utc=True, dayfirst=dayfirst)
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed

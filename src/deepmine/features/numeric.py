@@ -3,6 +3,7 @@ and piecewise-linear encoding over quantile bins (Gorishniy et al., 2022)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,14 @@ def row_label(column: pd.Series, position: int) -> str:
     return f"row {label + 1}" if isinstance(label, int | np.integer) else f"row {label!r}"
 
 
-def to_numbers(column: pd.Series, *, infinite: str = "error", trained: bool = False) -> np.ndarray:
-    """Parse a column as float64; NaN stays missing, unparseable text and (by default) inf raise. ``trained``:
-    the column is read for a model already trained on numbers there, so only fixing the value helps."""
+def to_numbers(
+    column: pd.Series, *, infinite: str = "error", trained: bool = False, missing: Sequence[str] = ()
+) -> np.ndarray:
+    """Parse a column as float64; NaN and the words in ``missing`` are missing, other unparseable text and (by
+    default) inf raise. ``trained``: the column is read for a model already trained on numbers there, so only
+    fixing the value helps."""
+    if len(missing) and not pd.api.types.is_numeric_dtype(column):
+        column = column.mask(column.astype(str).isin(missing))
     values = pd.to_numeric(column, errors="coerce")
     bad = values.isna() & column.notna()
     if bad.any():
@@ -85,10 +91,13 @@ def tree_edges(values: np.ndarray, target: np.ndarray, bins: int, regression: bo
 class NumericEncoder:
     """Fitted state for one numeric column."""
 
-    def __init__(self, scaling: str = "quantile", bins: int = 0, infinite: str = "error") -> None:
+    def __init__(
+        self, scaling: str = "quantile", bins: int = 0, infinite: str = "error", missing: Sequence[str] = ()
+    ) -> None:
         self.scaling = scaling
         self.bins = bins
         self.infinite = infinite
+        self.missing = list(missing)  # words that stand for a missing value in this column (schema inference)
         self.median = 0.0
         self.mean = 0.0
         self.std = 1.0
@@ -99,7 +108,7 @@ class NumericEncoder:
 
     def fit(self, column: pd.Series, target: np.ndarray | None = None, regression: bool = False) -> NumericEncoder:
         """Fit on training values; with a target, bin edges come from a decision tree (target-aware PLE)."""
-        values = to_numbers(column, infinite=self.infinite)
+        values = to_numbers(column, infinite=self.infinite, missing=self.missing)
         finite = values[~np.isnan(values)]
         if finite.size == 0:
             finite = np.zeros(1)
@@ -122,7 +131,7 @@ class NumericEncoder:
         return 1 + int(self.flag_missing) + max(len(self.edges) - 1, 0)
 
     def transform(self, column: pd.Series) -> np.ndarray:
-        return self.transform_values(to_numbers(column, infinite=self.infinite, trained=True))
+        return self.transform_values(to_numbers(column, infinite=self.infinite, trained=True, missing=self.missing))
 
     def transform_values(self, values: np.ndarray) -> np.ndarray:
         """:meth:`transform` for float64 values already parsed (NaN = missing, no infinities); no pandas."""
@@ -151,4 +160,4 @@ class NumericEncoder:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> NumericEncoder:
-        return restore(cls(), state)
+        return restore(cls(), {"missing": [], **state})  # artifacts written before `missing` existed

@@ -67,9 +67,8 @@ class FeaturePipeline:
         for spec in self.schema.features:
             column = frame[spec.name]
             if spec.role == "numeric":
-                self.numeric[spec.name] = NumericEncoder(p.numeric_scaling, p.numeric_bins, p.infinite).fit(
-                    column, target, regression
-                )
+                encoder = NumericEncoder(p.numeric_scaling, p.numeric_bins, p.infinite, spec.missing)
+                self.numeric[spec.name] = encoder.fit(column, target, regression)
             elif spec.role == "datetime":
                 self.numeric[spec.name] = DatetimeEncoder().fit(column)
             elif spec.role in ("categorical", "binary"):

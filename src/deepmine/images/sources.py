@@ -376,7 +376,7 @@ def scan_files(data: ImageData, strict: bool, what: str | None = None) -> ImageD
         warnings.warn(
             f"{data.where}: skipped {len(skipped)} of {len(data.paths)} {what or 'images'} that could not be read: "
             f"{', '.join(skipped[:SHOWN_SKIPPED])}{' ...' if len(skipped) > SHOWN_SKIPPED else ''} "
-            "(--strict, or images.strict=True in Python, stops instead)",
+            "(fit and predict take --strict, and images.strict=True in Python, to stop instead)",
             DeepmineWarning,
             stacklevel=3,
         )

@@ -39,7 +39,7 @@ def from_arrays(values: np.ndarray, where: str = "the array") -> tuple[np.ndarra
     present = ~np.isnan(array).all(axis=2)  # (n, steps)
     lengths = np.where(present.any(axis=1), array.shape[1] - np.argmax(present[:, ::-1], axis=1), 0)
     if (lengths == 0).any():
-        raise DataError(f"row {int(np.argmax(lengths == 0))} of {where} has no values; drop empty series")
+        raise DataError(f"row {int(np.argmax(lengths == 0)) + 1} of {where} has no values; drop empty series")
     filled = np.nan_to_num(array, nan=0.0)
     inside = np.arange(array.shape[1])[None, :] < lengths[:, None]
     gappy = np.flatnonzero((np.isnan(array).any(axis=2) & inside).any(axis=1))

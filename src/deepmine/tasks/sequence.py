@@ -260,7 +260,11 @@ def fit_sequences(
     if len(y) != len(values):
         raise DataError(f"{where}: {len(values)} series but {len(y)} labels; pass one label per series")
     if len(y) and np.asarray(y).dtype.kind in "fc" and np.isnan(y.astype(float)).any():
-        raise DataError(f"{where}: {int(np.isnan(y.astype(float)).sum())} labels are missing; drop those rows")
+        rows = (np.flatnonzero(np.isnan(y.astype(float))) + 1).tolist()
+        raise DataError(
+            f"{where}: {len(rows)} label(s) are missing, in row(s) {rows[:5]}{' ...' if len(rows) > 5 else ''}; "
+            "drop those rows"
+        )
     task = _task(y, config.task)
     state: dict[str, Any] = {
         "task": task,

@@ -199,7 +199,19 @@ class Trainer:
             save_state(self.checkpoint_dir, self._state(epoch))
 
     def _maybe_resume(self) -> int:
-        if not (self.resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "state.json").exists()):
+        if not self.resume:
+            return 0
+        if self.checkpoint_dir is None or not (self.checkpoint_dir / "state.json").exists():
+            import warnings
+
+            from deepmine.exceptions import DeepmineWarning
+
+            where = f" in '{self.checkpoint_dir}'" if self.checkpoint_dir is not None else ""
+            warnings.warn(
+                f"--resume: no checkpoint of an earlier run{where}; training starts from the first epoch",
+                DeepmineWarning,
+                stacklevel=3,
+            )
             return 0
         state = load_state(self.checkpoint_dir)
         if state["fingerprint"] != self.fingerprint:

@@ -38,6 +38,9 @@ AUTO_K_MAX = 10
 
 
 # ---- scoring -------------------------------------------------------------------------------------
+MAX_LABEL_CLASSES = 50  # a --label with more distinct values than this (and 4 × k) is hardly a class
+
+
 def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     """Share of rows whose cluster maps to their label under the best one-to-one matching (Hungarian)."""
     from scipy.optimize import linear_sum_assignment
@@ -390,6 +393,14 @@ def cluster_table(
         if known.sum() < len(frame):
             warnings.warn(
                 f"{where}: scoring on the {int(known.sum())} rows with a label", DeepmineWarning, stacklevel=2
+            )
+        classes = frame[label][known].nunique()
+        if classes > max(MAX_LABEL_CLASSES, 4 * result.k):
+            warnings.warn(
+                f"--label '{label}' has {classes} distinct values against {result.k} clusters: cluster accuracy "
+                "matches clusters to classes, so a label of this many values (a measurement?) scores near 0",
+                DeepmineWarning,
+                stacklevel=2,
             )
         result.metrics = clustering_metrics(frame[label].to_numpy()[known], result.clusters[known])
     if map_path is not None:
