@@ -52,7 +52,7 @@ def role_columns() -> dict[str, object]:
     ],
 )
 def test_role_inference_with_reason(name, role):
-    got, reason = infer_role(pd.Series(role_columns()[name]), name)
+    got, reason, _ = infer_role(pd.Series(role_columns()[name]), name)
     assert got == role
     assert isinstance(reason, str) and reason.strip()
 
@@ -230,6 +230,9 @@ def test_dotted_dates_are_dates_read_day_first_and_version_strings_are_not():
     parts = date_parts(dotted.head(2))
     assert parts[["year", "month", "day"]].to_numpy().tolist() == [[2020, 1, 13], [2020, 2, 1]]
     assert infer_role(pd.Series(["1.2.3", "2.0.1", "3.1.4"] * 10), "version")[0] == "categorical"
+    alone = date_parts(pd.Series(["01.02.2020"]))  # one value alone, or beside ISO dates: still day first
+    beside = date_parts(pd.Series(["2020-01-02", "01.02.2020"]))
+    assert alone.iloc[0]["month"] == beside.iloc[1]["month"] == 2 and beside.iloc[0]["month"] == 1
 
 
 def test_datetime_encoder_skips_constant_parts_and_keeps_order():
@@ -282,6 +285,9 @@ def test_a_numeric_column_with_a_few_missing_markers_stays_numeric_and_reads_the
     income[::40] = "-"
     role, reason, missing = infer_role(pd.Series(income), "income")
     assert (role, missing) == ("numeric", ["-"]) and "'-' read as missing" in reason
+    rare = np.random.default_rng(1).normal(size=400).astype(object)
+    rare[[5, 300]] = "-"  # 0.5 %: under the share that already counted as numbers
+    assert infer_role(pd.Series(rare), "rare")[::2] == ("numeric", ["-"])
     codes = pd.Series(["A1", "B2", "C3"] * 10 + ["7"])  # words with digits are codes, not markers
     assert infer_role(codes, "code")[0] == "categorical"
     frame = pd.DataFrame({"income": income, "noise": rng.normal(size=200)})

@@ -103,9 +103,9 @@ def test_a_header_with_a_blank_name_such_as_a_pandas_index_is_still_a_header(tmp
     make_table(30).to_csv(path)  # pandas writes the index under an empty name: ",customer_id,age,..."
     frame = load_table(path)
     assert len(frame) == 30 and list(frame.columns[1:]) == list(make_table(30).columns)
-    blank = tmp_path / "blank.csv"
-    blank.write_text("a,,b\nx,1,2\ny,3,4\n", encoding="utf-8")
-    assert load_table(blank).shape == (2, 3)
+    headerless = tmp_path / "headerless.csv"  # a blank cell in a first data row is no header
+    headerless.write_text("alice,,london\nbob,34,paris\ncarol,28,rome\n", encoding="utf-8")
+    assert load_table(headerless).shape == (3, 3)
 
 
 def test_a_header_with_a_repeated_name_is_an_error_naming_it(tmp_path):

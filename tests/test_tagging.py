@@ -401,6 +401,10 @@ def test_cli_predict_tags_one_column_of_a_table_row_by_row(fitted, tmp_path, run
     assert done.code == 0, done.err
     lines = (tmp_path / "tags.txt").read_text(encoding="utf-8").splitlines()  # .txt: JSON lines, not a table
     assert [json.loads(line)["tokens"] for line in lines] == [s.tokens for s in corpus(5, 3)]
+    assert run_cli("predict", model, conll, "-o", tmp_path / "tags.jsonl.gz").code == 0
+    import gzip
+
+    assert gzip.decompress((tmp_path / "tags.jsonl.gz").read_bytes()).decode("utf-8").splitlines() == lines
     plain = tmp_path / "plain.txt"
     plain.write_text("Anna saw Perth .\n", encoding="utf-8")
     done = run_cli("predict", model, plain, "--column", "body")

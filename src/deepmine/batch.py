@@ -103,15 +103,20 @@ OUTPUT_KINDS = {
 }
 
 
-def _is_gzip(path: Path) -> bool:
+def is_gzip_name(path: Path) -> bool:
+    """``x.csv.gz``, ``x.tsv.gz``, ``x.jsonl.gz``: a text table to compress."""
     return path.suffix.lower() == ".gz" and Path(path.stem).suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson")
 
 
+def table_kind(path: Path) -> str | None:
+    """The table format an output file's name asks for (``.csv.gz`` and the like: compressed), else None."""
+    return OUTPUT_KINDS.get(Path(path.stem).suffix.lower() if is_gzip_name(path) else path.suffix.lower())
+
+
 def output_kind(path: Path) -> str:
-    """The table format an output file's name asks for (``.csv.gz``, ``.tsv.gz``, ``.jsonl.gz``: gzip-compressed);
-    a usage error for any other name (``.xlsx``, ``.json``, no suffix), which would otherwise get CSV under a name
-    that promises something else."""
-    kind = OUTPUT_KINDS.get(Path(path.stem).suffix.lower() if _is_gzip(path) else path.suffix.lower())
+    """:func:`table_kind`, and a usage error for any other name (``.xlsx``, ``.json``, no suffix), which would
+    otherwise get CSV under a name that promises something else."""
+    kind = table_kind(path)
     if kind is None:
         from deepmine.exceptions import ConfigError
 
@@ -172,7 +177,7 @@ def write_predictions(chunks: Iterator[pd.DataFrame], output: Path | None) -> in
         return writer.rows
     kind = output_kind(output)
     with atomic_output(output) as raw, ExitStack() as closing:
-        if _is_gzip(output):
+        if is_gzip_name(output):
             import gzip
 
             raw = closing.enter_context(gzip.GzipFile(fileobj=raw, mode="wb", mtime=0))

@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 
 DEBUG = {"on": False}
-FIT_TASKS = ("auto", "binary", "multiclass", "multilabel", "regression", "sequence", "tagging")
+FIT_TASKS = ("auto", "binary", "multiclass", "regression", "multilabel", "sequence", "tagging")  # schema.TASKS + 2
 ARGV: list[str] = []  # the arguments main() received (``fit --devices N`` relaunches them under torchrun)
 
 # ---- shared options (the common ones live in cli_options) ----------------------------------------
@@ -752,24 +752,22 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     except typer.Exit as done:
         sys.exit(done.exit_code)
-    except (typer.Abort, EOFError):
-        sys.exit(1)
-    except OSError as err:  # the system refused a path: a missing folder, no permission, a full disk
-        if DEBUG["on"] or err.filename is None:
-            raise
-        print(f"error: {_path_problem(err)}", file=sys.stderr)
-        sys.exit(1)
-    except Exception as err:  # click usage errors and genuine bugs
+    except (typer.Abort, EOFError) as err:  # older typer turns Ctrl-C into Abort
+        code = 130 if isinstance(err.__context__, KeyboardInterrupt) else 1
+    except Exception as err:  # click usage errors, paths the system refused, and genuine bugs
         if _is_usage_error(err):
             err.show()
             sys.exit(err.exit_code)
         if DEBUG["on"]:
             raise
+        if isinstance(err, OSError) and err.filename is not None:  # a missing folder, no permission, ...
+            print(f"error: {_path_problem(err)}", file=sys.stderr)
+            sys.exit(1)
         print(
             f"internal error: {type(err).__name__}: {err} (run again with --debug for the traceback)", file=sys.stderr
         )
         sys.exit(1)
-    if code == 130:
+    if code == 130 and _rank() == 0 and not os.environ.get("DEEPMINE_LAUNCHED"):  # --devices: the launcher says it
         resume = " (`deepmine fit ... --resume` continues from the last checkpoint)" if args[:1] == ["fit"] else ""
         print(f"interrupted{resume}", file=sys.stderr)
     if isinstance(code, int) and code:
@@ -789,8 +787,8 @@ def _path_problem(err: OSError) -> str:
 
 
 def _rank() -> int:
-    """This process's rank under torchrun (0 when not distributed)."""
-    return int(os.environ.get("RANK", "0") or 0)
+    """This process's rank in a multi-process torchrun job (0 otherwise)."""
+    return int(os.environ.get("RANK", "0") or 0) if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else 0
 
 
 if __name__ == "__main__":

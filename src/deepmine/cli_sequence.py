@@ -136,11 +136,13 @@ def predict_command(artifact: Path, data: str, output: Path | None, read: DataCo
     frame = load_table(data, read)
     label = _label_if_present(frame, predictor, describe(data))
     values, lengths, _ = from_wide(frame, label, describe(data), predictor.state["channels"])
-    out = pd.DataFrame({"prediction": predictor.predict(values, lengths)})
     if predictor.task == "classification":
-        proba = predictor.predict_proba(values, lengths)
+        proba = predictor.predict_proba(values, lengths, describe(data))
+        out = pd.DataFrame({"prediction": predictor.classes_[proba.argmax(axis=1)]})
         for i, name in enumerate(predictor.classes_):
             out[f"proba_{name}"] = proba[:, i]
+    else:
+        out = pd.DataFrame({"prediction": predictor.predict(values, lengths, describe(data))})
     from deepmine.batch import write_predictions
 
     write_predictions(iter([out]), output)  # atomic: an error leaves no half-written file
@@ -158,4 +160,15 @@ def _label_if_present(frame, predictor, where: str) -> str | int | None:
     if frame.shape[1] in (width, width + 1) or predictor.task != "classification" or frame.shape[1] < 2:
         return label if frame.shape[1] == width + 1 else None
     column = frame[label_column(frame, label, where)].dropna()
-    return label if len(column) and column.map(str).isin(set(predictor.classes_)).all() else None
+    if column.nunique() < 2 or not column.map(str).isin(set(predictor.classes_)).all():
+        return None
+    import warnings
+
+    from deepmine.exceptions import DeepmineWarning
+
+    warnings.warn(
+        f"{where}: column {label!r} holds only training classes, so it is read as the label, not as a step",
+        DeepmineWarning,
+        stacklevel=2,
+    )
+    return label

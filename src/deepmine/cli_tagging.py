@@ -125,12 +125,12 @@ def _write_tagged(rows: list[dict[str, Any]], output: Path | None, id_column: st
     """JSON lines (stdout, .jsonl) or a table of space-joined tokens/tags and the entities as JSON."""
     import pandas as pd
 
-    from deepmine.batch import write_predictions
+    from deepmine.batch import atomic_output, is_gzip_name, table_kind, write_predictions
     from deepmine.report.build import write_text_atomic
 
     if ids is not None:
         rows = [{id_column: value, **row} for value, row in zip(ids.tolist(), rows, strict=True)]
-    if output is not None and output.name.lower().endswith((".csv", ".tsv", ".parquet", ".pq")):
+    if output is not None and table_kind(output) in ("csv", "tsv", "parquet"):
         frame = pd.DataFrame(
             {
                 **({id_column: ids.to_numpy()} if ids is not None else {}),
@@ -145,5 +145,11 @@ def _write_tagged(rows: list[dict[str, Any]], output: Path | None, id_column: st
         if output is None:
             sys.stdout.write(text)
             return
-        write_text_atomic(output, text)
+        if is_gzip_name(output):
+            import gzip
+
+            with atomic_output(output) as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as packed:
+                packed.write(text.encode("utf-8"))
+        else:
+            write_text_atomic(output, text)
     print(f"wrote {len(rows)} tagged sentences to {output}", file=sys.stderr)

@@ -30,13 +30,6 @@ def _data_config(sep, encoding, no_header, table, query):
     return DataConfig(**{key.split(".", 1)[1]: value for key, value in overrides.items()})
 
 
-def _write_csv(frame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
-
-
 CLUSTER_FILES = ("clusters.csv", "map.png")
 
 
@@ -49,7 +42,7 @@ def _check_cluster_out(out: Path | None) -> None:
         return
     if not out.is_dir():
         raise ConfigError(f"--out '{out}' is a file; cluster writes a folder ({', '.join(CLUSTER_FILES)}): name one")
-    others = sorted(p.name for p in out.iterdir() if p.name not in CLUSTER_FILES)
+    others = sorted(p.name for p in out.iterdir() if p.name not in CLUSTER_FILES and not p.name.startswith("."))
     if others:
         raise ConfigError(
             f"--out '{out}' holds files cluster did not write ({', '.join(others[:3])}); choose a new or empty folder"
@@ -208,7 +201,9 @@ def cluster(
             rows.insert(1, "image", names)
         elif id_column:
             rows.insert(1, id_column, load_table(data, config)[id_column].to_numpy())
-        _write_csv(rows, out / "clusters.csv")
+        from deepmine.batch import write_predictions
+
+        write_predictions(iter([rows]), out / "clusters.csv")
         summary["out"] = str(out)
     if json_out:
         _cli()._emit_json(summary)

@@ -78,11 +78,16 @@ def sniff_header(rows: list[list[str]]) -> bool:
     if len(rows) < 2:
         return True
     first = [cell.strip() for cell in rows[0]]
-    named = [cell for cell in first if cell]
-    # a few blank names are allowed: pandas' to_csv() writes the index under an empty name (",age,workclass")
-    if len(named) < max(1, len(first) / 2) or any(_looks_numeric(cell) for cell in named):
+    # one blank name is allowed first: pandas' to_csv() writes the index so (",age,workclass")
+    index_column = len(first) > 2 and not first[0]
+    named = first[1:] if index_column else first
+    if any(not cell or _looks_numeric(cell) for cell in named):
         return False
     body = rows[1:]
+    if index_column:  # and below it the index: numbers
+        index = [r[0].strip() for r in body if r]
+        if sum(_looks_numeric(v) for v in index) < 0.8 * len(index):
+            return False
     for col, name in enumerate(first):
         if not name:
             continue

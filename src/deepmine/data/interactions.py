@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -236,20 +237,21 @@ class Vocabulary:
 
 
 def _integer_key(key: str) -> str:
-    """``'7.0'`` / ``'7e0'`` as ``'7'``, for vocabularies of integer ids; other keys unchanged."""
+    """``'7.0'`` / ``'7e0'`` as ``'7'``, for vocabularies of integer ids (exact for ids past 2**53); other keys
+    unchanged."""
     try:
-        number = float(key)
-    except ValueError:
+        number = Decimal(key)
+    except ArithmeticError:
         return key
-    return str(int(number)) if number.is_integer() else key
+    return str(int(number)) if number.is_finite() and number == number.to_integral_value() else key
 
 
 def _lookup(index: dict[str, int], keys, integer: bool) -> np.ndarray:
     """Index of each key (-1 when unseen); in an integer vocabulary ``1.0`` typed for id ``1`` is that id."""
-    found = np.fromiter((index.get(str(k).strip(), -1) for k in keys), dtype=np.int64, count=len(keys))
+    found = np.fromiter((index.get(str(k), -1) for k in keys), dtype=np.int64, count=len(keys))
     if integer:
         for row in np.flatnonzero(found < 0):
-            found[row] = index.get(_integer_key(str(keys[row]).strip()), -1)
+            found[row] = index.get(_integer_key(str(keys[row])), -1)
     return found
 
 

@@ -123,7 +123,7 @@ MAX_MARKERS = 3
 def stray_markers(nonnull: pd.Series) -> list[str]:
     """The few words without digits (``-``, ``n/a?``, ``unknown``) in a column that otherwise holds numbers —
     stand-ins for missing values — or [] when the column is not such a column."""
-    if pd.api.types.is_numeric_dtype(nonnull) or pd.api.types.is_bool_dtype(nonnull) or not len(nonnull):
+    if not len(nonnull) or not (pd.api.types.is_object_dtype(nonnull) or pd.api.types.is_string_dtype(nonnull)):
         return []
     if pd.to_numeric(nonnull.head(200), errors="coerce").notna().mean() < 0.8:  # cheap: words, not numbers
         return []
@@ -138,9 +138,19 @@ def stray_markers(nonnull: pd.Series) -> list[str]:
     return sorted(str(word) for word in keys[~numbers])
 
 
-def infer_role(column: pd.Series, name: str) -> tuple[str, str] | tuple[str, str, list[str]]:
-    """Return ``(role, reason)`` for one column (``(role, reason, missing words)`` for numbers among stray
-    words)."""
+def infer_role(column: pd.Series, name: str) -> tuple[str, str, list[str]]:
+    """Return ``(role, reason, missing words)`` for one column: the words are those a numeric column holds among
+    its numbers (:func:`stray_markers`), read as missing values."""
+    markers = stray_markers(column.dropna())
+    if markers:
+        shown = ", ".join(_quoted(m) for m in markers)
+        distinct = column.dropna().nunique() - len(markers)
+        return "numeric", f"numbers ({distinct} distinct); {shown} read as missing", markers
+    return (*_role_and_reason(column, name), [])
+
+
+def _role_and_reason(column: pd.Series, name: str) -> tuple[str, str]:
+    """``(role, reason)`` of a column without stray missing words."""
     n = len(column)
     nonnull = column.dropna()
     distinct = nonnull.nunique()
@@ -159,10 +169,6 @@ def infer_role(column: pd.Series, name: str) -> tuple[str, str] | tuple[str, str
         if unique and _is_integral(numeric.dropna()) and (_ID_NAME.search(name) or _is_step_sequence(numeric)):
             return "id", "unique integers in every row (an identifier, dropped)"
         return "numeric", f"numbers ({distinct} distinct)"
-    markers = stray_markers(nonnull)
-    if markers:
-        shown = ", ".join(_quoted(m) for m in markers)
-        return "numeric", f"numbers ({distinct - len(markers)} distinct); {shown} read as missing", markers
     if _looks_datetime(nonnull):
         return "datetime", "values parse as dates/times"
     words = _mean_over_rows(nonnull, lambda text: text.str.count(r"\s+")) + 1

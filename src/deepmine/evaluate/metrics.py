@@ -49,7 +49,8 @@ def classification_metrics(
 
 def _ranking_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
     """ROC-AUC and average precision; for several classes, one-vs-rest macro averages over the classes present in
-    ``y_true`` (their probabilities renormalised), so a class the data lacks does not drop both metrics."""
+    ``y_true`` (scikit-learn's ``ovr`` macro when every class is present), so a class the data lacks does not drop
+    both metrics."""
     present = np.unique(y_true)
     if len(present) < 2:
         return {}
@@ -58,15 +59,9 @@ def _ranking_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> d
             "roc_auc": skm.roc_auc_score(y_true, proba[:, 1]),
             "average_precision": skm.average_precision_score(y_true, proba[:, 1]),
         }
-    kept = proba[:, present]
-    kept = kept / np.clip(kept.sum(axis=1, keepdims=True), 1e-15, None)
-    y_kept = np.searchsorted(present, y_true)
-    if len(present) == 2:
-        auc = skm.roc_auc_score(y_kept, kept[:, 1])
-    else:
-        auc = skm.roc_auc_score(y_kept, kept, multi_class="ovr", average="macro", labels=np.arange(len(present)))
-    onehot = np.eye(len(present))[y_kept]
-    return {"roc_auc": auc, "average_precision": skm.average_precision_score(onehot, kept, average="macro")}
+    auc = [skm.roc_auc_score(y_true == c, proba[:, c]) for c in present]
+    precision = [skm.average_precision_score(y_true == c, proba[:, c]) for c in present]
+    return {"roc_auc": float(np.mean(auc)), "average_precision": float(np.mean(precision))}
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:

@@ -91,7 +91,7 @@ def table_inputs(pipeline: FeaturePipeline, frame: pd.DataFrame) -> dict[str, np
     inputs: dict[str, np.ndarray] = {}
     if pipeline.numeric:
         columns = [
-            to_numbers(frame[name], infinite=enc.infinite, trained=True, missing=getattr(enc, "missing", ()))
+            to_numbers(frame[name], infinite=enc.infinite, trained=True, missing=enc.missing)
             for name, enc in pipeline.numeric.items()
         ]
         inputs["numeric"] = np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.float32)

@@ -13,20 +13,24 @@ from deepmine.features.numeric import NumericEncoder
 PARTS = ("year", "month", "day", "dayofweek", "hour", "epoch_days")
 
 
-DOTTED_DATE = r"^\s*\d{1,2}\.\d{1,2}\.\d{2,4}\b"  # 13.01.2020: written day first wherever it is used
+DOTTED_DATE = r"^\s*\d{1,2}\.\d{1,2}\.\d{4}\b"  # 13.01.2020: written day first wherever it is used
 
 
 def parse_dates(column: pd.Series) -> pd.Series:
-    """Parse any date/time strings (dotted dates such as 13.01.2020 day first); unparseable values become
-    missing."""
+    """Parse any date/time strings; unparseable values become missing. Dotted dates (13.01.2020) are read day
+    first, each value on its own, so a value parses the same in any batch."""
     if pd.api.types.is_datetime64_any_dtype(column):
         parsed = column
     else:
-        sample = column.dropna().astype(str).head(200)
-        dayfirst = bool(len(sample)) and sample.str.match(DOTTED_DATE).mean() > 0.5
+        textual = column.dtype == object or pd.api.types.is_string_dtype(column)
+        dotted = column.astype(str).str.match(DOTTED_DATE).to_numpy(dtype=bool) if textual else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(column, errors="coerce", format="mixed", utc=True, dayfirst=dayfirst)
+            parsed = pd.to_datetime(column, errors="coerce", format="mixed", utc=True)
+            if dotted is not None and dotted.any():
+                parsed[dotted] = pd.to_datetime(
+                    column[dotted], errors="coerce", format="mixed", utc=True, dayfirst=True
+                )
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed

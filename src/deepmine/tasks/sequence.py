@@ -145,13 +145,15 @@ class SequencePredictor:
         x, lens = self._inputs(values, lengths, where)
         return forward_all(self.model, x, lens).float().numpy()
 
-    def predict_proba(self, values: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+    def predict_proba(
+        self, values: np.ndarray, lengths: np.ndarray | None = None, where: str = "the data"
+    ) -> np.ndarray:
         if self.task != "classification":
             raise TypeError("predict_proba needs a classifier; this model does regression")
-        return torch.softmax(torch.from_numpy(self.outputs(values, lengths)), dim=1).numpy()
+        return torch.softmax(torch.from_numpy(self.outputs(values, lengths, where)), dim=1).numpy()
 
-    def predict(self, values: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
-        out = self.outputs(values, lengths)
+    def predict(self, values: np.ndarray, lengths: np.ndarray | None = None, where: str = "the data") -> np.ndarray:
+        out = self.outputs(values, lengths, where)
         if self.task == "classification":
             return self.classes_[out.argmax(axis=1)]
         return out[:, 0] * self.state["y_std"] + self.state["y_mean"]
@@ -176,10 +178,10 @@ class SequencePredictor:
             if unknown:
                 raise DataError(f"labels {unknown[:3]} were not seen in training (classes {list(self.classes_)})")
             index = {label: i for i, label in enumerate(self.classes_)}
-            proba = self.predict_proba(values, lengths)
+            proba = self.predict_proba(values, lengths, where)
             scored = classification_metrics(np.asarray([index[t] for t in truth]), proba, len(self.classes_))
             return {**scored, "rows": len(truth)}
-        predicted = self.predict(values, lengths)
+        predicted = self.predict(values, lengths, where)
         truth = np.asarray(y, dtype=np.float64)
         return {
             "rmse": float(np.sqrt(metrics.mean_squared_error(truth, predicted))),

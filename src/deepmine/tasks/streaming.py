@@ -142,6 +142,7 @@ def fit_streaming(
         "best_epoch": trainer.best_epoch + 1,
         "seconds": round(time.perf_counter() - started, 3),
         "source": where,
+        **({"valid_source": valid_where} if valid is not None else {}),
         "streaming": {
             "sample_rows": len(sample),
             "fitted_on": f"schema, preprocessing (n-gram tables included) and validation split from the first "

@@ -115,6 +115,9 @@ def strip_devices(argv: Sequence[str]) -> list[str]:
     return out
 
 
+LAUNCHED = "DEEPMINE_LAUNCHED"
+
+
 def launch(devices: int, argv: Sequence[str]) -> int:
     """Run ``deepmine ARGV`` (without ``--devices``) in ``devices`` processes through torchrun; its exit code."""
     if is_distributed():
@@ -145,4 +148,5 @@ def launch(devices: int, argv: Sequence[str]) -> int:
         )
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, cores // devices)))
+    env[LAUNCHED] = "1"  # the workers leave "interrupted" to this process
     return subprocess.run(command, env=env, check=False).returncode

@@ -10,6 +10,9 @@ import sys
 
 
 def main(argv: list[str]) -> int:
+    if os.environ.get("DEEPMINE_DEBUG") != "1":
+        os.environ.setdefault("LOGLEVEL", "ERROR")  # torchrun's own loggers read it when they are created
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
 
@@ -22,6 +25,8 @@ def main(argv: list[str]) -> int:
     except ChildFailedError as failed:
         codes = [failure.exitcode for failure in failed.failures.values()]
         return next((code for code in codes if code > 0), 1)
+    except SignalException as stopped:  # Ctrl-C (or a kill) reached torchrun: the shell's code for it
+        return 128 + int(stopped.sigval)
     return 0
 
 
