@@ -64,6 +64,8 @@ def test_headerless_tab_pipe_and_double_colon_files_find_their_columns(tmp_path,
         roles = infer_columns(frame, where=name)
         assert (roles.user, roles.item, roles.rating, roles.time) == ("column_1", "column_2", "column_3", "column_4")
         assert len(frame) == 12
+        unrated = infer_columns(frame, rating="none", where=name)  # the ratings are not taken for the times
+        assert (unrated.rating, unrated.time) == (None, "column_4")
     named = infer_columns(rows.rename(columns={"user_id": "userId", "item_id": "movieId"}))
     assert (named.user, named.item, named.rating, named.time) == ("userId", "movieId", "rating", "timestamp")
     assert infer_columns(rows, rating="none", time="none").rating is None

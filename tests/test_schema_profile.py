@@ -297,6 +297,12 @@ def test_a_numeric_column_with_a_few_missing_markers_stays_numeric_and_reads_the
             frame, "label", trainer={"epochs": 2}, report={"enabled": False}, tracking={"enabled": False}
         )
     assert model.pipeline.numeric["income"].missing == ["-"]
+    from deepmine.profile import profile_table
+
+    with pytest.warns(DeepmineWarning):
+        profiled = {c["name"]: c for c in profile_table(frame)["columns"]}["income"]
+    numbers = pd.to_numeric(frame["income"], errors="coerce")
+    assert profiled["missing_share"] == pytest.approx(5 / 200) and profiled["distinct"] == numbers.nunique()
     model.save(tmp_path / "m")
     again = deepmine.load(tmp_path / "m")
     assert (again.predict(frame.head(50)) == model.predict(frame.head(50))).all()  # '-' rows predict too

@@ -380,6 +380,10 @@ def test_sequence_classifier_is_a_scikit_learn_estimator():
     x, y = separable(40, steps=12)
     fitted = estimator.fit(x.reshape(40, 6, 2), y)  # (n, steps, channels)
     assert fitted.predict(x.reshape(40, 6, 2)).shape == (40,)
+    codes = np.where(y == "up", 10, 2)  # integer labels come back as integers, in numeric order
+    numbers = clone(estimator).fit(x, codes)
+    assert numbers.classes_.tolist() == [2, 10] and numbers.predict(x).dtype.kind == "i"
+    assert 0 <= numbers.score(x, codes) <= 1  # scikit-learn's scorer compares them with y
 
 
 def test_a_text_step_in_wide_rows_is_named_by_row_and_value():

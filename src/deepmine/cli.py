@@ -290,7 +290,8 @@ def fit(
             f"judge the model by average_precision ({metrics.get('average_precision', float('nan')):.4f})"
         )
     console.print(
-        f"trained {summary['epochs']} epochs on {summary['rows']} rows in {summary['seconds']:.1f} s; "
+        f"trained {summary['epochs']} epoch{'' if summary['epochs'] == 1 else 's'} on {summary['rows']} rows in "
+        f"{summary['seconds']:.1f} s; "
         f"artifact written to [bold]{out}[/]"
     )
 

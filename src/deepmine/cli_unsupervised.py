@@ -35,16 +35,16 @@ CLUSTER_FILES = ("clusters.csv", "map.png")
 
 def _check_cluster_out(out: Path | None) -> None:
     """Before any work: ``--out`` must be a new folder, an empty one, or an earlier cluster output (only
-    clusters.csv and map.png), never a file or a folder of the user's own files."""
-    from deepmine.exceptions import ConfigError
+    clusters.csv and map.png), never a file or a folder of the user's own files (exit 1, as `fit --out`)."""
+    from deepmine.exceptions import DataError
 
     if out is None or not out.exists():
         return
     if not out.is_dir():
-        raise ConfigError(f"--out '{out}' is a file; cluster writes a folder ({', '.join(CLUSTER_FILES)}): name one")
+        raise DataError(f"--out '{out}' is a file; cluster writes a folder ({', '.join(CLUSTER_FILES)}): name one")
     others = sorted(p.name for p in out.iterdir() if p.name not in CLUSTER_FILES and not p.name.startswith("."))
     if others:
-        raise ConfigError(
+        raise DataError(
             f"--out '{out}' holds files cluster did not write ({', '.join(others[:3])}); choose a new or empty folder"
         )
 

@@ -57,6 +57,8 @@ def profile_frame(frame: pd.DataFrame, schema: Schema, where: str, *, detail: bo
     columns = []
     for name in frame.columns:
         column = frame[name]
+        if name in roles and roles[name].missing:  # words read as missing values count as missing here too
+            column = column.mask(column.astype(str).isin(roles[name].missing))
         if name == target:
             role, reason = "target", f"the target ({schema.task}: {schema.task_reason})"
         elif name in roles:

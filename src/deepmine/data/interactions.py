@@ -143,11 +143,10 @@ def infer_columns(
     time_col = None if _is_none(time) else _pick(frame, time, TIME_NAMES, "time", where)
     if headerless:
         numeric = [c for c in rest if pd.api.types.is_numeric_dtype(frame[c]) and c not in (rating_col, time_col)]
-        if rating is None and rating_col is None and numeric:
-            candidate = numeric[0]
-            if frame[candidate].abs().max() < UNIX_SECONDS_MIN:
-                rating_col = candidate
-                numeric = numeric[1:]
+        if numeric and frame[numeric[0]].abs().max() < UNIX_SECONDS_MIN:  # ratings stand before times
+            if rating is None and rating_col is None:
+                rating_col = numeric[0]
+            numeric = numeric[1:]  # with --rating none too: a column of ratings is no time
         if time is None and time_col is None and numeric:
             time_col = numeric[0]
     return ColumnRoles(user_col, item_col, rating_col, time_col)

@@ -56,8 +56,10 @@ class SequenceClassifier(ClassifierMixin, RoutedParamsEstimator):
     def fit(self, X: Any, y: Any) -> SequenceClassifier:
         from deepmine.tasks.sequence import fit_sequences
 
-        self.predictor_ = fit_sequences(np.asarray(X, dtype=np.float64), np.asarray(y), self._run_config())
-        self.classes_ = self.predictor_.classes_
+        labels = np.asarray(y)
+        self.predictor_ = fit_sequences(np.asarray(X, dtype=np.float64), labels, self._run_config())
+        given = {str(label): label for label in labels.tolist()}  # the artifact keeps classes as text
+        self.classes_ = np.asarray([given[name] for name in self.predictor_.classes_], dtype=labels.dtype)
         return self
 
     def _check(self) -> None:
@@ -67,8 +69,9 @@ class SequenceClassifier(ClassifierMixin, RoutedParamsEstimator):
             raise NotFittedError("this SequenceClassifier is not fitted yet; call fit(X, y) first")
 
     def predict(self, X: Any) -> np.ndarray:
-        self._check()
-        return self.predictor_.predict(np.asarray(X, dtype=np.float64))
+        """Labels of the kind ``y`` held (ints stay ints), so scikit-learn's scorers compare them."""
+        proba = self.predict_proba(X)  # checks that the estimator is fitted
+        return self.classes_[proba.argmax(axis=1)]
 
     def predict_proba(self, X: Any) -> np.ndarray:
         self._check()
