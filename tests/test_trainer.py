@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -73,6 +74,14 @@ def test_resume_refuses_checkpoint_of_other_settings(table, tmp_path):
     assert len(fresh.history) >= 1 and fresh.history[0]["epoch"] == 1
 
 
+def wait_for_checkpoint(victim: subprocess.Popen, state: Path) -> None:
+    """Wait until a CLI fit has written its first checkpoint; it must still be running."""
+    deadline = time.monotonic() + 120
+    while not state.exists() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert victim.poll() is None, "the fit finished before it could be stopped; make it slower"
+
+
 def test_killed_cli_fit_resumes_to_the_same_weights(tmp_path):
     data = tmp_path / "big.csv"
     make_table(n=1500).to_csv(data, index=False)
@@ -99,10 +108,7 @@ def test_killed_cli_fit_resumes_to_the_same_weights(tmp_path):
         [*cmd, *args, "--out", str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     state = tmp_path / ".killed.checkpoint" / "state.json"
-    deadline = time.monotonic() + 120
-    while not state.exists() and victim.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert victim.poll() is None, "the fit finished before it could be killed; make it slower"
+    wait_for_checkpoint(victim, state)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert not (tmp_path / "killed").exists()
@@ -130,11 +136,7 @@ def test_ctrl_c_on_a_cli_fit_exits_130_and_says_how_to_resume(tmp_path):
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal, even under a CI runner
     )
-    state = tmp_path / ".m.checkpoint" / "state.json"
-    deadline = time.monotonic() + 120
-    while not state.exists() and victim.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert victim.poll() is None, "the fit finished before it could be interrupted"
+    wait_for_checkpoint(victim, tmp_path / ".m.checkpoint" / "state.json")
     victim.send_signal(signal.SIGINT)
     _, err = victim.communicate(timeout=60)
     assert victim.returncode == 130, err[-2000:]
