@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 
 DEBUG = {"on": False}
+WORKER_ERROR_DELAY = 3.0  # seconds a worker of rank > 0 waits before reporting a mistake (see main)
 FIT_TASKS = ("auto", "binary", "multiclass", "regression", "multilabel", "sequence", "tagging")  # schema.TASKS + 2
 ARGV: list[str] = []  # the arguments main() received (``fit --devices N`` relaunches them under torchrun)
 
@@ -746,8 +747,11 @@ def main(argv: list[str] | None = None) -> None:
     except DeepmineError as err:
         if DEBUG["on"]:
             raise
-        if _rank() == 0:  # under --devices every worker meets the same mistake: one says it
-            print(f"error: {err}", file=sys.stderr)
+        if _rank() > 0:  # every worker meets the same mistake: rank 0 says it, and torchrun stops the rest
+            import time  # meanwhile; a mistake only this worker meets is still said, a moment later
+
+            time.sleep(WORKER_ERROR_DELAY)
+        print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         code = 130
