@@ -279,6 +279,12 @@ def fit(
     }
     for column in predictor.training.get("text_columns", {}).values():  # the tokenizer chosen per text column
         _stderr().print(column["line"], markup=False, highlight=False, soft_wrap=True)
+    if "trees" in predictor.training:
+        from deepmine.tasks.tree_member import describe_trees
+
+        trees = predictor.training["trees"]
+        summary["trees"] = {k: v for k, v in trees.items() if k != "valid_loss_by_weight"}
+        _stderr().print(describe_trees(trees), markup=False, highlight=False, soft_wrap=True)
     summary.update(tracking.record_fit(tracker, predictor, str(data), out))
     if json_out:
         _emit_json(summary)
@@ -699,6 +705,8 @@ def explain(
     for col in importance["columns"]:
         view.add_row(col["column"], f"{col['importance']:.4f}", f"{col['std']:.4f}")
     console.print(view)
+    if explained and explained["rows"] and explained["model"] != "the network":
+        console.print(f"Integrated Gradients below explain {explained['model']}; the trees' share is in the table")
     for row in (explained or {}).get("rows", []):
         top = sorted(row["attributions"].items(), key=lambda kv: -abs(kv[1]))[:5]
         console.print(

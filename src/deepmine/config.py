@@ -73,12 +73,24 @@ class ModelConfig(_Section):
     batch_norm: bool = False
     embedding_dim: int | None = Field(None, ge=1, description="Categorical embedding size; auto when unset.")
     ensemble: int = Field(3, ge=1, le=32, description="Members of a deep ensemble (averaged).")
+    trees: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Blend gradient-boosted trees (grown by LightGBM on the same inputs) with the network, "
+        "weighted on validation; auto = on for binary, multiclass (up to 100 classes) and regression tables "
+        "of numeric and categorical columns (up to 200); never beside text columns.",
+    )
     numeric_embedding: int | None = Field(
         None,
         ge=0,
         description="Per-numeric-column embedding size; 0 feeds raw features; auto: 16 up to "
         "64 numeric columns, else 0 (their cost grows with the square of the column count).",
     )
+
+    @field_validator("trees", mode="before")
+    @classmethod
+    def _trees_switch(cls, value: Any) -> Any:
+        """``--set model.trees=true/false`` (YAML booleans) mean on/off."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class OptimizerConfig(_Section):

@@ -23,6 +23,7 @@ from torch import nn
 from deepmine.exceptions import DeepmineError
 from deepmine.explain.columns import BASELINE_DOC, Layout, baseline_blocks, baseline_values, layout
 from deepmine.nn.ensemble import Ensemble
+from deepmine.nn.trees import TreeBlend
 from deepmine.predictor import to_tensors
 
 STEPS = (64, 256, 1024)  # more steps only when a row's completeness error is above TOLERANCE
@@ -39,6 +40,11 @@ def _members(model: nn.Module) -> list[nn.Module]:
         if not hasattr(member, "body") or not hasattr(member, "embeddings"):
             raise ExplainError(f"Integrated Gradients supports the tabular MLP; this model is {type(member).__name__}")
     return members
+
+
+def network_part(model: nn.Module) -> nn.Module:
+    """What gradients can explain: the network of a blend with trees (trees have no gradient), else the model."""
+    return model.network if isinstance(model, TreeBlend) else model
 
 
 def body_slices(member: nn.Module, where: Layout) -> dict[str, slice]:
@@ -74,7 +80,7 @@ def integrated_gradients(
     ``modes`` is the most frequent training category per categorical column (the artifact's insight)."""
     from captum.attr import LayerIntegratedGradients  # heavy: imported only when explaining
 
-    model = predictor.model
+    model = network_part(predictor.model)
     model.eval()
     members = _members(model)
     pipeline = predictor.pipeline
@@ -146,8 +152,10 @@ def integrated_gradients(
                 "attributions": {name: float(per_column[i, j]) for j, name in enumerate(cols.columns)},
             }
         )
+    trees = predictor.model_spec.get("trees")
     return {
         "method": "integrated_gradients",
+        "model": "the network" + (f" (weight {1 - trees['weight']:g} in the blend with trees)" if trees else ""),
         "steps": steps,
         "baseline": {"description": BASELINE_DOC, "values": baseline_values(pipeline, modes)},
         "rows": rows,

@@ -17,9 +17,10 @@ from torch import nn
 
 from deepmine.config import ModelConfig
 from deepmine.nn.registry import get_model_builder
+from deepmine.nn.trees import blend_from_spec
 from deepmine.text.ngrams import shared_table_rows
 
-SPEC_ONLY = ("name", "parameters", "task", "decision_threshold", "label_thresholds", "members")
+SPEC_ONLY = ("name", "parameters", "task", "decision_threshold", "label_thresholds", "members", "trees")
 
 
 class Ensemble(nn.Module):
@@ -77,7 +78,12 @@ def _combine(spec: dict[str, Any]) -> dict[str, bool]:
 
 
 def build_model(spec: dict[str, Any], config: ModelConfig) -> nn.Module:
-    """Build the registered model described by ``spec`` — an ensemble when ``config.ensemble > 1``."""
+    """Build the registered model described by ``spec`` — an ensemble when ``config.ensemble > 1``, blended
+    with a tree member when ``spec["trees"]`` is set."""
+    return blend_from_spec(_build_network(spec, config), spec)
+
+
+def _build_network(spec: dict[str, Any], config: ModelConfig) -> nn.Module:
     builder = get_model_builder(spec["name"])
     kwargs = {k: v for k, v in spec.items() if k not in SPEC_ONLY}
     if spec.get("members"):  # one member per entry, each with its own builder arguments (text encoders)

@@ -67,6 +67,7 @@ def _explain_examples(predictor, insight: dict[str, Any]) -> dict[str, Any] | No
         "rows": sections.example_rows(examples, explained, predictor.schema.target),
         "baseline": explained["baseline"],
         "steps": explained["steps"],
+        "model": explained["model"],
     }
 
 

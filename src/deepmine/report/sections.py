@@ -225,6 +225,18 @@ def model_card(predictor, insight: dict[str, Any] | None) -> dict[str, Any]:
         _validation_limit(training),
         "Associations are not causes: importance and attributions describe the model, not the world.",
     ]
+    trees = training.get("trees")
+    if trees and trees.get("weight"):
+        regrown = (
+            f" The metrics are those of trees grown on the training rows; the saved trees were then regrown on all "
+            f"{trees['regrown_on_rows']} rows, validation rows included, so they have seen more data."
+            if "regrown_on_rows" in trees
+            else ""
+        )
+        limits.append(
+            f"The predictions blend the network with gradient-boosted trees ({trees['rounds']} LightGBM rounds, "
+            f"weight {trees['weight']:g} chosen on validation).{regrown}"
+        )
     target = (insight or {}).get("profile", {}).get("target") or {}
     balance = target.get("balance")
     if balance and min(balance.values()) < 0.2:

@@ -25,6 +25,7 @@ from deepmine.exceptions import DeepmineWarning
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.nn.ensemble import build_model, member_mean_loss
 from deepmine.predictor import Predictor, forward_in_chunks, to_tensors
+from deepmine.tasks.tree_member import TreeRows, add_tree_member, regrow_on_all_rows, wants_trees
 from deepmine.text.prepare import (
     batch_source,
     describe_text,
@@ -281,6 +282,10 @@ def fit_table(
         fingerprint=fingerprint(frame, config) if checkpoint_dir is not None else "",
     )
     history = trainer.fit(batch_source(config, x_train, y_train) or x_train, y_train, x_valid, y_valid)
+    trees = tree_rows = None
+    if wants_trees(config, pipeline, schema.task, n_classes):
+        tree_rows = TreeRows(x_train, y_train, x_valid, y_valid, schema.task, n_classes, config)
+        model, trees = add_tree_member(model, spec, tree_rows)
     chosen = choose_decision(schema.task, config, model, spec, x_valid, y_valid)
     predictor = Predictor(schema, pipeline, model, config, spec, history=history)
     predictor.metrics = {"valid": predictor.score_frame(valid_frame, valid_where)}
@@ -299,9 +304,13 @@ def fit_table(
         predictor.training["text_columns"] = describe_text(pipeline)
     if chosen is not None:
         predictor.training["threshold"] = chosen
+    if trees is not None:
+        predictor.training["trees"] = trees
     if config.report.enabled:
         from deepmine.report.collect import collect_insight
 
         predictor.insight = collect_insight(predictor, frame, train_frame, valid_frame, where, valid_where)
         predictor.training["insight_seconds"] = round(time.perf_counter() - started - predictor.training["seconds"], 3)
+    if tree_rows is not None and valid is None and trees["weight"]:  # metrics and report above: honest trees
+        trees["regrown_on_rows"] = regrow_on_all_rows(model, spec, tree_rows, trees["rounds"])
     return predictor

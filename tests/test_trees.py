@@ -1,0 +1,148 @@
+"""The tree member of table models: LightGBM trees held as tensors, blended with the network."""
+
+from __future__ import annotations
+
+import json
+
+import lightgbm
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+import deepmine
+from deepmine.nn.trees import from_lightgbm, mix_log_probabilities, tree_inputs
+from deepmine.tasks.tree_member import choose_weight
+
+QUIET = {"report.enabled": False, "tracking.enabled": False}
+FAST = {"trainer.epochs": 8, "model.hidden": [16], "model.ensemble": 1, **QUIET}
+
+
+def _design(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Numeric columns (one with NaN, one mostly zero) and two integer 'code' columns."""
+    rng = np.random.default_rng(seed)
+    numeric = rng.normal(size=(n, 3))
+    numeric[rng.random(n) < 0.2, 1] = np.nan
+    numeric[rng.random(n) < 0.5, 2] = 0.0
+    codes = rng.integers(0, 5, size=(n, 2)).astype("float64")
+    return numeric, codes
+
+
+@pytest.mark.parametrize(
+    "objective, classes",
+    [("binary", 2), ("multiclass", 3), ("regression", 1)],
+)
+def test_tree_member_reproduces_lightgbm_raw_scores(objective, classes):
+    numeric, codes = _design(600)
+    x = np.hstack([numeric, codes])
+    signal = np.nan_to_num(numeric[:, 0]) + (codes[:, 0] > 2) - np.isnan(numeric[:, 1]) + numeric[:, 2]
+    if objective == "regression":
+        y = signal
+    else:
+        y = np.digitize(signal, np.quantile(signal, np.linspace(0, 1, classes + 1)[1:-1]))
+    params = {"objective": objective, "verbose": -1, "seed": 0, "num_leaves": 15}
+    if objective == "multiclass":
+        params["num_class"] = classes
+    booster = lightgbm.train(params, lightgbm.Dataset(x, y), 30)
+    member = from_lightgbm(booster, classes).eval()
+    test_numeric, test_codes = _design(300, seed=1)
+    expected = booster.predict(np.hstack([test_numeric, test_codes]), raw_score=True)
+    got = member.raw_scores(tree_inputs(torch.from_numpy(test_numeric), torch.from_numpy(test_codes)))
+    np.testing.assert_allclose(got.numpy().reshape(expected.shape), expected, rtol=1e-9, atol=1e-9)
+    assert member.depth >= 2 and member.feature.shape[0] == 30 * (classes if classes > 2 else 1)
+
+
+def test_mixture_of_probabilities_is_a_weighted_mean():
+    net, trees = torch.randn(5, 3), torch.randn(5, 3)
+    for weight in (0.0, 0.3, 1.0):
+        mixed = mix_log_probabilities(net, trees, weight).exp()
+        expected = (1 - weight) * net.softmax(-1) + weight * trees.softmax(-1)
+        torch.testing.assert_close(mixed, expected)
+
+
+class _Oracle(nn.Module):
+    """A 'network' that knows the labels of the validation rows: confident and right."""
+
+    def __init__(self, labels: torch.Tensor) -> None:
+        super().__init__()
+        self.labels = labels
+
+    def forward(self, *_inputs: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(self.labels, 2).float() * 20
+
+
+def test_trees_get_no_weight_when_the_network_is_better():
+    numeric, codes = _design(200)
+    labels = torch.from_numpy((np.nan_to_num(numeric[:, 0]) > 0).astype("int64"))
+    rows = lightgbm.Dataset(numeric[:, :1], labels.numpy())
+    booster = lightgbm.train({"objective": "binary", "verbose": -1}, rows, 5)
+    trees = from_lightgbm(booster, 2).eval()
+    x = [torch.from_numpy(numeric[:, :1]).float(), torch.zeros((200, 0), dtype=torch.int64)]
+    weight, losses = choose_weight(_Oracle(labels), trees, x, labels, "binary")
+    assert weight == 0
+    assert losses["0"] < losses["0.5"] < losses["1"]
+
+
+def _interaction_table(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    """A label that is an interaction of a threshold and a category: what trees pick up at once."""
+    rng = np.random.default_rng(seed)
+    size = rng.uniform(0, 10, n)
+    shape = rng.choice(["round", "square", "star"], n)
+    noise = rng.normal(size=n)
+    label = np.where((size > 6) ^ (shape == "star"), "yes", "no")
+    return pd.DataFrame({"size": size, "shape": shape, "noise": noise, "label": label})
+
+
+@pytest.fixture(scope="module")
+def blended():
+    frame = _interaction_table()
+    return frame, deepmine.fit(frame, target="label", **FAST)
+
+
+def test_table_fit_blends_trees_chosen_on_validation(blended):
+    frame, model = blended
+    record = model.training["trees"]
+    assert 0 < record["weight"] <= 1
+    losses = record["valid_loss_by_weight"]
+    assert record["weight"] == float(min(losses, key=losses.get))
+    assert record["regrown_on_rows"] == len(frame)  # no --valid: the saved trees saw every row
+    assert model.model_spec["trees"]["weight"] == record["weight"]
+    test = _interaction_table(400, seed=1)
+    accuracy = (model.predict(test.drop(columns="label")) == test["label"]).mean()
+    assert accuracy > 0.95
+
+
+def test_blended_artifact_is_safetensors_and_predicts_the_same(blended, tmp_path):
+    frame, model = blended
+    model.save(tmp_path / "m")
+    assert not list((tmp_path / "m").glob("*.pkl"))
+    weights = load_file(str(tmp_path / "m" / "weights.safetensors"))
+    assert {"trees.threshold", "trees.feature", "trees.value"} <= set(weights)
+    spec = json.loads((tmp_path / "m" / "deepmine.json").read_text())["model"]["trees"]
+    assert spec["trees"] == weights["trees.feature"].shape[0]
+    again = deepmine.load(tmp_path / "m")
+    rows = frame.drop(columns="label").head(50)
+    np.testing.assert_array_equal(again.predict_proba(rows), model.predict_proba(rows))
+
+
+def test_given_validation_file_is_not_trained_on():
+    frame = _interaction_table()
+    model = deepmine.fit(frame.iloc[:400], target="label", valid=frame.iloc[400:], **FAST)
+    assert "regrown_on_rows" not in model.training["trees"]
+
+
+def test_trees_off_and_text_tables_fit_the_network_alone():
+    frame = _interaction_table(300)
+    off = deepmine.fit(frame, target="label", **{**FAST, "model.trees": False})
+    assert "trees" not in off.training and "trees" not in off.model_spec
+    rng = np.random.default_rng(0)
+    vocabulary = np.array(["quiet", "clean", "noisy", "room", "staff", "breakfast", "view", "small", "late"])
+    mood = np.where(frame["label"] == "yes", "great", "awful")
+    words = frame.assign(review=[f"{m} " + " ".join(rng.choice(vocabulary, 6)) for m in mood])
+    text = deepmine.fit(words, target="label", **FAST)
+    assert "trees" not in text.training
+    with pytest.warns(UserWarning, match="model.trees=on is ignored: trees are not blended with text columns"):
+        asked = deepmine.fit(words, target="label", **{**FAST, "model.trees": "on"})
+    assert "trees" not in asked.model_spec
