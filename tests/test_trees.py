@@ -20,22 +20,22 @@ QUIET = {"report.enabled": False, "tracking.enabled": False}
 FAST = {"trainer.epochs": 8, "model.hidden": [16], "model.ensemble": 1, **QUIET}
 
 
-def _design(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Numeric columns (one with NaN, one mostly zero) and two integer 'code' columns."""
+def _design(n: int, seed: int = 0, nan: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Numeric columns (one with NaN unless ``nan`` is False, one mostly zero) and two integer 'code' columns."""
     rng = np.random.default_rng(seed)
     numeric = rng.normal(size=(n, 3))
-    numeric[rng.random(n) < 0.2, 1] = np.nan
+    numeric[(rng.random(n) < 0.2) & nan, 1] = np.nan
     numeric[rng.random(n) < 0.5, 2] = 0.0
     codes = rng.integers(0, 5, size=(n, 2)).astype("float64")
     return numeric, codes
 
 
 @pytest.mark.parametrize(
-    "objective, classes",
-    [("binary", 2), ("multiclass", 3), ("regression", 1)],
+    "objective, classes, nan",
+    [("binary", 2, True), ("multiclass", 3, True), ("regression", 1, True), ("binary", 2, False)],
 )
-def test_tree_member_reproduces_lightgbm_raw_scores(objective, classes):
-    numeric, codes = _design(600)
+def test_tree_member_reproduces_lightgbm_raw_scores(objective, classes, nan):
+    numeric, codes = _design(600, nan=nan)
     x = np.hstack([numeric, codes])
     signal = np.nan_to_num(numeric[:, 0]) + (codes[:, 0] > 2) - np.isnan(numeric[:, 1]) + numeric[:, 2]
     if objective == "regression":
@@ -47,11 +47,15 @@ def test_tree_member_reproduces_lightgbm_raw_scores(objective, classes):
         params["num_class"] = classes
     booster = lightgbm.train(params, lightgbm.Dataset(x, y), 30)
     member = from_lightgbm(booster, classes).eval()
-    test_numeric, test_codes = _design(300, seed=1)
-    expected = booster.predict(np.hstack([test_numeric, test_codes]), raw_score=True)
+    test_numeric, test_codes = _design(300, seed=1)  # NaN in a column trained without: read as 0 (LightGBM too)
+    test_numeric = test_numeric.astype("float32")  # model inputs are float32
+    test_numeric[:20] = booster.dump_model()["tree_info"][0]["tree_structure"]["threshold"]  # ties decide alike
+    expected = booster.predict(np.hstack([test_numeric.astype("float64"), test_codes]), raw_score=True)
     got = member.raw_scores(tree_inputs(torch.from_numpy(test_numeric), torch.from_numpy(test_codes)))
     np.testing.assert_allclose(got.numpy().reshape(expected.shape), expected, rtol=1e-9, atol=1e-9)
-    assert member.depth >= 2 and member.feature.shape[0] == 30 * (classes if classes > 2 else 1)
+    assert bool(member.missing.any()) == nan  # splits with a missing-value rule, or the fast path
+    trees, splits, leaves = member.paths.shape
+    assert trees == 30 * (classes if classes > 2 else 1) and splits == leaves - 1 == 14
 
 
 def test_mixture_of_probabilities_is_a_weighted_mean():
