@@ -86,7 +86,7 @@ def test_trees_get_no_weight_when_the_network_is_better():
     x = [torch.from_numpy(numeric[:, :1]).float(), torch.zeros((200, 0), dtype=torch.int64)]
     weight, losses = choose_weight(_Oracle(labels), trees, x, labels, "binary")
     assert weight == 0
-    assert losses["0"] < losses["0.5"] < losses["1"]
+    assert losses["0"] < losses["0.5"] < losses["0.8"] and "1" not in losses  # never the trees alone
 
 
 def _interaction_table(n: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -108,7 +108,7 @@ def blended():
 def test_table_fit_blends_trees_chosen_on_validation(blended):
     frame, model = blended
     record = model.training["trees"]
-    assert 0 < record["weight"] <= 1
+    assert 0 < record["weight"] <= 0.8  # never the trees alone
     losses = record["valid_loss_by_weight"]
     assert record["weight"] == float(min(losses, key=losses.get))
     assert record["regrown_on_rows"] == len(frame)  # no --valid: the saved trees saw every row
