@@ -150,3 +150,17 @@ def test_trees_off_and_text_tables_fit_the_network_alone():
     with pytest.warns(UserWarning, match="model.trees=on is ignored: trees are not blended with text columns"):
         asked = deepmine.fit(words, target="label", **{**FAST, "model.trees": "on"})
     assert "trees" not in asked.model_spec
+
+
+def test_auto_leaves_trees_out_of_wide_large_tables():
+    from types import SimpleNamespace
+
+    from deepmine.config import RunConfig
+    from deepmine.tasks.tree_member import wants_trees
+
+    auto, on = RunConfig(), RunConfig.model_validate({"model": {"trees": True}})
+    pixels = SimpleNamespace(numeric_widths=[1] * 784, cardinalities=[], text={})
+    assert not wants_trees(auto, pixels, "multiclass", 10, rows=60_000)  # 470M cells: left to the network
+    assert wants_trees(auto, pixels, "multiclass", 10, rows=300)  # a few hundred rows: cheap
+    assert wants_trees(on, pixels, "multiclass", 10, rows=60_000)  # asked for
+    assert not wants_trees(auto, pixels, "multilabel", 3, rows=300)

@@ -77,7 +77,8 @@ class ModelConfig(_Section):
         "auto",
         description="Blend gradient-boosted trees (grown by LightGBM on the same inputs) with the network, "
         "weighted on validation; auto = on for binary, multiclass (up to 100 classes) and regression tables "
-        "of numeric and categorical columns (up to 200); never beside text columns.",
+        "of numeric and categorical columns while rows × input width × classes stay within 10^8; never beside "
+        "text columns.",
     )
     numeric_embedding: int | None = Field(
         None,

@@ -26,7 +26,9 @@ from deepmine.nn.trees import TreeBlend, TreeMember, from_lightgbm, mix_log_prob
 from deepmine.predictor import forward_in_chunks
 
 TREE_TASKS = ("binary", "multiclass", "regression")
-MAX_TREE_COLUMNS = 200  # above this many input columns (pixels as rows, wide sensor tables) auto leaves trees out
+# auto grows trees while training rows × model-input width (× classes) stay within this: LightGBM's histograms
+# cost about that per round, so pixels-as-columns tables (60,000 × 784 × 10 classes) are left to the network
+TREE_CELLS = 100_000_000
 LEARNING_RATE = 0.1
 MAX_TREE_CLASSES = 100  # one tree per class and round: many classes leave too few rounds to be worth it
 MAX_TREES = 2000  # boosting rounds × trees per round (one per class for multiclass): bounds size and predict time
@@ -49,9 +51,9 @@ def _not_for_trees(pipeline: FeaturePipeline, task: str | None, n_classes: int) 
     return None
 
 
-def wants_trees(config: RunConfig, pipeline: FeaturePipeline, task: str | None, n_classes: int) -> bool:
+def wants_trees(config: RunConfig, pipeline: FeaturePipeline, task: str | None, n_classes: int, rows: int) -> bool:
     """``model.trees``: on/off as set; auto = on for binary, multiclass (up to MAX_TREE_CLASSES classes) and
-    regression tables whose inputs are numeric and categorical columns only (at most MAX_TREE_COLUMNS)."""
+    regression tables whose inputs are numeric and categorical columns only, within TREE_CELLS."""
     setting = config.model.trees
     if setting == "off":
         return False
@@ -60,8 +62,9 @@ def wants_trees(config: RunConfig, pipeline: FeaturePipeline, task: str | None, 
         warnings.warn(f"model.trees=on is ignored: trees are not blended with {unfit}", DeepmineWarning, 2)
     if setting == "on" or unfit:
         return unfit is None
-    columns = len(pipeline.numeric_widths) + len(pipeline.cardinalities)
-    return 0 < columns <= MAX_TREE_COLUMNS
+    width = sum(pipeline.numeric_widths) + len(pipeline.cardinalities)
+    per_round = n_classes if task == "multiclass" else 1
+    return width > 0 and rows * width * per_round <= TREE_CELLS
 
 
 def _params(task: str, n_classes: int, config: RunConfig) -> dict[str, Any]:
