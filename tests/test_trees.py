@@ -164,3 +164,23 @@ def test_auto_leaves_trees_out_of_wide_large_tables():
     assert wants_trees(auto, pixels, "multiclass", 10, rows=300)  # a few hundred rows: cheap
     assert wants_trees(on, pixels, "multiclass", 10, rows=60_000)  # asked for
     assert not wants_trees(auto, pixels, "multilabel", 3, rows=300)
+
+
+def test_trees_without_a_split_and_tiny_tables_still_fit():
+    tiny = _interaction_table(36)  # under 40 training rows: LightGBM cannot split (20 rows per leaf)
+    forced = deepmine.fit(tiny, target="label", **{**FAST, "model.trees": "on"})
+    assert forced.model_spec["trees"]["splits"] == 1  # one padding split, no path through it
+    rows = tiny.drop(columns="label")
+    assert set(forced.predict(rows)) <= {"yes", "no"} and np.isfinite(forced.predict_proba(rows)).all()
+    auto = deepmine.fit(tiny, target="label", **FAST)  # 4 validation rows: a weight chosen on them is noise
+    assert "trees" not in auto.training
+
+
+def test_explanations_of_a_blend_show_the_blends_prediction(blended):
+    from deepmine.explain.integrated_gradients import integrated_gradients
+
+    frame, model = blended
+    rows = frame.drop(columns="label").head(4)
+    explained = integrated_gradients(model, rows)
+    assert explained["model"].startswith("the network (weight")
+    assert [row["prediction"] for row in explained["rows"]] == list(model.predict(rows))

@@ -124,7 +124,9 @@ def monitor_of(config: RunConfig) -> tuple[str, str]:
 
 
 def _trial_config(base: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    # trials compare networks by their own validation history: trees would cost every trial and not be scored
     settings = {**overrides, "trainer.progress": False, "report.enabled": False, "tracking.enabled": False}
+    settings["model.trees"] = "off"
     return build_config(base, settings)
 
 

@@ -42,6 +42,14 @@ def _members(model: nn.Module) -> list[nn.Module]:
     return members
 
 
+def _plain(predicted: Any, multilabel: bool) -> Any:
+    """A multilabel row's label list, or the blend's single prediction (a label, or a float value)."""
+    if multilabel:
+        return list(predicted)
+    value = predicted[0]
+    return float(value) if isinstance(value, float | np.floating) else value
+
+
 def network_part(model: nn.Module) -> nn.Module:
     """What gradients can explain: the network of a blend with trees (trees have no gradient), else the model."""
     return model.network if isinstance(model, TreeBlend) else model
@@ -138,13 +146,23 @@ def integrated_gradients(
         predicted = predictor.predict_blocks(blocks)[1]
     elif classify:
         labels = pipeline.decode_target(target.numpy())
+    if isinstance(predictor.model, TreeBlend):  # the network is explained; the prediction is the blend's
+        blended = predictor.predict_blocks(blocks)[1]
+        predicted = [[value] for value in blended]
+        multilabel_view = True
+    else:
+        multilabel_view = multilabel
     what = "probability of label" if multilabel else "probability of"
     rows = []
     for i in range(n):
         rows.append(
             {
                 "row": i,
-                "prediction": list(predicted[i]) if multilabel else labels[i] if classify else float(f_x[i]),
+                "prediction": _plain(predicted[i], multilabel)
+                if multilabel_view
+                else labels[i]
+                if classify
+                else float(f_x[i]),
                 "explained": f"{what} '{labels[i]}'" if classify else "predicted value",
                 "output": float(f_x[i]),
                 "baseline_output": float(f_b[i]),

@@ -122,7 +122,7 @@ def _flatten(structure: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tupl
 def from_lightgbm(booster: Any, outputs: int, rounds: int | None = None) -> TreeMember:
     """Copy a LightGBM booster's first ``rounds`` boosting rounds (all when None) into a :class:`TreeMember`."""
     flat = [_flatten(info["tree_structure"]) for info in booster.dump_model(num_iteration=rounds)["tree_info"]]
-    width = max((len(splits) for splits, _ in flat), default=0)
+    width = max(1, max((len(splits) for splits, _ in flat), default=0))  # a tree may be one leaf: pad a split
     member = TreeMember(len(flat), width, max((len(leaves) for _, leaves in flat), default=1), outputs)
     arrays = {name: buffer.numpy() for name, buffer in member.named_buffers()}
     per_round = 1 if outputs <= 2 else outputs

@@ -283,7 +283,8 @@ def fit_table(
     )
     history = trainer.fit(batch_source(config, x_train, y_train) or x_train, y_train, x_valid, y_valid)
     trees = tree_rows = None
-    if wants_trees(config, pipeline, schema.task, n_classes, len(train_frame)):
+    enough_valid = config.model.trees == "on" or len(valid_frame) >= SMALL_VALID  # else the weight is noise
+    if enough_valid and wants_trees(config, pipeline, schema.task, n_classes, len(train_frame)):
         tree_rows = TreeRows(x_train, y_train, x_valid, y_valid, schema.task, n_classes, config)
         model, trees = add_tree_member(model, spec, tree_rows)
     chosen = choose_decision(schema.task, config, model, spec, x_valid, y_valid)

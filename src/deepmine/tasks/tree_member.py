@@ -162,6 +162,8 @@ def choose_weight(
 def add_tree_member(network: nn.Module, spec: dict[str, Any], rows: TreeRows) -> tuple[nn.Module, dict[str, Any]]:
     """The trained network blended with a tree member (``spec["trees"]`` set), or the network alone when the
     validation rows give the trees weight 0; and what the training record keeps about it."""
+    if rows.task != "regression" and len(torch.unique(rows.y_train)) < 2:  # nothing for trees to separate
+        return network, {"rounds": 0, "weight": 0.0, "valid_loss_by_weight": {}}
     trees, rounds = grow_trees(rows)
     weight, losses = choose_weight(network, trees, rows.x_valid, rows.y_valid, rows.task)
     record = {"rounds": rounds, "weight": weight, "valid_loss_by_weight": losses}
