@@ -268,7 +268,9 @@ def test_streaming_fit_learns_and_is_repeatable(kind: str, big_parquet: Path, tm
         "tracking": {"enabled": False},
     }
     first = deepmine.fit(data, target="label", **settings)
-    second = deepmine.fit(data, target="label", **settings)
+    with pytest.warns(UserWarning, match="model.trees=on is ignored: trees are grown on all training rows in memory"):
+        second = deepmine.fit(data, target="label", **{**settings, "model.trees": "on"})  # the same network
+    assert "trees" not in second.model_spec
     assert first.training["streaming"]["sample_rows"] == 600
     assert first.training["valid_rows"] == 90 and first.training["rows"] == 1500 - 90
     assert first.metrics["valid"]["accuracy"] > 0.75

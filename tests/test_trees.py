@@ -124,7 +124,9 @@ def test_blended_artifact_is_safetensors_and_predicts_the_same(blended, tmp_path
     assert not list((tmp_path / "m").glob("*.pkl"))
     weights = load_file(str(tmp_path / "m" / "weights.safetensors"))
     assert {"trees.threshold", "trees.feature", "trees.value"} <= set(weights)
-    spec = json.loads((tmp_path / "m" / "deepmine.json").read_text())["model"]["trees"]
+    manifest = json.loads((tmp_path / "m" / "deepmine.json").read_text())
+    assert manifest["format_version"] == 2  # older releases refuse it with "upgrade deepmine", not a TypeError
+    spec = manifest["model"]["trees"]
     assert spec["trees"] == weights["trees.feature"].shape[0]
     again = deepmine.load(tmp_path / "m")
     rows = frame.drop(columns="label").head(50)

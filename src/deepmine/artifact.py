@@ -27,7 +27,9 @@ from deepmine.nn.ensemble import build_model
 from deepmine.predictor import Predictor
 from deepmine.versions import package_versions
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest format this version reads
+BLEND_FORMAT = 2  # table models blended with trees: older deepmine cannot rebuild them and says to upgrade
+BASE_FORMAT = 1  # everything else, readable by every release
 MANIFEST = "deepmine.json"
 WEIGHTS = "weights.safetensors"
 CHECKSUM = "checksum.sha256"
@@ -100,7 +102,7 @@ def write_model_artifact(
     folder."""
     path = Path(path)
     manifest = {
-        "format_version": FORMAT_VERSION,
+        "format_version": BASE_FORMAT,
         "kind": kind,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
@@ -108,7 +110,7 @@ def write_model_artifact(
     }
     with atomic_folder(path) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "deepmine_format": str(FORMAT_VERSION)})
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "deepmine_format": str(BASE_FORMAT)})
         text = json.dumps(_json_safe(manifest), indent=2, allow_nan=False, default=_json_default)
         (tmp / MANIFEST).write_text(text, encoding="utf-8")
         write_checksums(tmp, [MANIFEST, WEIGHTS, *_write_insight(tmp, insight)])
@@ -124,11 +126,17 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def table_format(spec: dict[str, Any]) -> int:
+    """The format a table model with this spec is written in."""
+    return BLEND_FORMAT if spec.get("trees") else BASE_FORMAT
+
+
 def save_predictor(predictor: Predictor, path: Path, *, report: bool = False) -> Path:
     """Write ``predictor`` to the folder ``path`` (replacing it atomically if it exists), with
     ``report.html`` when ``report``."""
+    version = table_format(predictor.model_spec)
     manifest = {
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
         "task": predictor.task,
@@ -142,7 +150,7 @@ def save_predictor(predictor: Predictor, path: Path, *, report: bool = False) ->
     }
     with atomic_folder(path) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in predictor.model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "deepmine_format": str(FORMAT_VERSION)})
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "deepmine_format": str(version)})
         (tmp / MANIFEST).write_text(json.dumps(_json_safe(manifest), indent=2, allow_nan=False), encoding="utf-8")
         write_checksums(tmp, [MANIFEST, WEIGHTS, *_write_insight(tmp, predictor.insight)])
         if report:

@@ -228,8 +228,9 @@ def model_card(predictor, insight: dict[str, Any] | None) -> dict[str, Any]:
     trees = training.get("trees")
     if trees and trees.get("weight"):
         regrown = (
-            f" The metrics are those of trees grown on the training rows; the saved trees were then regrown on all "
-            f"{trees['regrown_on_rows']} rows, validation rows included, so they have seen more data."
+            " The metrics (and any decision threshold) come from trees grown on the training rows; the saved trees "
+            f"were then regrown on all {trees['regrown_on_rows']} rows, validation rows included, so they have seen "
+            "more data."
             if "regrown_on_rows" in trees
             else ""
         )

@@ -60,9 +60,9 @@ def _json_safe(value: Any) -> Any:
 
 def metadata(predictor: Predictor, models: Models, info: dict[str, Any] | None) -> dict[str, Any]:
     if info is None:
-        from deepmine.artifact import FORMAT_VERSION
+        from deepmine.artifact import table_format
 
-        info = {"format_version": FORMAT_VERSION, "versions": package_versions(), "created": None}
+        info = {"format_version": table_format(predictor.model_spec), "versions": package_versions(), "created": None}
     reasons = {c.name: c.reason for c in predictor.schema.columns}
     inputs = [
         {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from deepmine.data.schema import check_target
 from deepmine.data.sources import DataSource, describe
 from deepmine.data.splits import train_valid_split
 from deepmine.data.streaming import ChunkReader, StreamingBatches
-from deepmine.exceptions import ConfigError
+from deepmine.exceptions import ConfigError, DeepmineWarning
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.nn.ensemble import member_mean_loss
 from deepmine.predictor import Predictor, to_tensors
@@ -84,6 +85,13 @@ def fit_streaming(
     started = time.perf_counter()
     where = describe(data)
     target = config.columns.target
+    if config.model.trees == "on":
+        warnings.warn(
+            f"{where}: model.trees=on is ignored: trees are grown on all training rows in memory and do not "
+            "stream; fit in memory (--set data.streaming=false) to blend them",
+            DeepmineWarning,
+            stacklevel=2,
+        )
     reader = ChunkReader(data, config.data)
     sample = reader.head(config.data.sample_rows)
     check_target(sample, target, where)
