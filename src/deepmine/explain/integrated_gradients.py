@@ -42,11 +42,8 @@ def _members(model: nn.Module) -> list[nn.Module]:
     return members
 
 
-def _plain(predicted: Any, multilabel: bool) -> Any:
-    """A multilabel row's label list, or the blend's single prediction (a label, or a float value)."""
-    if multilabel:
-        return list(predicted)
-    value = predicted[0]
+def _plain(value: Any) -> Any:
+    """A predicted label as it is, a predicted value as a Python float."""
     return float(value) if isinstance(value, float | np.floating) else value
 
 
@@ -140,29 +137,22 @@ def integrated_gradients(
         error = np.abs(per_column.sum(axis=1) - gap)
         if np.all(error <= TOLERANCE * np.abs(gap) + 1e-7):
             break
-    labels = None
     if multilabel:  # the row's predicted label list (thresholds applied); its most probable label is explained
         labels = [predictor.schema.classes[i] for i in target.tolist()]
-        predicted = predictor.predict_blocks(blocks)[1]
-    elif classify:
-        labels = pipeline.decode_target(target.numpy())
-    if isinstance(predictor.model, TreeBlend):  # the network is explained; the prediction is the blend's
-        blended = predictor.predict_blocks(blocks)[1]
-        predicted = [[value] for value in blended]
-        multilabel_view = True
+        predictions = [list(p) for p in predictor.predict_blocks(blocks)[1]]
     else:
-        multilabel_view = multilabel
+        labels = pipeline.decode_target(target.numpy()) if classify else None
+        if isinstance(predictor.model, TreeBlend):  # the network is explained; the prediction is the blend's
+            predictions = [_plain(value) for value in predictor.predict_blocks(blocks)[1]]
+        else:
+            predictions = list(labels) if classify else [float(value) for value in f_x]
     what = "probability of label" if multilabel else "probability of"
     rows = []
     for i in range(n):
         rows.append(
             {
                 "row": i,
-                "prediction": _plain(predicted[i], multilabel)
-                if multilabel_view
-                else labels[i]
-                if classify
-                else float(f_x[i]),
+                "prediction": predictions[i],
                 "explained": f"{what} '{labels[i]}'" if classify else "predicted value",
                 "output": float(f_x[i]),
                 "baseline_output": float(f_b[i]),
