@@ -63,8 +63,7 @@ def wants_trees(config: RunConfig, pipeline: FeaturePipeline, task: str | None, 
     if setting == "on" or unfit:
         return unfit is None
     width = sum(pipeline.numeric_widths) + len(pipeline.cardinalities)
-    per_round = n_classes if task == "multiclass" else 1
-    return width > 0 and rows * width * per_round <= TREE_CELLS
+    return width > 0 and rows * width * _trees_per_round(task, n_classes) <= TREE_CELLS
 
 
 def _params(task: str, n_classes: int, config: RunConfig) -> dict[str, Any]:
@@ -83,15 +82,18 @@ def _params(task: str, n_classes: int, config: RunConfig) -> dict[str, Any]:
     return params
 
 
-def _sample_weight(task: str, config: RunConfig, y: np.ndarray, n_classes: int) -> np.ndarray | None:
+def _sample_weight(task: str, config: RunConfig, y: np.ndarray) -> np.ndarray | None:
     """Balanced class weights per row when ``trainer.class_weight=balanced`` (as the network's loss)."""
     if task == "regression" or config.trainer.class_weight != "balanced":
         return None
-    counts = np.bincount(y, minlength=n_classes).astype("float64")
-    present = counts > 0
-    weights = np.zeros(n_classes)
-    weights[present] = len(y) / (present.sum() * counts[present])
-    return weights[y]
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    return compute_sample_weight("balanced", y)
+
+
+def _trees_per_round(task: str, n_classes: int) -> int:
+    """LightGBM grows one tree per class and round for multiclass targets, else one."""
+    return n_classes if task == "multiclass" else 1
 
 
 def _design(blocks: Sequence[torch.Tensor]) -> np.ndarray:
@@ -102,7 +104,7 @@ def _dataset(x: Sequence[torch.Tensor], y: torch.Tensor, task: str, n_classes: i
     import lightgbm
 
     labels = y.numpy()
-    weight = _sample_weight(task, config, labels, n_classes)
+    weight = _sample_weight(task, config, labels)
     return lightgbm.Dataset(_design(x), labels, weight=weight, params={"verbose": -1})
 
 
@@ -133,7 +135,7 @@ def grow_trees(rows: TreeRows) -> tuple[TreeMember, int]:
         return from_lightgbm(booster, outputs), ROUNDS_WITHOUT_VALID
     valid = lightgbm.Dataset(_design(rows.x_valid), rows.y_valid.numpy(), reference=train)
     stop = lightgbm.early_stopping(PATIENCE, first_metric_only=True, verbose=False)
-    max_rounds = MAX_TREES // (n_classes if task == "multiclass" else 1)
+    max_rounds = MAX_TREES // _trees_per_round(task, n_classes)
     booster = lightgbm.train(params, train, max_rounds, valid_sets=[valid], callbacks=[stop])
     rounds = booster.best_iteration or booster.current_iteration()
     return from_lightgbm(booster, outputs, rounds), rounds
