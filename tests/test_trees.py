@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import lightgbm
 import numpy as np
@@ -56,6 +57,25 @@ def test_tree_member_reproduces_lightgbm_raw_scores(objective, classes, nan):
     assert bool(member.missing.any()) == nan  # splits with a missing-value rule, or the fast path
     trees, splits, leaves = member.paths.shape
     assert trees == 30 * (classes if classes > 2 else 1) and splits == leaves - 1 == 14
+
+
+def _split_features(member: nn.Module) -> list[int]:
+    """The design columns the member's real splits read (padding splits have no leaf on their path)."""
+    real = member.paths.abs().sum(dim=-1) > 0
+    return member.feature[real].unique().tolist()
+
+
+def test_trees_grown_on_some_columns_read_those_columns_of_the_design():
+    numeric, codes = _design(400)
+    x = np.hstack([numeric, codes])
+    columns = [1, 3]  # the NaN column and the first code
+    y = (np.nan_to_num(numeric[:, 1]) + codes[:, 0] > 2).astype(int)
+    booster = lightgbm.train({"objective": "binary", "verbose": -1}, lightgbm.Dataset(x[:, columns], y), 20)
+    member = from_lightgbm(booster, 2, columns=columns).eval()
+    assert set(_split_features(member)) == set(columns)
+    design = tree_inputs(torch.from_numpy(numeric.astype("float32")), torch.from_numpy(codes))
+    expected = booster.predict(design.numpy()[:, columns], raw_score=True)
+    np.testing.assert_allclose(member.raw_scores(design).numpy()[:, 0], expected, rtol=1e-9, atol=1e-9)
 
 
 def test_mixture_of_probabilities_is_a_weighted_mean():
@@ -113,6 +133,13 @@ def test_table_fit_blends_trees_chosen_on_validation(blended):
     assert record["weight"] == float(min(losses, key=losses.get))
     assert record["regrown_on_rows"] == len(frame)  # no --valid: the saved trees saw every row
     assert model.model_spec["trees"]["weight"] == record["weight"]
+    pipeline = model.pipeline  # trees split on each number's value, not on its piecewise-linear bins
+    assert min(pipeline.numeric_widths) > 1 and pipeline.tree_columns == [
+        0,
+        pipeline.numeric_widths[0],
+        sum(pipeline.numeric_widths),
+    ]
+    assert set(_split_features(model.model.trees)) <= set(pipeline.tree_columns)
     test = _interaction_table(400, seed=1)
     accuracy = (model.predict(test.drop(columns="label")) == test["label"]).mean()
     assert accuracy > 0.95
@@ -161,7 +188,7 @@ def test_auto_leaves_trees_out_of_wide_large_tables():
     from deepmine.tasks.tree_member import wants_trees
 
     auto, on = RunConfig(), RunConfig.model_validate({"model": {"trees": True}})
-    pixels = SimpleNamespace(numeric_widths=[1] * 784, cardinalities=[], text={})
+    pixels = SimpleNamespace(tree_columns=list(range(784)), text={})
     assert not wants_trees(auto, pixels, "multiclass", 10, rows=60_000)  # 470M cells: left to the network
     assert wants_trees(auto, pixels, "multiclass", 10, rows=300)  # a few hundred rows: cheap
     assert wants_trees(on, pixels, "multiclass", 10, rows=60_000)  # asked for
@@ -186,3 +213,46 @@ def test_explanations_of_a_blend_show_the_blends_prediction(blended):
     explained = integrated_gradients(model, rows)
     assert explained["model"].startswith("the network (weight")
     assert [row["prediction"] for row in explained["rows"]] == list(model.predict(rows))
+
+
+def test_tree_columns_skip_the_bins_of_numbers_and_date_parts():
+    frame = _interaction_table(300)
+    frame.loc[::7, "size"] = np.nan  # a missing flag column follows the value
+    frame["day"] = pd.date_range("2024-01-01", periods=300, freq="37h").astype(str)
+    model = deepmine.fit(frame, target="label", **{**FAST, "model.trees": False, "trainer.epochs": 1})
+    pipeline = model.pipeline
+    widths = dict(zip(pipeline.numeric, pipeline.numeric_widths, strict=True))
+    size, noise = pipeline.numeric["size"], pipeline.numeric["noise"]
+    assert len(size.edges) > 2 and size.flag_missing and not noise.flag_missing  # bins on, one flag
+    parts = pipeline.numeric["day"].parts
+    starts = np.cumsum([0, *widths.values()])
+    day = dict(zip(pipeline.numeric, starts, strict=False))["day"]
+    part_starts = np.cumsum([0, *(p.width for p in parts.values())])[:-1]
+    expected = [0, 1, widths["size"]] + [int(day + s) for s in part_starts] + [int(starts[-1])]
+    assert pipeline.tree_columns == expected  # value + flag of size, value of noise, each date part, the code
+
+
+def test_a_broken_lightgbm_leaves_trees_out_under_auto_and_fails_on_with_the_fix(monkeypatch):
+    from deepmine.exceptions import ConfigError
+
+    frame = _interaction_table(300)
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # `import lightgbm` raises ImportError, as a broken install
+    with pytest.warns(UserWarning, match=r"trees left out: LightGBM failed to import .*libgomp"):
+        auto = deepmine.fit(frame, target="label", **FAST)
+    assert "trees" not in auto.training and "trees" not in auto.model_spec
+    with pytest.raises(ConfigError, match=r"model.trees=on needs LightGBM, which failed to import"):
+        deepmine.fit(frame, target="label", **{**FAST, "model.trees": "on"})
+
+
+def test_training_rows_of_one_class_leave_trees_out_and_say_why():
+    from deepmine.config import RunConfig
+    from deepmine.tasks.tree_member import TreeRows, add_tree_member, describe_trees
+
+    numeric, codes = _design(50)
+    x = [torch.from_numpy(numeric).float(), torch.from_numpy(codes).long()]
+    ones = torch.ones(50, dtype=torch.int64)
+    rows = TreeRows(x, ones, x, ones, "binary", 2, RunConfig(), [0, 1, 2, 3, 4])
+    network = nn.Linear(3, 2)
+    model, record = add_tree_member(network, {}, rows)
+    assert model is network and record["weight"] == 0
+    assert describe_trees(record) == "trees: left out: the training rows hold one class"

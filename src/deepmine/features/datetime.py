@@ -70,6 +70,15 @@ class DatetimeEncoder:
     def width(self) -> int:
         return sum(enc.width for enc in self.parts.values())
 
+    @property
+    def value_columns(self) -> list[int]:
+        """Each part's value columns (see :attr:`NumericEncoder.value_columns`), as positions in this block."""
+        columns, offset = [], 0
+        for enc in self.parts.values():
+            columns.extend(offset + c for c in enc.value_columns)
+            offset += enc.width
+        return columns
+
     def transform(self, column: pd.Series) -> np.ndarray:
         frame = date_parts(column)
         if not self.parts:

@@ -130,6 +130,12 @@ class NumericEncoder:
     def width(self) -> int:
         return 1 + int(self.flag_missing) + max(len(self.edges) - 1, 0)
 
+    @property
+    def value_columns(self) -> list[int]:
+        """The block's columns that are not piecewise-linear bins: the scaled value and the missing flag. The
+        bins are clipped copies of the value, which trees split on as well through the value itself."""
+        return list(range(1 + int(self.flag_missing)))
+
     def transform(self, column: pd.Series) -> np.ndarray:
         return self.transform_values(to_numbers(column, infinite=self.infinite, trained=True, missing=self.missing))
 

@@ -170,6 +170,16 @@ class FeaturePipeline:
         return [enc.width for enc in self.numeric.values()]
 
     @property
+    def tree_columns(self) -> list[int]:
+        """Positions in the trees' design (numeric block, then categorical codes) that trees are grown on: every
+        numeric column's value and missing flag, without its piecewise-linear bins, and every categorical code."""
+        columns, offset = [], 0
+        for enc in self.numeric.values():
+            columns.extend(offset + c for c in enc.value_columns)
+            offset += enc.width
+        return columns + list(range(offset, offset + len(self.categorical)))
+
+    @property
     def cardinalities(self) -> list[int]:
         return [enc.cardinality for enc in self.categorical.values()]
 

@@ -11,6 +11,7 @@ pickle. :class:`TreeBlend` mixes the network's and the trees' probabilities with
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -119,8 +120,11 @@ def _flatten(structure: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tupl
     return splits, leaves
 
 
-def from_lightgbm(booster: Any, outputs: int, rounds: int | None = None) -> TreeMember:
-    """Copy a LightGBM booster's first ``rounds`` boosting rounds (all when None) into a :class:`TreeMember`."""
+def from_lightgbm(
+    booster: Any, outputs: int, rounds: int | None = None, columns: Sequence[int] | None = None
+) -> TreeMember:
+    """Copy a LightGBM booster's first ``rounds`` boosting rounds (all when None) into a :class:`TreeMember`.
+    ``columns`` maps the booster's features to columns of :func:`tree_inputs` when it was grown on a subset."""
     flat = [_flatten(info["tree_structure"]) for info in booster.dump_model(num_iteration=rounds)["tree_info"]]
     width = max(1, max((len(splits) for splits, _ in flat), default=0))  # a tree may be one leaf: pad a split
     member = TreeMember(len(flat), width, max((len(leaves) for _, leaves in flat), default=1), outputs)
@@ -129,7 +133,8 @@ def from_lightgbm(booster: Any, outputs: int, rounds: int | None = None) -> Tree
     for t, (splits, leaves) in enumerate(flat):
         arrays["score_of"][t] = t % per_round
         for i, node in enumerate(splits):
-            arrays["feature"][t, i] = node["split_feature"]
+            feature = node["split_feature"]
+            arrays["feature"][t, i] = feature if columns is None else columns[feature]
             arrays["threshold"][t, i] = float32_at_most(node["threshold"])
             arrays["default_left"][t, i] = node["default_left"]
             arrays["missing"][t, i] = MISSING_CODES[node.get("missing_type", "None")]

@@ -34,6 +34,7 @@ from deepmine.text.prepare import (
     text_spec,
     text_tables,
 )
+from deepmine.train import distributed
 from deepmine.train.callbacks import Callback
 from deepmine.train.seeding import seed_everything
 from deepmine.train.trainer import Trainer
@@ -282,10 +283,12 @@ def fit_table(
         fingerprint=fingerprint(frame, config) if checkpoint_dir is not None else "",
     )
     history = trainer.fit(batch_source(config, x_train, y_train) or x_train, y_train, x_valid, y_valid)
+    if distributed.is_distributed() and distributed.rank() != 0:  # only rank 0 saves: trees, metrics, report
+        return Predictor(schema, pipeline, model, config, spec, history=history)
     trees = tree_rows = None
     enough_valid = config.model.trees == "on" or len(valid_frame) >= SMALL_VALID  # else the weight is noise
     if enough_valid and wants_trees(config, pipeline, schema.task, n_classes, len(train_frame)):
-        tree_rows = TreeRows(x_train, y_train, x_valid, y_valid, schema.task, n_classes, config)
+        tree_rows = TreeRows(x_train, y_train, x_valid, y_valid, schema.task, n_classes, config, pipeline.tree_columns)
         model, trees = add_tree_member(model, spec, tree_rows)
     chosen = choose_decision(schema.task, config, model, spec, x_valid, y_valid)
     predictor = Predictor(schema, pipeline, model, config, spec, history=history)

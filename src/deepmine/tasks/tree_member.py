@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from deepmine.config import RunConfig
-from deepmine.exceptions import DeepmineWarning
+from deepmine.exceptions import ConfigError, DeepmineWarning
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.nn.trees import TreeBlend, TreeMember, from_lightgbm, mix_log_probabilities, tree_inputs, tree_spec
 from deepmine.predictor import forward_in_chunks
@@ -61,9 +61,31 @@ def wants_trees(config: RunConfig, pipeline: FeaturePipeline, task: str | None, 
     if setting == "on" and unfit:
         warnings.warn(f"model.trees=on is ignored: trees are not blended with {unfit}", DeepmineWarning, 2)
     if setting == "on" or unfit:
-        return unfit is None
-    width = sum(pipeline.numeric_widths) + len(pipeline.cardinalities)
-    return width > 0 and rows * width * _trees_per_round(task, n_classes) <= TREE_CELLS
+        wanted = unfit is None
+    else:
+        width = len(pipeline.tree_columns)
+        wanted = width > 0 and rows * width * _trees_per_round(task, n_classes) <= TREE_CELLS
+    return wanted and _lightgbm_loads(setting)
+
+
+def _lightgbm_loads(setting: str) -> bool:
+    """Whether LightGBM imports. A broken install (most often its OpenMP library missing: libgomp on slim Linux
+    images, libomp on macOS) fails ``model.trees=on`` with the fix, and leaves the trees out under auto."""
+    try:
+        import lightgbm  # noqa: F401
+    except (ImportError, OSError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        fix = "install the OpenMP runtime (apt install libgomp1; brew install libomp) or reinstall lightgbm"
+        if setting == "on":
+            raise ConfigError(f"model.trees=on needs LightGBM, which failed to import ({reason}): {fix}") from None
+        warnings.warn(
+            f"trees left out: LightGBM failed to import ({reason}); {fix}, or --set model.trees=off to fit the "
+            "network alone without this warning",
+            DeepmineWarning,
+            3,
+        )
+        return False
+    return True
 
 
 def _params(task: str, n_classes: int, config: RunConfig) -> dict[str, Any]:
@@ -96,21 +118,11 @@ def _trees_per_round(task: str, n_classes: int) -> int:
     return n_classes if task == "multiclass" else 1
 
 
-def _design(blocks: Sequence[torch.Tensor]) -> np.ndarray:
-    return tree_inputs(blocks[0], blocks[1]).numpy()
-
-
-def _dataset(x: Sequence[torch.Tensor], y: torch.Tensor, task: str, n_classes: int, config: RunConfig) -> Any:
-    import lightgbm
-
-    labels = y.numpy()
-    weight = _sample_weight(task, config, labels)
-    return lightgbm.Dataset(_design(x), labels, weight=weight, params={"verbose": -1})
-
-
 @dataclass(frozen=True)
 class TreeRows:
-    """What the trees are grown on: the model inputs and targets of the training and validation rows."""
+    """What the trees are grown on: the model inputs and targets of the training and validation rows, and the
+    columns of the trees' design (:func:`tree_inputs`) they split on, in ascending order
+    (``FeaturePipeline.tree_columns``)."""
 
     x_train: Sequence[torch.Tensor]
     y_train: torch.Tensor
@@ -119,6 +131,24 @@ class TreeRows:
     task: str
     n_classes: int
     config: RunConfig
+    columns: Sequence[int]
+
+    def design(self, blocks: Sequence[torch.Tensor]) -> np.ndarray:
+        """The split-on columns of the trees' design for these model inputs (picked before widening to float64:
+        the piecewise-linear bins left out can be most of the numeric block)."""
+        numeric, codes = blocks[0], blocks[1]
+        width = numeric.shape[1]
+        picked = torch.as_tensor(list(self.columns), dtype=torch.int64)
+        in_numeric = picked[picked < width]
+        return tree_inputs(numeric[:, in_numeric], codes[:, picked[picked >= width] - width]).numpy()
+
+    def dataset(self, x: Sequence[torch.Tensor], y: torch.Tensor) -> Any:
+        """A LightGBM dataset of these model inputs and targets (balanced row weights when configured)."""
+        import lightgbm
+
+        labels = y.numpy()
+        weight = _sample_weight(self.task, self.config, labels)
+        return lightgbm.Dataset(self.design(x), labels, weight=weight, params={"verbose": -1})
 
 
 def grow_trees(rows: TreeRows) -> tuple[TreeMember, int]:
@@ -127,18 +157,18 @@ def grow_trees(rows: TreeRows) -> tuple[TreeMember, int]:
     import lightgbm
 
     task, n_classes = rows.task, rows.n_classes
-    train = _dataset(rows.x_train, rows.y_train, task, n_classes, rows.config)
+    train = rows.dataset(rows.x_train, rows.y_train)
     params = _params(task, n_classes, rows.config)
     outputs = 1 if task == "regression" else n_classes
     if len(rows.y_valid) == 0:
         booster = lightgbm.train(params, train, num_boost_round=ROUNDS_WITHOUT_VALID)
-        return from_lightgbm(booster, outputs), ROUNDS_WITHOUT_VALID
-    valid = lightgbm.Dataset(_design(rows.x_valid), rows.y_valid.numpy(), reference=train)
+        return from_lightgbm(booster, outputs, columns=rows.columns), ROUNDS_WITHOUT_VALID
+    valid = lightgbm.Dataset(rows.design(rows.x_valid), rows.y_valid.numpy(), reference=train)
     stop = lightgbm.early_stopping(PATIENCE, first_metric_only=True, verbose=False)
     max_rounds = MAX_TREES // _trees_per_round(task, n_classes)
     booster = lightgbm.train(params, train, max_rounds, valid_sets=[valid], callbacks=[stop])
     rounds = booster.best_iteration or booster.current_iteration()
-    return from_lightgbm(booster, outputs, rounds), rounds
+    return from_lightgbm(booster, outputs, rounds, rows.columns), rounds
 
 
 def _blend_loss(net: torch.Tensor, trees: torch.Tensor, weight: float, target: torch.Tensor, task: str) -> float:
@@ -165,7 +195,12 @@ def add_tree_member(network: nn.Module, spec: dict[str, Any], rows: TreeRows) ->
     """The trained network blended with a tree member (``spec["trees"]`` set), or the network alone when the
     validation rows give the trees weight 0; and what the training record keeps about it."""
     if rows.task != "regression" and len(torch.unique(rows.y_train)) < 2:  # nothing for trees to separate
-        return network, {"rounds": 0, "weight": 0.0, "valid_loss_by_weight": {}}
+        return network, {
+            "rounds": 0,
+            "weight": 0.0,
+            "valid_loss_by_weight": {},
+            "left_out": "the training rows hold one class",
+        }
     trees, rounds = grow_trees(rows)
     weight, losses = choose_weight(network, trees, rows.x_valid, rows.y_valid, rows.task)
     record = {"rounds": rounds, "weight": weight, "valid_loss_by_weight": losses}
@@ -183,15 +218,17 @@ def regrow_on_all_rows(model: nn.Module, spec: dict[str, Any], rows: TreeRows, r
     if not isinstance(model, TreeBlend):
         return 0
     x_rows = [torch.cat(pair) for pair in zip(rows.x_train, rows.x_valid, strict=True)]
-    both = _dataset(x_rows, torch.cat([rows.y_train, rows.y_valid]), rows.task, rows.n_classes, rows.config)
+    both = rows.dataset(x_rows, torch.cat([rows.y_train, rows.y_valid]))
     booster = lightgbm.train(_params(rows.task, rows.n_classes, rows.config), both, rounds)
-    model.trees = from_lightgbm(booster, model.trees.outputs).eval()
+    model.trees = from_lightgbm(booster, model.trees.outputs, columns=rows.columns).eval()
     spec["trees"] = {**spec["trees"], **tree_spec(model.trees)}
     return len(x_rows[0])
 
 
 def describe_trees(record: dict[str, Any]) -> str:
     """One line for the CLI: the tree member's rounds and weight, or why it was left out."""
+    if "left_out" in record:
+        return f"trees: left out: {record['left_out']}"
     if record["weight"] == 0:
         return (
             f"trees: left out (LightGBM, {record['rounds']} rounds): the validation loss was lowest with the "
