@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,6 +61,38 @@ def test_resume_after_crash_matches_uninterrupted_fit(table, tmp_path, schedule)
     for key, value in whole.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
     assert [h["train_loss"] for h in whole.history] == [h["train_loss"] for h in resumed.history]
+
+
+class SlowEpochs(Callback):
+    """Makes every epoch last at least ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        time.sleep(self.seconds)
+
+
+def test_resumed_fit_records_the_time_before_the_interruption_too(table, tmp_path):
+    settings = {"trainer.early_stopping": False, "model.ensemble": 1}
+    crashed_dir, old_dir = tmp_path / "b", tmp_path / "old"
+    with pytest.raises(KeyboardInterrupt):
+        fit_table(table, _config(**settings), checkpoint_dir=crashed_dir, callbacks=[SlowEpochs(0.3), CrashAfter(2)])
+    state = json.loads((crashed_dir / "state.json").read_text())
+    earlier = state.pop("seconds")
+    assert earlier >= 0.9  # three slow epochs before the checkpoint of epoch 2
+    shutil.copytree(crashed_dir, old_dir)
+    (old_dir / "state.json").write_text(json.dumps(state))  # a checkpoint of an older release: no seconds
+
+    began = time.perf_counter()
+    resumed = fit_table(table, _config(**settings), checkpoint_dir=crashed_dir, resume=True)
+    resumed_part = time.perf_counter() - began
+    assert resumed_part < 0.9
+    assert earlier < resumed.training["seconds"] <= earlier + resumed_part
+
+    began = time.perf_counter()
+    old = fit_table(table, _config(**settings), checkpoint_dir=old_dir, resume=True)
+    assert len(old.history) == 6 and old.training["seconds"] <= time.perf_counter() - began + 0.01
 
 
 def test_resume_refuses_checkpoint_of_other_settings(table, tmp_path):

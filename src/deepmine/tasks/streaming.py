@@ -138,6 +138,7 @@ def fit_streaming(
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         fingerprint=_fingerprint(Path(data), config) if checkpoint_dir is not None else "",
+        started=started,
     )
     history = trainer.fit(source, None, x_valid, y_valid)
     chosen = choose_decision(schema.task, config, model, spec, x_valid, y_valid)
@@ -148,7 +149,7 @@ def fit_streaming(
         "valid_rows": len(valid_frame),
         "epochs": len(history),
         "best_epoch": trainer.best_epoch + 1,
-        "seconds": round(time.perf_counter() - started, 3),
+        "seconds": round(trainer.elapsed(), 3),  # a resumed fit counts the time before its interruption
         "source": where,
         **({"valid_source": valid_where} if valid is not None else {}),
         "streaming": {
@@ -166,5 +167,5 @@ def fit_streaming(
 
         whole = sample.drop(columns=[POSITION])
         predictor.insight = collect_insight(predictor, whole, train_sample, valid_frame, where, valid_where)
-        predictor.training["insight_seconds"] = round(time.perf_counter() - started - predictor.training["seconds"], 3)
+        predictor.training["insight_seconds"] = round(trainer.elapsed() - predictor.training["seconds"], 3)
     return predictor

@@ -281,6 +281,7 @@ def fit_table(
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         fingerprint=fingerprint(frame, config) if checkpoint_dir is not None else "",
+        started=started,
     )
     history = trainer.fit(batch_source(config, x_train, y_train) or x_train, y_train, x_valid, y_valid)
     if distributed.is_distributed() and distributed.rank() != 0:  # only rank 0 saves: trees, metrics, report
@@ -298,7 +299,7 @@ def fit_table(
         "valid_rows": len(valid_frame),
         "epochs": len(history),
         "best_epoch": trainer.best_epoch + 1,
-        "seconds": round(time.perf_counter() - started, 3),
+        "seconds": round(trainer.elapsed(), 3),  # a resumed fit counts the time before its interruption
         "source": where,
         **rare,
     }
@@ -314,7 +315,7 @@ def fit_table(
         from deepmine.report.collect import collect_insight
 
         predictor.insight = collect_insight(predictor, frame, train_frame, valid_frame, where, valid_where)
-        predictor.training["insight_seconds"] = round(time.perf_counter() - started - predictor.training["seconds"], 3)
+        predictor.training["insight_seconds"] = round(trainer.elapsed() - predictor.training["seconds"], 3)
     if tree_rows is not None and valid is None and trees["weight"]:  # metrics and report above: honest trees
         trees["regrown_on_rows"] = regrow_on_all_rows(model, spec, tree_rows, trees["rounds"])
     return predictor

@@ -33,6 +33,9 @@ class Trainer:
     ``evaluate(model, valid_inputs, valid_target)`` scores the validation split each epoch; with a
     batch source, ``valid_inputs`` is whatever the caller passed (e.g. a validation source) and
     ``valid_target`` may be ``None``.
+
+    ``started`` is the ``time.perf_counter()`` reading the run's clock starts from (default: when :meth:`fit`
+    begins); checkpoints carry the time spent so far, so :meth:`elapsed` counts a resumed run from its first start.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class Trainer:
         checkpoint_dir: Path | None = None,
         resume: bool = False,
         fingerprint: str = "",
+        started: float | None = None,
     ) -> None:
         self.model = model
         self.train_model = wrap_model(model)  # DistributedDataParallel under torchrun, else the model itself
@@ -60,6 +64,8 @@ class Trainer:
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
         self.fingerprint = fingerprint
+        self.started = started
+        self.earlier_seconds = 0.0  # spent by the runs a resume continues, before their last checkpoint
         self.stop_training = False
         self.best_epoch = -1
         self.history: list[dict[str, float]] = []
@@ -70,6 +76,10 @@ class Trainer:
     def monitor_key(self) -> str:
         monitor = self.config.monitor
         return "valid_loss" if monitor in ("auto", "loss") else f"valid_{monitor}"
+
+    def elapsed(self) -> float:
+        """Seconds this run has taken so far, the interrupted runs it resumes included."""
+        return self.earlier_seconds + time.perf_counter() - self.started
 
     def fit(
         self,
@@ -82,6 +92,8 @@ class Trainer:
 
         ``inputs`` is a list of tensors sliced into mini-batches with ``target``, or a batch source.
         """
+        if self.started is None:
+            self.started = time.perf_counter()
         if isinstance(inputs, BatchSource):
             source = inputs
         else:
@@ -174,6 +186,7 @@ class Trainer:
         return {
             "epoch": epoch,
             "fingerprint": self.fingerprint,
+            "seconds": self.elapsed(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -228,6 +241,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.generator.set_state(state["shuffle_rng"])
         self.history = state["history"]
+        self.earlier_seconds = float(state.get("seconds", 0.0))  # checkpoints of older releases lack it
         self.stop_training = state["stop_training"]
         for key, cb in self._keyed_callbacks().items():
             if key in state["callbacks"]:
