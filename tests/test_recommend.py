@@ -244,6 +244,14 @@ def test_a_killed_run_resumes_to_the_same_weights(log, tmp_path):
 
 
 # ---- metrics -----------------------------------------------------------------------------------------------
+def test_an_ensemble_records_the_epochs_of_its_longest_member_not_their_sum(log):
+    settings = {**TINY, "trainer.epochs": 6, "trainer.patience": 1, "optimizer.lr": 0.2, "refit": False}
+    rec = Recommender(model="mf+gmf+mf", task="ranking", **settings).fit(log)
+    per_member = [len(history) for history in rec.fitted_.history]
+    assert len(per_member) == 3 and rec.training["epochs_per_member"] == per_member
+    assert rec.training["epochs"] == max(per_member) <= 6
+
+
 def test_sampled_metrics_match_scikit_learn_ndcg_with_one_relevant_item():
     rng = np.random.default_rng(0)
     pos, neg = rng.normal(size=50), rng.normal(size=(50, 9))

@@ -390,7 +390,7 @@ def _fit_recommender(
         "interactions": len(log),
         "users": n_users,
         "items": n_items,
-        "epochs": int(sum(epochs_run)),
+        "epochs": max(epochs_run),  # the longest member's run, as a table ensemble counts its one run
         "epochs_per_member": epochs_run,
         "refit": bool(refit),
         "seconds": round(time.perf_counter() - started, 3),
