@@ -180,6 +180,33 @@ def test_id_is_echoed_only_when_sent(client, rows):
     assert all("customer_id" not in p for p in response.json()["predictions"])
 
 
+def test_a_request_names_the_id_field_echoed_verbatim(predictor, rows):
+    from fastapi.testclient import TestClient
+
+    keys = [f"00{i}" if i % 2 else i for i in range(5)]  # the client's own keys, strings and numbers
+    body = [{**record, "order_no": key} for record, key in zip(records(rows.head(5)), keys, strict=True)]
+    csv = rows.head(5).assign(order_no=[f"00{i}" for i in range(5)]).to_csv(index=False)
+    with TestClient(create_app(predictor, access_log=False)) as http:
+        plain = http.post("/predict", json={"records": records(rows.head(5))}).json()["predictions"]
+        named = http.post("/predict", params={"id": "order_no"}, json={"records": body})
+        assert named.status_code == 200, named.text
+        answers = named.json()["predictions"]
+        assert [p["order_no"] for p in answers] == keys and all("customer_id" not in p for p in answers)
+        assert [{k: v for k, v in p.items() if k != "order_no"} for p in answers] == [
+            {k: v for k, v in p.items() if k != "customer_id"} for p in plain
+        ]
+        from_csv = http.post("/predict", params={"id": "order_no"}, content=csv, headers={"Content-Type": "text/csv"})
+        assert from_csv.status_code == 200, from_csv.text
+        assert [p["order_no"] for p in from_csv.json()["predictions"]] == [f"00{i}" for i in range(5)]
+        for content in (
+            {"json": {"records": records(rows.head(2))}},
+            {"content": csv, "headers": {"Content-Type": "text/csv"}},
+        ):
+            unknown = http.post("/predict", params={"id": "order"}, **content)
+            assert unknown.status_code == 422 and error_fields(unknown) == ["order"]
+            assert "id field 'order'" in unknown.json()["detail"][0]["msg"]
+
+
 def test_csv_body_and_multipart_upload(client, predictor, rows, tmp_path):
     path = tmp_path / "rows.csv"
     rows.to_csv(path, index=False)

@@ -7,9 +7,9 @@ Routes: ``POST /predict`` (JSON records, a text/csv body or a multipart CSV file
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -27,6 +27,11 @@ from deepmine.serve.request_model import build_models
 from deepmine.serve.security import key_checker, resolve_key
 
 DEFAULT_MAX_BODY_BYTES = 10 * 2**20
+ID_QUERY = Query(
+    alias="id",
+    description="A field (JSON) or column (CSV) holding each row's key, echoed verbatim with its prediction; "
+    "it need not be a column of the model. Default: the artifact's id column (columns.id), when sent.",
+)
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")
 
@@ -86,7 +91,7 @@ def create_app(
         summary="Predict rows sent as JSON records or as a CSV file",
         openapi_extra={"requestBody": _request_body()},
     )
-    async def predict(request: Request) -> Response:
+    async def predict(request: Request, id_field: Annotated[str | None, ID_QUERY] = None) -> Response:
         kind, charset = content_type(request.headers.get("content-type"))
         if kind == "multipart/form-data":
             body, charset = await _uploaded_file(request)
@@ -96,9 +101,10 @@ def create_app(
         if not body:
             raise ApiError(400, 'the request body is empty; send JSON {"records": [{...}]} or a CSV file', "empty_body")
         if kind in JSON_TYPES or kind.endswith("+json"):
-            return Response(await run_in_threadpool(_predict_json, inference, body), media_type="application/json")
+            answer = await run_in_threadpool(_predict_json, inference, body, id_field)
+            return Response(answer, media_type="application/json")
         if kind in CSV_TYPES:
-            answer = await run_in_threadpool(_predict_csv, inference, body, charset)
+            answer = await run_in_threadpool(_predict_csv, inference, body, charset, id_field)
             return Response(answer, media_type="application/json")
         raise ApiError(
             415,
@@ -170,15 +176,15 @@ def add_middleware(app: FastAPI, max_body_bytes: int, access_log: bool) -> None:
         app.add_middleware(AccessLog)
 
 
-def _predict_json(inference: Inference, body: bytes) -> bytes:
+def _predict_json(inference: Inference, body: bytes, id_field: str | None) -> bytes:
     match_torch_threads()
-    return inference.predict_records(inference.parse_json(body))
+    return inference.predict_records(inference.parse_json(body, id_field), id_field)
 
 
-def _predict_csv(inference: Inference, body: bytes, charset: str | None) -> bytes:
+def _predict_csv(inference: Inference, body: bytes, charset: str | None, id_field: str | None) -> bytes:
     match_torch_threads()
-    frame, ids = inference.parse_csv(body, charset)
-    return inference.predict(frame, CSV_WHERE, ids)
+    frame, ids = inference.parse_csv(body, charset, id_field)
+    return inference.predict(frame, CSV_WHERE, ids, id_field)
 
 
 def content_type(header: str | None) -> tuple[str, str | None]:

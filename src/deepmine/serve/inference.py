@@ -7,6 +7,7 @@ answers exactly what batch prediction answers for the same rows.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from deepmine.exceptions import DataError, DeepmineWarning
 from deepmine.features.numeric import NumericEncoder
@@ -24,11 +25,13 @@ from deepmine.features.pipeline import Blocks
 from deepmine.predictor import Predictor
 from deepmine.serve.errors import ApiError, detail, from_data_error, from_validation
 from deepmine.serve.fast_path import FastBlocks, same_blocks
-from deepmine.serve.request_model import InputField, Models
+from deepmine.serve.request_model import InputField, Label, Models
 
 DELIMITERS = (",", ";", "\t", "|")
 JSON_WHERE = "the request"
 CSV_WHERE = "the uploaded CSV"
+ECHO_ATTR = "echo_id"  # the attribute of a request-named id field the model does not know
+ANSWER_KEYS = ("prediction", "probabilities")
 
 _thread_state = threading.local()
 
@@ -55,17 +58,50 @@ class Inference:
         self.features = [f for f in models.fields if f.feature]
         self.known = {f.name for f in models.fields}
         self.id_column = predictor.config.columns.id
-        self.id_attr = next((f.attr for f in models.fields if f.name == self.id_column), None)
+        self.attrs = {f.name: f.attr for f in models.fields}
+        self.id_attr = self.attrs.get(self.id_column) if self.id_column else None
+        self._id_request = functools.lru_cache(maxsize=64)(self._request_with_id)
         scored = predictor.is_classifier or predictor.is_multilabel  # a probability per class or label
         self.class_keys = [str(c) for c in predictor.schema.classes] if scored else []
         self.na_values = list(predictor.config.data.na_values)
         self.fast: FastBlocks | None = None  # set by warm_up once checked against the pipeline
 
+    # ---- the id echoed with each answer ---------------------------------------------------------------
+    def check_id_field(self, id_field: str | None) -> None:
+        """422 for an ``id`` query parameter that cannot name an echoed field."""
+        if id_field is None:
+            return
+        if not id_field.strip():
+            message = "the id query parameter is empty; name the field that holds each row's key"
+            raise ApiError(422, message, "id_field", field="id", loc=["query", "id"])
+        if id_field in ANSWER_KEYS:
+            message = f"id field '{id_field}' would clash with the answer's own '{id_field}'; rename it"
+            raise ApiError(422, message, "id_field", field=id_field, loc=["query", "id"])
+
+    def _request_with_id(self, id_field: str) -> type[BaseModel]:
+        """The request model whose records may also carry ``id_field``, a field the model does not know."""
+        record = create_model(
+            "Record", __base__=self.models.record, **{ECHO_ATTR: (Label | None, Field(None, alias=id_field))}
+        )
+        return create_model(
+            "PredictRequest", __base__=self.models.request, records=(list[record], Field(..., min_length=1))
+        )
+
+    def _id_attr(self, id_field: str | None) -> str | None:
+        if id_field is None:
+            return self.id_attr
+        return self.attrs.get(id_field, ECHO_ATTR)
+
     # ---- JSON ----------------------------------------------------------------------------------------
-    def parse_json(self, body: bytes) -> list[BaseModel]:
-        """Validate ``{"records": [...]}``: 400 for malformed JSON, 422 naming each bad field."""
+    def parse_json(self, body: bytes, id_field: str | None = None) -> list[BaseModel]:
+        """Validate ``{"records": [...]}``: 400 for malformed JSON, 422 naming each bad field.
+
+        ``id_field`` (the ``id`` query parameter) is a field the records may carry besides the columns."""
+        self.check_id_field(id_field)
+        known = id_field is None or id_field in self.attrs
+        model = self.models.request if known else self._id_request(id_field)
         try:
-            request = self.models.request.model_validate_json(body)
+            request = model.model_validate_json(body)
         except ValidationError as err:
             errors = err.errors()
             if errors and errors[0].get("type") == "json_invalid":
@@ -73,7 +109,16 @@ class Inference:
                     400, f"the body is not valid JSON ({errors[0].get('msg', '')})", "json_invalid"
                 ) from None
             raise from_validation(err) from None
-        return request.records  # type: ignore[attr-defined]
+        records = request.records  # type: ignore[attr-defined]
+        if id_field is not None and self.records_ids(records, id_field) is None:
+            raise ApiError(
+                422,
+                f"id field '{id_field}' is in none of the records; name the field that holds each row's key",
+                "id_field",
+                field=id_field,
+                loc=["query", "id"],
+            )
+        return records
 
     def records_frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
         """Validated field values as the frame ``Predictor.predict_frame`` would read (NaN/None for null)."""
@@ -83,11 +128,12 @@ class Inference:
             columns[field.name] = np.array(values, dtype="float64" if field.role == "numeric" else object)
         return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)))
 
-    def records_ids(self, records: list[BaseModel]) -> list[Any] | None:
-        """The id column's values, when the artifact has one and the request sent it."""
-        if self.id_attr is None or not any(self.id_attr in r.model_fields_set for r in records):
+    def records_ids(self, records: list[BaseModel], id_field: str | None = None) -> list[Any] | None:
+        """The values of ``id_field`` (else the artifact's id column), when the request sent them."""
+        attr = self._id_attr(id_field)
+        if attr is None or not any(attr in r.model_fields_set for r in records):
             return None
-        return [getattr(r, self.id_attr) for r in records]
+        return [getattr(r, attr, None) for r in records]
 
     def records_blocks(self, rows: list[dict[str, Any]]) -> Blocks:
         """Model inputs for validated rows: the fast path when it was verified at start-up, else the pipeline."""
@@ -95,17 +141,22 @@ class Inference:
             return self.fast.blocks(rows)
         return self.predictor.pipeline.transform(self.records_frame(rows), JSON_WHERE)
 
-    def predict_records(self, records: list[BaseModel]) -> bytes:
+    def predict_records(self, records: list[BaseModel], id_field: str | None = None) -> bytes:
         rows = [r.__dict__ for r in records]
         try:
             blocks = self.records_blocks(rows)
         except DataError as err:
             raise from_data_error(err) from None
-        return self.answer(*self.predictor.predict_blocks(blocks), self.records_ids(records))
+        ids = self.records_ids(records, id_field)
+        return self.answer(*self.predictor.predict_blocks(blocks), ids, id_field)
 
     # ---- CSV -----------------------------------------------------------------------------------------
-    def parse_csv(self, body: bytes, charset: str | None = None) -> tuple[pd.DataFrame, list[Any] | None]:
-        """A CSV with a header row, read like `deepmine predict` reads a file (missing markers included)."""
+    def parse_csv(
+        self, body: bytes, charset: str | None = None, id_field: str | None = None
+    ) -> tuple[pd.DataFrame, list[Any] | None]:
+        """A CSV with a header row, read like `deepmine predict` reads a file (missing markers included);
+        ``id_field`` names a column to echo besides the model's columns."""
+        self.check_id_field(id_field)
         if not body.strip():
             raise ApiError(400, "the CSV is empty; send a header row and data rows", "empty_body")
         encoding = charset or "utf-8-sig"
@@ -123,15 +174,27 @@ class Inference:
                 na_values=self.na_values,
                 keep_default_na=False,
                 low_memory=False,
-            )
+                dtype={id_field: str} if id_field is not None and id_field not in self.known else None,
+            )  # the client's own key is echoed as sent ('007' stays '007')
         except Exception as err:  # pandas raises many types for malformed text; all are the sender's
             message = (str(err).strip().splitlines() or [type(err).__name__])[-1]
             raise ApiError(400, f"the CSV could not be parsed: {message}", "csv_invalid") from None
         frame.columns = [str(c).strip() for c in frame.columns]
-        self._check_csv_columns(frame)
+        if id_field is not None and id_field not in frame.columns:
+            raise ApiError(
+                422,
+                f"id field '{id_field}' is not a column of the CSV; name the column that holds each row's key",
+                "id_field",
+                field=id_field,
+                loc=["query", "id"],
+            )
+        self._check_csv_columns(frame, id_field)
         if len(frame) == 0:
             raise ApiError(422, "the CSV has a header but no data rows", "no_rows")
-        ids = frame[self.id_column].tolist() if self.id_column and self.id_column in frame.columns else None
+        echoed = id_field or self.id_column
+        ids = frame[echoed].tolist() if echoed and echoed in frame.columns else None
+        if id_field is not None and id_field not in self.known:
+            frame = frame.drop(columns=[id_field])  # the client's own key: echoed, not read by the model
         return frame, ids
 
     def _delimiter(self, text: str) -> str:
@@ -148,14 +211,14 @@ class Inference:
                 best, best_hits = sep, hits
         return best
 
-    def _check_csv_columns(self, frame: pd.DataFrame) -> None:
+    def _check_csv_columns(self, frame: pd.DataFrame, id_field: str | None = None) -> None:
         errors = []
         seen: set[str] = set()
         for name in frame.columns:
             if name in seen:
                 errors.append(detail(f"column '{name}' appears twice in the header", "duplicate_column", field=name))
             seen.add(name)
-            if name not in self.known:
+            if name not in self.known and name != id_field:
                 errors.append(
                     detail(
                         f"unknown column '{name}': the model was not trained on such a column",
@@ -176,15 +239,20 @@ class Inference:
             raise ApiError.many(422, errors)
 
     # ---- prediction ----------------------------------------------------------------------------------
-    def predict(self, frame: pd.DataFrame, where: str, ids: list[Any] | None = None) -> bytes:
+    def predict(
+        self, frame: pd.DataFrame, where: str, ids: list[Any] | None = None, id_field: str | None = None
+    ) -> bytes:
         """The JSON answer for ``frame`` through the pipeline: one prediction per row, in order."""
         try:
             proba, values = self.predictor.predict_loaded(frame, where)
         except DataError as err:
             raise from_data_error(err) from None
-        return self.answer(proba, values, ids)
+        return self.answer(proba, values, ids, id_field)
 
-    def answer(self, proba: np.ndarray | None, values: np.ndarray, ids: list[Any] | None) -> bytes:
+    def answer(
+        self, proba: np.ndarray | None, values: np.ndarray, ids: list[Any] | None, id_field: str | None = None
+    ) -> bytes:
+        """The JSON answer; each row's id (from ``id_field``, else the artifact's id column) first, when sent."""
         scores = proba if proba is not None else values
         finite = np.isfinite(np.asarray(scores, dtype="float64"))
         if not finite.all():
@@ -206,7 +274,8 @@ class Inference:
         else:
             rows = [{"prediction": label} for label in labels]
         if ids is not None:
-            rows = [{self.id_column: _plain(i), **row} for i, row in zip(ids, rows, strict=True)]
+            key = id_field or self.id_column
+            rows = [{key: _plain(i), **row} for i, row in zip(ids, rows, strict=True)]
         payload = {"task": self.predictor.task, "classes": self.predictor.schema.classes, "predictions": rows}
         return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
 

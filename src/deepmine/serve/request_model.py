@@ -168,7 +168,12 @@ def build_models(predictor: Predictor) -> Models:
             Label | None,
             Field(None, alias=id_column, description=f"The request's '{id_column}' value, when it was sent."),
         )
-    prediction = create_model("Prediction", __doc__="The prediction for one input row.", **prediction_fields)
+    prediction = create_model(
+        "Prediction",
+        __doc__="The prediction for one input row, after the row's key when the request sent one: the field "
+        "named by the `id` query parameter, else the artifact's id column.",
+        **prediction_fields,
+    )
     response = create_model(
         "PredictResponse",
         __doc__="One prediction per input row, in input order.",
