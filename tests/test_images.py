@@ -299,7 +299,7 @@ def test_image_plus_tabular_columns_train_as_one_model(tmp_path):
     gappy.to_csv(tmp_path / "gappy.csv", index=False)
     with pytest.warns(DeepmineWarning, match="skipped 2 of 5"):
         rows = again.predict_frame(tmp_path / "gappy.csv", id_column="key")
-    assert rows["key"].tolist() == [10, 11, 12, 13, 14]  # one row per input row, in order
+    assert rows["key"].tolist() == ["10", "11", "12", "13", "14"]  # one row per input row, in order, as written
     assert rows["prediction"].isna().tolist() == [False, True, False, True, False]
     kept = rows.filter(like="proba_").to_numpy()[[0, 2, 4]]
     np.testing.assert_allclose(kept, frame.filter(like="proba_").to_numpy()[[0, 2, 4]], rtol=1e-5)

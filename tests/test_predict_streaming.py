@@ -174,3 +174,20 @@ def test_an_id_column_named_like_an_output_column_is_refused(run_cli, trained, b
     pd.read_csv(big_csv).rename(columns={"customer_id": "prediction"}).to_csv(clash, index=False)
     result = run_cli("predict", trained, clash, "--id", "prediction")
     assert result.code == 1 and "id column 'prediction'" in result.err and "rename" in result.err, result.err
+
+
+@pytest.mark.parametrize("source", ["csv", "parquet"])
+@pytest.mark.parametrize("id_column", ["ref", "color"])  # a column the model ignores, and one of its inputs
+def test_ids_are_echoed_as_written_while_inputs_read_missing_words(run_cli, trained, tmp_path, source, id_column):
+    frame = make_table(80, seed=5).drop(columns=["label"])
+    frame["ref"] = (["NA", "N/A", "null", "?", "007", "", "US", "NaN"] * 10)[:80]
+    frame.loc[::3, "color"] = "NA"  # a missing-value word in an input column
+    path = tmp_path / f"rows.{source}"
+    frame.to_csv(path, index=False) if source == "csv" else frame.to_parquet(path, index=False)
+    with_id, without = tmp_path / "with.csv", tmp_path / "without.csv"
+    assert run_cli("predict", trained, path, "-o", with_id, "--id", id_column, "--chunk-rows", CHUNK).code == 0
+    assert run_cli("predict", trained, path, "-o", without, "--chunk-rows", CHUNK).code == 0
+    echoed = pd.read_csv(with_id, dtype=str, keep_default_na=False)
+    assert echoed[id_column].tolist() == frame[id_column].tolist()  # 'NA', '007' ... as in the file
+    scored = pd.read_csv(without)
+    pd.testing.assert_frame_equal(pd.read_csv(with_id).drop(columns=[id_column]), scored)  # inputs read as before

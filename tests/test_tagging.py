@@ -373,7 +373,7 @@ def test_cli_predict_tags_one_column_of_a_table_row_by_row(fitted, tmp_path, run
     done = run_cli("predict", model, table, "--id", "id")
     assert done.code == 0, done.err
     rows = [json.loads(line) for line in done.out.splitlines()]
-    assert [r["id"] for r in rows] == [7, 8, 9]  # one row per table row, the blank one kept
+    assert [r["id"] for r in rows] == ["7", "8", "9"]  # one row per table row, the blank one kept; ids as written
     assert rows[0]["tokens"][:2] == ["Kofi", "Garcia"] and rows[1]["tokens"] == [] and rows[2]["tokens"][0] == "Hiro"
     assert rows[0]["tokens"] == fitted.predict(texts[0])[0]["tokens"]  # the text column, not the CSV line
     assert {e["text"] for e in rows[0]["entities"]} >= {"Kofi Garcia", "Lima"}

@@ -190,6 +190,20 @@ def test_cli_anomalies_and_cluster_json(tmp_path, run_cli):
     assert (folder / "notes.txt").read_text() == "mine"
 
 
+def test_cli_anomalies_and_cluster_echo_ids_as_written(tmp_path, run_cli):
+    path = tmp_path / "planted.csv"
+    frame = planted(n=60, outliers=3)
+    frame.insert(0, "code", (["NA", "N/A", "null", "007", "", "?"] * 10)[:60])
+    frame.to_csv(path, index=False)
+    ranked, folder = tmp_path / "ranked.csv", tmp_path / "clusters"
+    assert run_cli("anomalies", path, "--detector", "isolation_forest", "--id", "code", "-o", ranked).code == 0
+    ids = pd.read_csv(ranked, dtype=str, keep_default_na=False).set_index("row")["code"]
+    assert [ids[str(i)] for i in range(60)] == frame["code"].tolist()  # ranked rows keep their ids verbatim
+    assert run_cli("cluster", path, "--k", 2, "--id", "code", "--out", folder, "--epochs", 2).code == 0
+    clusters = pd.read_csv(folder / "clusters.csv", dtype=str, keep_default_na=False)
+    assert clusters["code"].tolist() == frame["code"].tolist()
+
+
 def shape_images(folder, per_class: int = 24, size: int = 12, seed: int = 0) -> None:
     """Class folders of grayscale PNGs: a centred ring vs a centred cross, shifted by up to 1 pixel, with noise."""
     from PIL import Image

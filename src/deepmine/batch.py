@@ -29,12 +29,14 @@ def read_chunks(
     data: DataSource,
     chunk_rows: int = CHUNK_ROWS,
     on_progress: Callable[[int, int], None] | None = None,
+    verbatim: str | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """The input in chunks: CSV/TSV files stream ``chunk_rows`` rows at a time, other sources come whole."""
+    """The input in chunks: CSV/TSV files stream ``chunk_rows`` rows at a time, other sources come whole; the column
+    ``verbatim`` (an id) reads exactly as written."""
     if is_csv_file(data):
-        yield from iter_csv_chunks(data, predictor.config.data, chunk_rows, on_progress)
+        yield from iter_csv_chunks(data, predictor.config.data, chunk_rows, on_progress, verbatim)
     else:
-        yield load_table(data, predictor.config.data)
+        yield load_table(data, predictor.config.data, verbatim=verbatim)
 
 
 def iter_predictions(
@@ -46,13 +48,15 @@ def iter_predictions(
 ) -> Iterator[pd.DataFrame]:
     """:meth:`Predictor.predict_frame`'s table, one chunk of input rows at a time, in input order."""
     where = describe(data)
-    for index, frame in enumerate(read_chunks(predictor, data, chunk_rows, on_progress)):
+    id_column = predictor.id_of(id_column)
+    for index, chunk in enumerate(read_chunks(predictor, data, chunk_rows, on_progress, id_column)):
+        frame, ids = predictor.with_ids(chunk, data, id_column)
         if index == 0:
-            yield predictor.predictions_table(frame, where, id_column)
+            yield predictor.predictions_table(frame, where, id_column, ids)
             continue
         with warnings.catch_warnings():  # every chunk has the same columns: warn about them once
             warnings.simplefilter("ignore", DeepmineWarning)
-            table = predictor.predictions_table(frame, where, id_column)
+            table = predictor.predictions_table(frame, where, id_column, ids)
         yield table
 
 

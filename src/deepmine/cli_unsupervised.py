@@ -116,7 +116,7 @@ def anomalies(
     )
     summary = result.summary(top)
     if out is not None:
-        frame = load_table(data, config) if id_column else None
+        frame = load_table(data, config, verbatim=id_column) if id_column else None
         write_predictions(iter([result.table(frame, id_column) if frame is not None else result.table(None)]), out)
         summary["out"] = str(out)
     if json_out:
@@ -200,7 +200,7 @@ def cluster(
         if names is not None:
             rows.insert(1, "image", names)
         elif id_column:
-            rows.insert(1, id_column, load_table(data, config)[id_column].to_numpy())
+            rows.insert(1, id_column, load_table(data, config, verbatim=id_column)[id_column].to_numpy())
         from deepmine.batch import write_predictions
 
         write_predictions(iter([rows]), out / "clusters.csv")

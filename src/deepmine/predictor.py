@@ -13,7 +13,7 @@ from torch import nn
 
 from deepmine.config import RunConfig
 from deepmine.data.schema import Schema
-from deepmine.data.sources import DataSource, describe, load_table
+from deepmine.data.sources import DataSource, describe, load_table, reparse
 from deepmine.exceptions import ColumnError, DataError, DeepmineWarning
 from deepmine.features.pipeline import Blocks, FeaturePipeline
 
@@ -76,7 +76,7 @@ class Predictor:
         return self.task == "multilabel"
 
     # ---- prediction -----------------------------------------------------------------------------
-    def _frame(self, data: DataSource) -> tuple[pd.DataFrame, str]:
+    def _frame(self, data: DataSource, verbatim: str | None = None) -> tuple[pd.DataFrame, str]:
         if isinstance(data, list | tuple | pd.Series | np.ndarray):  # rows of values in the input columns' order
             columns = [s.name for s in self.schema.features]
             array = np.asarray(data, dtype=object)
@@ -88,7 +88,21 @@ class Predictor:
                     f"{len(columns)} values in that order, or a DataFrame, file or SQL URL with those columns"
                 )
             return load_table(pd.DataFrame(rows, columns=columns)), f"the {len(rows)} given row(s)"
-        return load_table(data, self.config.data), describe(data)
+        return load_table(data, self.config.data, verbatim=verbatim), describe(data)
+
+    def id_of(self, id_column: str | None) -> str | None:
+        """The column copied into predictions: ``id_column``, else the fit's ``columns.id``."""
+        return id_column or self.config.columns.id
+
+    def with_ids(self, frame: pd.DataFrame, data: DataSource, id_column: str | None) -> tuple[pd.DataFrame, Any]:
+        """``(frame to score, ids)`` for a frame read with ``id_column`` verbatim: an id that is also a model input
+        is scored as the reader reads inputs, and echoed as written."""
+        if not id_column or id_column not in frame.columns:
+            return frame, None
+        ids = frame[id_column]
+        if id_column in {s.name for s in self.schema.features}:
+            frame = frame.assign(**{id_column: reparse(ids, data, self.config.data)})
+        return frame, ids
 
     def _outputs(self, frame: pd.DataFrame, where: str) -> torch.Tensor:
         blocks = self.pipeline.transform(frame, where)
@@ -135,16 +149,21 @@ class Predictor:
 
     def predict_frame(self, data: DataSource, id_column: str | None = None) -> pd.DataFrame:
         """One row per input row, in input order: [id], prediction, then ``proba_<class>`` columns."""
-        frame, where = self._frame(data)
-        return self.predictions_table(frame, where, id_column)
+        id_column = self.id_of(id_column)
+        frame, where = self._frame(data, id_column)
+        frame, ids = self.with_ids(frame, data, id_column)
+        return self.predictions_table(frame, where, id_column, ids)
 
     def predict_loaded(self, frame: pd.DataFrame, where: str = "the data") -> tuple[np.ndarray | None, np.ndarray]:
         """``(probabilities or None, predictions)`` for a loaded frame (``where`` names it in errors)."""
         return self._proba_and_values(frame, where)
 
-    def predictions_table(self, frame: pd.DataFrame, where: str, id_column: str | None = None) -> pd.DataFrame:
-        """:meth:`predict_frame` for a frame that is already loaded (``where`` names it in errors)."""
-        id_column = id_column or self.config.columns.id
+    def predictions_table(
+        self, frame: pd.DataFrame, where: str, id_column: str | None = None, ids: Any = None
+    ) -> pd.DataFrame:
+        """:meth:`predict_frame` for a frame that is already loaded (``where`` names it in errors); ``ids``, when
+        given, are the id column's values to echo (as :meth:`with_ids` returns them)."""
+        id_column = self.id_of(id_column)
         if id_column and id_column not in frame.columns:
             from deepmine.exceptions import did_you_mean
 
@@ -160,7 +179,7 @@ class Predictor:
         proba, values = self._proba_and_values(scored, where)
         out = pd.DataFrame(index=range(len(frame)))
         if id_column:
-            out[id_column] = frame[id_column].to_numpy()
+            out[id_column] = (frame[id_column] if ids is None else ids).to_numpy()
         if self.is_multilabel:
             from deepmine.tasks.multilabel import join_lists
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -35,17 +37,21 @@ def describe(source: DataSource) -> str:
     return redact_url(str(source))
 
 
-def load_table(source: DataSource, data: DataConfig | None = None) -> pd.DataFrame:
-    """Load any supported source into a DataFrame; raise a one-line :class:`DataError` on bad input."""
+def load_table(source: DataSource, data: DataConfig | None = None, *, verbatim: str | None = None) -> pd.DataFrame:
+    """Load any supported source into a DataFrame; raise a one-line :class:`DataError` on bad input.
+
+    ``verbatim`` names a column (an id to echo) read exactly as written: CSV text stays text ('007', 'NA') and
+    no source turns its missing-value words into missing; :func:`reparse` reads it as the other columns."""
     data = data or DataConfig()
     if isinstance(source, pd.DataFrame):
         frame = source.copy()
     elif is_sql_url(source):
         frame = _read_sql(source, data)
     else:
-        frame = _read_file(Path(source), data)
+        frame = _read_file(Path(source), data, verbatim)
     if not isinstance(source, pd.DataFrame) and not is_csv_file(source):  # every file format and database reads
-        frame = mark_missing(frame, data.na_values)  # '?' or 'NA' as the CSV reader does; a DataFrame is as given
+        # '?' or 'NA' as the CSV reader does; a DataFrame is as given
+        frame = mark_missing(frame, data.na_values, keep=verbatim)
     name = describe(source)
     if frame.shape[1] == 0:
         raise DataError(f"{name} has no columns; expected a table with a header row and data rows")
@@ -58,12 +64,15 @@ def load_table(source: DataSource, data: DataConfig | None = None) -> pd.DataFra
     return frame
 
 
-def mark_missing(frame: pd.DataFrame, na_values: list[str]) -> pd.DataFrame:
-    """Text cells exactly equal to one of ``na_values`` (``data.na_values``) become missing, as CSVs read them."""
+def mark_missing(frame: pd.DataFrame, na_values: list[str], keep: str | None = None) -> pd.DataFrame:
+    """Text cells exactly equal to one of ``na_values`` (``data.na_values``) become missing, as CSVs read them;
+    the column named ``keep`` (an id) is left as it is."""
     if not na_values:
         return frame
     for column in frame.columns:
         values = frame[column]
+        if keep is not None and str(column).strip() == keep:
+            continue
         if pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
             missing = values.isin(na_values)
             if missing.any():
@@ -71,7 +80,18 @@ def mark_missing(frame: pd.DataFrame, na_values: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _read_file(path: Path, data: DataConfig) -> pd.DataFrame:
+def reparse(column: pd.Series, source: DataSource, data: DataConfig) -> pd.Series:
+    """A column loaded ``verbatim`` (see :func:`load_table`) as ``source``'s reader reads the other columns:
+    for an id that is also a model input."""
+    if isinstance(source, pd.DataFrame) or is_sql_url(source) or not is_csv_file(source):
+        return mark_missing(column.to_frame(), data.na_values)[column.name]
+    text = column.to_csv(index=False, header=False, quoting=csv.QUOTE_ALL)
+    options = {"na_values": data.na_values, "keep_default_na": False, "skipinitialspace": True, "low_memory": False}
+    parsed = pd.read_csv(io.StringIO(text), header=None, **options)[0] if len(column) else column
+    return pd.Series(parsed.to_numpy(), index=column.index, name=column.name)
+
+
+def _read_file(path: Path, data: DataConfig, verbatim: str | None = None) -> pd.DataFrame:
     if not path.exists():
         raise SourceNotFoundError(f"file '{path}' does not exist; check the path (current folder: {Path.cwd()})")
     if path.is_dir():
@@ -89,7 +109,7 @@ def _read_file(path: Path, data: DataConfig) -> pd.DataFrame:
         return _read_jsonl(path)
     if lower.endswith(".mat"):
         return _read_mat(path)
-    return _read_csv(path, data)
+    return _read_csv(path, data, verbatim)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -176,8 +196,9 @@ def _read_mat(path: Path) -> pd.DataFrame:
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
-def _csv_options(path: Path, data: DataConfig) -> tuple[dict[str, Any], bool]:
-    """``pandas.read_csv`` keyword arguments for ``path`` (dialect sniffed) and whether it has a header."""
+def _csv_options(path: Path, data: DataConfig, verbatim: str | None = None) -> tuple[dict[str, Any], bool]:
+    """``pandas.read_csv`` keyword arguments for ``path`` (dialect sniffed) and whether it has a header; the column
+    named ``verbatim`` reads as text with no missing-value words."""
     dialect = sniff_dialect(path, data.sep, data.encoding, data.header)
     if dialect.header:  # blank names (trailing delimiters) are named by pandas: not a clash
         repeated = sorted({name for name in dialect.first_row if name and dialect.first_row.count(name) > 1})
@@ -202,7 +223,21 @@ def _csv_options(path: Path, data: DataConfig) -> tuple[dict[str, Any], bool]:
     options["skip_blank_lines"] = not one_column
     if one_column:
         options["skiprows"] = dialect.skip_rows + dialect.blank_rows  # blank lines before the first row: skipped
+    if verbatim is not None:
+        with _csv_errors(path, dialect.encoding):
+            names = pd.read_csv(path, nrows=0, **options).columns
+        options.update(verbatim_options(list(names), dialect.header, verbatim, data.na_values))
     return options, dialect.header
+
+
+def verbatim_options(names: list[Any], header: bool, verbatim: str, na_values: list[str]) -> dict[str, Any]:
+    """``pandas.read_csv`` arguments that read column ``verbatim`` (of the parser's column ``names``) as text,
+    missing-value words included, and every other column with ``na_values``."""
+    shown = [str(c).strip() for c in names] if header else [f"column_{i + 1}" for i in range(len(names))]
+    if verbatim not in shown:
+        return {}  # the caller names the missing column
+    raw = names[shown.index(verbatim)]
+    return {"na_values": {c: na_values for c in names if c != raw}, "dtype": {raw: str}}
 
 
 @contextmanager
@@ -236,8 +271,8 @@ def _csv_errors(path: Path, encoding: str) -> Iterator[None]:
         raise DataError(f"unknown encoding '{encoding}'; pass a valid --encoding such as utf-8") from err
 
 
-def _read_csv(path: Path, data: DataConfig) -> pd.DataFrame:
-    options, header = _csv_options(path, data)
+def _read_csv(path: Path, data: DataConfig, verbatim: str | None = None) -> pd.DataFrame:
+    options, header = _csv_options(path, data, verbatim)
     with _csv_errors(path, options["encoding"]):
         frame = pd.read_csv(path, **options)
     if not header:
@@ -261,8 +296,10 @@ def iter_csv_chunks(
     data: DataConfig | None = None,
     chunk_rows: int = 50_000,
     on_progress: Callable[[int, int], None] | None = None,
+    verbatim: str | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """Read a CSV/TSV file in chunks of ``chunk_rows`` rows, each checked and cleaned like :func:`load_table`.
+    """Read a CSV/TSV file in chunks of ``chunk_rows`` rows, each checked and cleaned like :func:`load_table`
+    (``verbatim`` as there).
 
     Memory stays flat in the number of rows. ``on_progress(bytes_read, total_bytes)`` is called after each
     chunk. Raises the same one-line :class:`DataError` messages as :func:`load_table`.
@@ -277,7 +314,7 @@ def iter_csv_chunks(
     total = path.stat().st_size
     if total == 0:
         raise DataError(f"file '{path}' is empty; expected a header row and data rows")
-    options, header = _csv_options(path, data)
+    options, header = _csv_options(path, data, verbatim)
     rows = 0
     with open(path, "rb") as raw:
         # a binary handle is decoded exactly as pandas decodes a path, so chunks parse like the whole file

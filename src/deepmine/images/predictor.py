@@ -65,8 +65,9 @@ class ImagePredictor:
         return np.asarray(self.classes)
 
     # ---- inputs -----------------------------------------------------------------------------------------
-    def load(self, data: Any, labels: Any = None) -> ImageData:
-        """Read images (folder, table of paths, IDX/NPZ, array, list of paths) the way training did."""
+    def load(self, data: Any, labels: Any = None, verbatim: str | None = None) -> ImageData:
+        """Read images (folder, table of paths, IDX/NPZ, array, list of paths) the way training did; a table's
+        column ``verbatim`` (an id) reads exactly as written."""
         return load_images(
             data,
             self.config.images,
@@ -74,6 +75,7 @@ class ImagePredictor:
             target=self.config.columns.target,
             read=self.config.data,
             trained_column=self.training.get("path_column"),
+            verbatim=verbatim,
         )
 
     def encode_labels(self, labels: np.ndarray, where: str) -> np.ndarray:
@@ -137,7 +139,7 @@ class ImagePredictor:
     def predict_frame(self, data: Any, id_column: str | None = None) -> pd.DataFrame:
         """One row per input image, in input order: its path (or index), the prediction and ``proba_<class>``
         columns — empty for an image that could not be read (named in a warning)."""
-        images = self.load(data)
+        images = self.load(data, verbatim=id_column)
         out = self._frame(images, id_column)
         if id_column and images.table is not None:  # a key, not an input: no "not trained on" warning for it
             images.table = images.table.drop(columns=[id_column])

@@ -144,13 +144,15 @@ def load_images(
     target: str | None = None,
     read: Any = None,
     trained_column: str | None = None,
+    verbatim: str | None = None,
 ) -> ImageData:
     """Read ``data`` (folder, table path or DataFrame, IDX or NPZ file, array, list of paths, one image file) into
     ImageData.
 
     ``config`` is the run's ``images`` section (path column, strict); ``labels`` labels an array or path list;
     ``target`` names the label column of a table; ``read`` is the DataConfig for table files;
-    ``trained_column`` is the path column a model was trained on, used when a table has it."""
+    ``trained_column`` is the path column a model was trained on, used when a table has it; ``verbatim`` names a
+    table file's column (an id) read exactly as written."""
     strict = bool(getattr(config, "strict", False))
     configured = getattr(config, "path_column", None)
     if isinstance(data, np.ndarray):
@@ -178,7 +180,7 @@ def load_images(
         return _from_npz(path)
     from deepmine.data.sources import load_table
 
-    frame = load_table(str(path), read)
+    frame = load_table(str(path), read, verbatim=verbatim)
     if configured is None and trained_column in frame.columns:
         configured = trained_column
     return _from_table(frame, str(path), path.parent, configured, target, strict)

@@ -70,7 +70,7 @@ def read_table_texts(
     """The texts of ``data``'s text column (read with ``read``, a DataConfig) and its ``id_column`` values."""
     from deepmine.data.sources import describe, load_table
 
-    frame = load_table(data, read)
+    frame = load_table(data, read, verbatim=id_column)
     where = describe(data)
     if id_column is not None and id_column not in frame.columns:
         raise DataError(f"{where} has no id column '{id_column}'; its columns are {list(frame.columns)}")
