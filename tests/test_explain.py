@@ -118,6 +118,19 @@ def test_explain_people_output_goes_to_stderr(run_cli, binary, tmp_path):
     assert "permutation importance" in result.err and "row 1" in result.err
 
 
+def test_explain_text_and_json_number_the_same_rows_from_one(run_cli, binary, tmp_path):
+    predictor, frame = binary
+    predictor.save(tmp_path / "model")
+    frame.drop(columns="label").to_csv(tmp_path / "rows.csv", index=False)
+    args = ("explain", tmp_path / "model", tmp_path / "rows.csv", "--rows", 2)
+    text, as_json = run_cli(*args), run_cli(*args, "--json")
+    assert text.code == as_json.code == 0, text.err + as_json.err
+    json_rows = json.loads(as_json.out)["attributions"]["rows"]
+    assert [row["row"] for row in json_rows] == [1, 2]  # --rows 2: data rows 1 and 2
+    text_rows = [line.split(":")[0] for line in text.err.splitlines() if line.startswith("row ")]
+    assert text_rows == [f"row {row['row']}" for row in json_rows]
+
+
 def test_explain_missing_artifact_is_a_clear_error(run_cli, tmp_path):
     result = run_cli("explain", tmp_path / "nope", tmp_path / "rows.csv", "--json")
     assert result.code == 1

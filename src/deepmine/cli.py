@@ -710,7 +710,7 @@ def explain(
     for row in (explained or {}).get("rows", []):
         top = sorted(row["attributions"].items(), key=lambda kv: -abs(kv[1]))[:5]
         console.print(
-            f"row {row['row'] + 1}: {row['prediction']} ({row['explained']} {row['output']:.4g}, baseline "
+            f"row {row['row']}: {row['prediction']} ({row['explained']} {row['output']:.4g}, baseline "
             f"{row['baseline_output']:.4g}): " + ", ".join(f"{k} {v:+.3g}" for k, v in top),
             highlight=False,
             soft_wrap=True,

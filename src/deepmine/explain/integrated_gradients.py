@@ -82,7 +82,8 @@ def integrated_gradients(
 ) -> dict[str, Any]:
     """Per-row, per-column attributions for every row of ``frame`` (keep it small: a few rows).
 
-    ``modes`` is the most frequent training category per categorical column (the artifact's insight)."""
+    ``modes`` is the most frequent training category per categorical column (the artifact's insight). Each row's
+    ``row`` is its 1-based number among ``frame``'s data rows, as ``explain --rows N`` counts (rows 1 to N)."""
     from captum.attr import LayerIntegratedGradients  # heavy: imported only when explaining
 
     model = network_part(predictor.model)
@@ -151,7 +152,7 @@ def integrated_gradients(
     for i in range(n):
         rows.append(
             {
-                "row": i,
+                "row": i + 1,
                 "prediction": predictions[i],
                 "explained": f"{what} '{labels[i]}'" if classify else "predicted value",
                 "output": float(f_x[i]),
