@@ -167,6 +167,21 @@ def test_profile_table_goes_to_stderr_only(run_cli, table_csv):
         assert word in result.err
 
 
+def test_profile_shows_integers_above_2_to_the_53_exactly(run_cli, tmp_path, monkeypatch):
+    big, odd = 12345678901234567, 2**53 + 1  # neither is a float64: as floats they read ...568 and ...992
+    frame = pd.DataFrame({"amount": np.array([7, odd, big, 7, odd, big] * 5, dtype="int64"), "y": [0, 1] * 15})
+    frame.to_csv(tmp_path / "big.csv", index=False)
+    result = run_cli("profile", tmp_path / "big.csv", "--json")
+    assert result.code == 0, result.err
+    stats = next(c for c in json.loads(result.out)["columns"] if c["name"] == "amount")["stats"]
+    assert (stats["min"], stats["max"], stats["median"]) == (7, big, odd)
+    assert all(isinstance(stats[k], int) for k in ("min", "max", "median"))
+    monkeypatch.setenv("COLUMNS", "200")  # one line per column: the numbers are not folded
+    text = run_cli("profile", tmp_path / "big.csv")
+    assert text.code == 0, text.err
+    assert f"min 7, max {big}, median {odd}" in text.err
+
+
 def test_profile_unknown_target_is_an_error(run_cli, table_csv):
     result = run_cli("profile", table_csv, "--target", "lable", "--json")
     assert result.code == 1 and result.out == ""

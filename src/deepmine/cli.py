@@ -119,12 +119,17 @@ def profile(
     from deepmine.data.schema import shorten
 
     view = Table(title=f"{result['source']}: {result['rows']} rows × {len(result['columns'])} columns")
-    for heading in ("column", "role", "why", "missing", "distinct", "statistics"):
+    for heading in ("column", "role", "why", "missing", "distinct"):
         view.add_column(heading)
+    view.add_column("statistics", overflow="fold")  # a long integer wraps rather than losing digits to "…"
     for col in result["columns"]:
         stats = col["stats"]
         shown = (
-            ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if isinstance(v, int | float) and k != "50%")
+            ", ".join(
+                f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4g}"  # integers exactly, however large
+                for k, v in stats.items()
+                if isinstance(v, int | float) and k != "50%"
+            )
             if "top" not in stats
             else ", ".join(f"{shorten(k)} ({v})" for k, v in list(stats["top"].items())[:3])
         )

@@ -25,11 +25,19 @@ def _round(value: Any) -> Any:
 
 
 def column_stats(column: pd.Series, role: str) -> dict[str, Any]:
-    """Basic statistics: numbers for numeric columns, the most frequent values otherwise."""
+    """Basic statistics: numbers for numeric columns, the most frequent values otherwise. An integer column's
+    min, max and median are exact Python ints (a median between two integers is a float)."""
     if role == "numeric":
         values = pd.to_numeric(column, errors="coerce")
         desc = values.describe()
-        return {k: _round(desc[k]) for k in ("mean", "std", "min", "50%", "max")} | {"median": _round(desc["50%"])}
+        stats = {k: _round(desc[k]) for k in ("mean", "std", "min", "50%", "max")} | {"median": _round(desc["50%"])}
+        present = values.dropna()
+        if pd.api.types.is_integer_dtype(values) and len(present):  # describe() rounds through float64 above 2**53
+            ordered = np.sort(present.to_numpy())
+            low, high = int(ordered[(len(ordered) - 1) // 2]), int(ordered[len(ordered) // 2])
+            median = (low + high) // 2 if (low + high) % 2 == 0 else (low + high) / 2
+            stats |= {"min": int(ordered[0]), "max": int(ordered[-1]), "50%": median, "median": median}
+        return stats
     counts = column.astype(str).where(column.notna()).value_counts().head(TOP_VALUES)
     return {"top": {str(k): int(v) for k, v in counts.items()}}
 
