@@ -16,8 +16,18 @@ from typing import Annotated, Any
 
 import typer
 
-from deepmine.cli_options import DataArg, EncodingOpt, JsonOpt, NoHeaderOpt, QueryOpt, SepOpt, TableOpt
+from deepmine.cli_options import (
+    DataArg,
+    EncodingOpt,
+    JsonOpt,
+    NoHeaderOpt,
+    QueryOpt,
+    SepOpt,
+    TableOpt,
+    flags_without_type,
+)
 
+flags_without_type()
 app = typer.Typer(
     name="deepmine",
     help="Deep learning for data mining: profile, fit, evaluate and predict from a table in one command.",
