@@ -39,6 +39,11 @@ class ColumnsConfig(_Section):
 
     target: str | None = None
     id: str | None = Field(None, description="Column copied into predictions to identify rows.")
+    weight: str | None = Field(
+        None,
+        description="Column of row weights (numbers >= 0: frequencies, survey or importance weights) that scale "
+        "each training row's loss, as scikit-learn's sample_weight; not a feature.",
+    )
     roles: dict[str, str] = Field(default_factory=dict, description="Force a role per column.")
     drop: list[str] = Field(default_factory=list)
     label_sep: str | None = Field(

@@ -24,6 +24,7 @@ class NotFittedError(DeepmineError, SklearnNotFittedError):
 
 ROUTED_PREFIXES = ("module", "model", "optimizer", "trainer", "preprocess", "columns", "data", "text")
 TARGET = "__target__"
+WEIGHT = "__sample_weight__"
 
 
 class _TabularEstimator(RoutedParamsEstimator):
@@ -98,8 +99,9 @@ class _TabularEstimator(RoutedParamsEstimator):
     def _check_target(self, y: np.ndarray) -> None:
         """scikit-learn's words for a target the estimator cannot learn (not the internal column name)."""
 
-    def fit(self, X: Any, y: Any) -> _TabularEstimator:
-        """Fit on features ``X`` (DataFrame or array) and target ``y``; returns self."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _TabularEstimator:
+        """Fit on features ``X`` (DataFrame or array) and target ``y``, each row's loss scaled by
+        ``sample_weight`` when given (numbers >= 0, one per row); returns self."""
         from deepmine.config import build_config
         from deepmine.tasks.supervised import fit_table
 
@@ -118,12 +120,20 @@ class _TabularEstimator(RoutedParamsEstimator):
 
         overrides = self._overrides()
         overrides["columns.target"] = TARGET
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype="float64")
+            if weights.shape != (len(frame),):
+                raise ValueError(
+                    f"sample_weight must be 1-D with one weight per row of X ({len(frame)}), got shape {weights.shape}"
+                )
+            frame[WEIGHT] = weights
+            overrides["columns.weight"] = WEIGHT
         overrides["task"] = "multilabel" if lists else self._resolve_task(y_values)
         if lists:
             overrides["columns.label_sep"] = lists[1]
         self.predictor_ = fit_table(frame, build_config(None, overrides))
         self.fitted_on_array_ = not isinstance(X, pd.DataFrame)
-        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns if c != TARGET], dtype=object)
+        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns if c not in (TARGET, WEIGHT)], dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         self.history_ = self.predictor_.history
         return self
@@ -163,8 +173,8 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
                 f"{' (' + repr(classes[0]) + ')' if len(classes) else ''}; a classifier needs at least two"
             )
 
-    def fit(self, X: Any, y: Any) -> TabularClassifier:
-        super().fit(X, y)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TabularClassifier:
+        super().fit(X, y, sample_weight)
         self.classes_ = np.asarray(self.predictor_.schema.classes)
         self.multilabel_ = self.predictor_.is_multilabel
         return self

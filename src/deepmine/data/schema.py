@@ -247,6 +247,7 @@ def infer_schema(
     id_column: str | None = None,
     where: str = "the data",
     label_sep: str | None = None,
+    weight_column: str | None = None,
 ) -> Schema:
     """Infer a role for every column, and the task when there is a target."""
     roles = roles or {}
@@ -259,9 +260,12 @@ def infer_schema(
             raise ConfigError(
                 f"unknown role '{role}' for column '{col}'{did_you_mean(role, ROLES)}; expected one of {ROLES}"
             )
-    for col in [*(drop or []), *([id_column] if id_column else [])]:
+    for col in [*(drop or []), *([id_column] if id_column else []), *([weight_column] if weight_column else [])]:
         if col not in frame.columns:
             raise ColumnError(f"column '{col}' is not in {where}{did_you_mean(col, frame.columns)}")
+    if weight_column is not None and weight_column in (target, id_column):
+        kind = "target" if weight_column == target else "id column"
+        raise ConfigError(f"columns.weight '{weight_column}' is also the {kind}; name a column of row weights")
     specs: list[ColumnSpec] = []
     for name in frame.columns:
         if name == target:
@@ -270,6 +274,10 @@ def infer_schema(
             specs.append(ColumnSpec(name, roles[name], "set in the config"))
         elif drop and name in drop:
             specs.append(ColumnSpec(name, "constant", "dropped in the config"))
+        elif name == weight_column:
+            specs.append(
+                ColumnSpec(name, "weight", "chosen as the row-weight column (weights training, not a feature)")
+            )
         elif name == id_column:
             specs.append(ColumnSpec(name, "id", "chosen as the id column (kept in predictions, not a feature)"))
         else:

@@ -16,9 +16,15 @@ class FocalLoss(nn.Module):
         self.register_buffer("weight", weight if weight is not None else None, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        numerator, denominator = self.per_row(logits, target)
+        return numerator.sum() / denominator.sum()
+
+    def per_row(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's class-weighted loss and its class weight (1 without class weights): the loss is their
+        sums' ratio."""
         log_p = torch.log_softmax(logits, dim=-1).gather(1, target.unsqueeze(1)).squeeze(1)
         loss = -((1 - log_p.exp()) ** self.gamma) * log_p
-        if self.weight is not None:
-            w = self.weight[target]
-            return (loss * w).sum() / w.sum()
-        return loss.mean()
+        if self.weight is None:
+            return loss, torch.ones_like(loss)
+        w = self.weight[target]
+        return loss * w, w

@@ -85,6 +85,11 @@ def fit_streaming(
     started = time.perf_counter()
     where = describe(data)
     target = config.columns.target
+    if config.columns.weight:
+        raise ConfigError(
+            f"{where}: columns.weight '{config.columns.weight}' is not supported while streaming; fit in memory "
+            "(--set data.streaming=false) to weigh rows"
+        )
     if config.model.trees == "on":
         warnings.warn(
             f"{where}: model.trees=on is ignored: trees are grown on all training rows in memory and do not "

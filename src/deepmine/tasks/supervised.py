@@ -25,6 +25,7 @@ from deepmine.exceptions import DeepmineWarning
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.nn.ensemble import build_model, member_mean_loss
 from deepmine.predictor import Predictor, forward_in_chunks, to_tensors
+from deepmine.tasks.row_weights import RowWeightedLoss, pack, read_weights, unpack
 from deepmine.tasks.tree_member import TreeRows, add_tree_member, regrow_on_all_rows, wants_trees
 from deepmine.text.prepare import (
     batch_source,
@@ -49,11 +50,22 @@ class RegressionLoss(nn.Module):
         return nn.functional.mse_loss(output.squeeze(-1), target)
 
 
-def make_evaluator(task: str, n_classes: int, pipeline: FeaturePipeline):
-    """Validation metrics (with ``loss``) computed each epoch."""
+def make_evaluator(task: str, n_classes: int, pipeline: FeaturePipeline, weighted_dtype: torch.dtype | None = None):
+    """Validation metrics (with ``loss``) computed each epoch. With ``weighted_dtype`` the validation target comes
+    :func:`pack`-ed with row weights: the loss (what early stopping watches) is weighted, the metrics are not."""
 
     def evaluate(model: nn.Module, inputs: Sequence[torch.Tensor], target: torch.Tensor) -> dict[str, float]:
         outputs = forward_in_chunks(model, list(inputs)).float()
+        if weighted_dtype is not None:
+            multilabel = task == "multilabel"
+            plain = {"multilabel": nn.BCEWithLogitsLoss(), "regression": RegressionLoss()}.get(
+                task, nn.CrossEntropyLoss()
+            )
+            loss = float(RowWeightedLoss(plain, weighted_dtype, multilabel)(outputs, target))
+            return {**evaluate_plain(outputs, unpack(target, weighted_dtype, multilabel)[0]), "loss": loss}
+        return evaluate_plain(outputs, target)
+
+    def evaluate_plain(outputs: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
         if task == "multilabel":
             from deepmine.tasks.multilabel import decide, multilabel_metrics
 
@@ -184,6 +196,7 @@ def infer_run_schema(frame: pd.DataFrame, config: RunConfig, where: str) -> Sche
         roles=config.columns.roles,
         drop=config.columns.drop,
         id_column=config.columns.id,
+        weight_column=config.columns.weight,
         where=where,
         label_sep=config.columns.label_sep,
     )
@@ -244,6 +257,8 @@ def fit_table(
     check_target(frame, target, where)
     frame = _drop_missing_target(frame, target, where, config)
     schema = infer_run_schema(frame, config, where)
+    if config.columns.weight:  # the first bad weight in file order, before the split hides rows
+        read_weights(frame, config.columns.weight, where)
     generator = seed_everything(config.seed)
     if valid is not None:
         valid_frame, valid_where = read_valid(valid, config)
@@ -267,29 +282,46 @@ def fit_table(
     x_valid = to_tensors(pipeline.transform(valid_frame, valid_where))
     y_valid = torch.from_numpy(pipeline.encode_target(valid_frame, valid_where).copy())
 
+    weight_column = config.columns.weight
+    weights = valid_weights = None
+    if weight_column:  # a --valid file without the column weighs its rows alike
+        weights = read_weights(train_frame, weight_column, where)
+        in_valid = weight_column in valid_frame.columns
+        ones = torch.ones(len(valid_frame), dtype=torch.float64)
+        valid_weights = read_weights(valid_frame, weight_column, valid_where) if in_valid else ones
+
     n_classes = len(schema.classes)
     model, spec = build_table_model(schema, pipeline, config, x_train, y_train)
     rare = _check_threshold(config, schema.task, y_train)
+    loss = task_loss(schema.task, config, y_train, n_classes)
+    if weights is not None:
+        loss = RowWeightedLoss(loss, y_train.dtype, multilabel=schema.task == "multilabel")
     trainer = Trainer(
         model,
-        member_mean_loss(model, task_loss(schema.task, config, y_train, n_classes)),
+        member_mean_loss(model, loss),
         config.trainer,
         config.optimizer,
         generator=generator,
-        evaluate=make_evaluator(schema.task, n_classes, pipeline),
+        evaluate=make_evaluator(schema.task, n_classes, pipeline, None if weights is None else y_valid.dtype),
         callbacks=callbacks,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         fingerprint=fingerprint(frame, config) if checkpoint_dir is not None else "",
         started=started,
     )
-    history = trainer.fit(batch_source(config, x_train, y_train) or x_train, y_train, x_valid, y_valid)
+    target, valid_target = (
+        (y_train, y_valid) if weights is None else (pack(y_train, weights), pack(y_valid, valid_weights))
+    )
+    history = trainer.fit(batch_source(config, x_train, target) or x_train, target, x_valid, valid_target)
     if distributed.is_distributed() and distributed.rank() != 0:  # only rank 0 saves: trees, metrics, report
         return Predictor(schema, pipeline, model, config, spec, history=history)
     trees = tree_rows = None
     enough_valid = config.model.trees == "on" or len(valid_frame) >= SMALL_VALID  # else the weight is noise
     if enough_valid and wants_trees(config, pipeline, schema.task, n_classes, len(train_frame)):
-        tree_rows = TreeRows(x_train, y_train, x_valid, y_valid, schema.task, n_classes, config, pipeline.tree_columns)
+        columns = pipeline.tree_columns
+        tree_rows = TreeRows(
+            x_train, y_train, x_valid, y_valid, schema.task, n_classes, config, columns, weights, valid_weights
+        )
         model, trees = add_tree_member(model, spec, tree_rows)
     chosen = choose_decision(schema.task, config, model, spec, x_valid, y_valid)
     predictor = Predictor(schema, pipeline, model, config, spec, history=history)

@@ -132,6 +132,8 @@ class TreeRows:
     n_classes: int
     config: RunConfig
     columns: Sequence[int]
+    weights: torch.Tensor | None = None  # row weights (``columns.weight``) of the training rows
+    valid_weights: torch.Tensor | None = None  # and of the validation rows
 
     def design(self, blocks: Sequence[torch.Tensor]) -> np.ndarray:
         """The split-on columns of the trees' design for these model inputs (picked before widening to float64:
@@ -142,12 +144,16 @@ class TreeRows:
         in_numeric = picked[picked < width]
         return tree_inputs(numeric[:, in_numeric], codes[:, picked[picked >= width] - width]).numpy()
 
-    def dataset(self, x: Sequence[torch.Tensor], y: torch.Tensor) -> Any:
-        """A LightGBM dataset of these model inputs and targets (balanced row weights when configured)."""
+    def dataset(self, x: Sequence[torch.Tensor], y: torch.Tensor, rows: torch.Tensor | None) -> Any:
+        """A LightGBM dataset of these model inputs and targets, weighted by the row weights ``rows`` times the
+        balanced class weights when configured (scaled to mean 1: LightGBM's leaf limits are in weight units)."""
         import lightgbm
 
         labels = y.numpy()
         weight = _sample_weight(self.task, self.config, labels)
+        if rows is not None:
+            weight = rows.numpy() * (1.0 if weight is None else weight)
+            weight = weight * (len(weight) / weight.sum())
         return lightgbm.Dataset(self.design(x), labels, weight=weight, params={"verbose": -1})
 
 
@@ -157,13 +163,14 @@ def grow_trees(rows: TreeRows) -> tuple[TreeMember, int]:
     import lightgbm
 
     task, n_classes = rows.task, rows.n_classes
-    train = rows.dataset(rows.x_train, rows.y_train)
+    train = rows.dataset(rows.x_train, rows.y_train, rows.weights)
     params = _params(task, n_classes, rows.config)
     outputs = 1 if task == "regression" else n_classes
     if len(rows.y_valid) == 0:
         booster = lightgbm.train(params, train, num_boost_round=ROUNDS_WITHOUT_VALID)
         return from_lightgbm(booster, outputs, columns=rows.columns), ROUNDS_WITHOUT_VALID
-    valid = lightgbm.Dataset(rows.design(rows.x_valid), rows.y_valid.numpy(), reference=train)
+    weight = None if rows.valid_weights is None else rows.valid_weights.numpy()
+    valid = lightgbm.Dataset(rows.design(rows.x_valid), rows.y_valid.numpy(), weight=weight, reference=train)
     stop = lightgbm.early_stopping(PATIENCE, first_metric_only=True, verbose=False)
     max_rounds = MAX_TREES // _trees_per_round(task, n_classes)
     booster = lightgbm.train(params, train, max_rounds, valid_sets=[valid], callbacks=[stop])
@@ -171,22 +178,34 @@ def grow_trees(rows: TreeRows) -> tuple[TreeMember, int]:
     return from_lightgbm(booster, outputs, rounds, rows.columns), rounds
 
 
-def _blend_loss(net: torch.Tensor, trees: torch.Tensor, weight: float, target: torch.Tensor, task: str) -> float:
+def _blend_loss(
+    net: torch.Tensor, trees: torch.Tensor, weight: float, target: torch.Tensor, task: str, rows: torch.Tensor
+) -> float:
+    """The blend's mean loss over the validation rows, each row weighted by ``rows``."""
     if task == "regression":
         blend = (1 - weight) * net[:, 0] + weight * trees[:, 0]
-        return float(nn.functional.mse_loss(blend.double(), target.double()))
-    return float(nn.functional.nll_loss(mix_log_probabilities(net, trees, weight), target))
+        per_row = (blend.double() - target.double()) ** 2
+    else:
+        per_row = -mix_log_probabilities(net, trees, weight).gather(1, target[:, None])[:, 0].double()
+    return float((per_row * rows).sum() / rows.sum())
 
 
 def choose_weight(
-    network: nn.Module, trees: TreeMember, x_valid: Sequence[torch.Tensor], y_valid: torch.Tensor, task: str
+    network: nn.Module,
+    trees: TreeMember,
+    x_valid: Sequence[torch.Tensor],
+    y_valid: torch.Tensor,
+    task: str,
+    row_weights: torch.Tensor | None = None,
 ) -> tuple[float, dict[str, float]]:
-    """The trees' weight with the lowest validation loss of the blend, and that loss per weight tried."""
+    """The trees' weight with the lowest validation loss of the blend (rows weighted by ``row_weights``), and
+    that loss per weight tried."""
     if len(y_valid) == 0:
         return 0.5, {}
     net = forward_in_chunks(network, list(x_valid)).float()
     scored = forward_in_chunks(trees, list(x_valid)).float()
-    losses = {w: _blend_loss(net, scored, w, y_valid, task) for w in WEIGHTS}
+    rows = torch.ones(len(y_valid), dtype=torch.float64) if row_weights is None else row_weights.double()
+    losses = {w: _blend_loss(net, scored, w, y_valid, task, rows) for w in WEIGHTS}
     best = min(losses, key=lambda w: (losses[w], w))
     return best, {f"{w:g}": round(loss, 6) for w, loss in losses.items()}
 
@@ -202,7 +221,7 @@ def add_tree_member(network: nn.Module, spec: dict[str, Any], rows: TreeRows) ->
             "left_out": "the training rows hold one class",
         }
     trees, rounds = grow_trees(rows)
-    weight, losses = choose_weight(network, trees, rows.x_valid, rows.y_valid, rows.task)
+    weight, losses = choose_weight(network, trees, rows.x_valid, rows.y_valid, rows.task, rows.valid_weights)
     record = {"rounds": rounds, "weight": weight, "valid_loss_by_weight": losses}
     if weight == 0:
         return network, record
@@ -218,7 +237,8 @@ def regrow_on_all_rows(model: nn.Module, spec: dict[str, Any], rows: TreeRows, r
     if not isinstance(model, TreeBlend):
         return 0
     x_rows = [torch.cat(pair) for pair in zip(rows.x_train, rows.x_valid, strict=True)]
-    both = rows.dataset(x_rows, torch.cat([rows.y_train, rows.y_valid]))
+    weights = None if rows.weights is None else torch.cat([rows.weights, rows.valid_weights])
+    both = rows.dataset(x_rows, torch.cat([rows.y_train, rows.y_valid]), weights)
     booster = lightgbm.train(_params(rows.task, rows.n_classes, rows.config), both, rounds)
     model.trees = from_lightgbm(booster, model.trees.outputs, columns=rows.columns).eval()
     spec["trees"] = {**spec["trees"], **tree_spec(model.trees)}

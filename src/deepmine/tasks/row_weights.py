@@ -1,0 +1,90 @@
+"""Row weights (``columns.weight``, scikit-learn's ``sample_weight``): each training row's share of the loss.
+
+A weight column holds one non-negative number per row: a frequency (a row standing for several identical ones),
+a survey or importance weight. The weights multiply each row's loss, as scikit-learn's ``sample_weight`` does
+(only their ratios matter): the weighted loss of a batch is ``Σ wᵢ·lossᵢ / Σ wᵢ`` (with class
+weights, ``Σ wᵢ·cᵢ·lossᵢ / Σ wᵢ·cᵢ``), so weights of 1 train exactly as no weights. The trees of a table model get
+the same weights. They travel to the loss as the last column of the training target (:func:`pack`), so every
+batch source, bucketing and distributed sharding slices them with their rows unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from deepmine.exceptions import DataError
+from deepmine.features.numeric import row_label
+
+
+def read_weights(frame: pd.DataFrame, column: str, where: str) -> torch.Tensor:
+    """The weight column of ``frame`` as float64; a one-line error for a missing, non-numeric, negative or
+    infinite weight, or weights that are all zero."""
+    if column not in frame.columns:
+        raise DataError(f"weight column '{column}' is not in {where}; add it (or leave columns.weight unset)")
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() | ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raw = frame[column].iloc[position]
+        held = "has no value" if pd.isna(raw) else f"holds {raw!r}"
+        raise DataError(
+            f"weight column '{column}' of {where} {held} at {row_label(frame[column], position)}; row weights "
+            "must be finite numbers >= 0 (give such rows weight 0 to leave them out, or fix the value)"
+        )
+    if len(values) and float(values.sum()) <= 0:
+        raise DataError(f"weight column '{column}' of {where} is 0 in every row; give some rows weight > 0")
+    return torch.from_numpy(values.to_numpy(dtype="float64", copy=True))
+
+
+def pack(target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``target`` (labels, values or 0/1 label rows) with the row weights appended as a last float64 column."""
+    return torch.cat([target.double().reshape(len(target), -1), weights.double()[:, None]], dim=1)
+
+
+class RowWeightedLoss(nn.Module):
+    """``loss`` (cross-entropy, focal, squared error or per-label BCE) weighted per row by the last column of a
+    :func:`pack`-ed target; the other columns are restored to ``target_dtype`` (and to one dimension when the
+    target had one)."""
+
+    def __init__(self, loss: nn.Module, target_dtype: torch.dtype, multilabel: bool = False) -> None:
+        super().__init__()
+        self.loss = loss
+        self.target_dtype = target_dtype
+        self.multilabel = multilabel
+
+    def forward(self, output: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
+        target, weights = unpack(packed, self.target_dtype, self.multilabel)
+        numerator, denominator = per_row_loss(self.loss, output, target)
+        weights = weights.to(output.dtype)
+        return (weights * numerator).sum() / (weights * denominator).sum().clamp_min(torch.finfo(output.dtype).tiny)
+
+
+def unpack(packed: torch.Tensor, dtype: torch.dtype, multilabel: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The target (as ``dtype``; one dimension unless ``multilabel``) and the row weights of a :func:`pack`-ed
+    target."""
+    target = packed[:, :-1] if multilabel else packed[:, 0]
+    return target.to(dtype), packed[:, -1]
+
+
+def per_row_loss(loss: nn.Module, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's loss and its share of the mean's denominator: ``loss(output, target)`` is
+    ``numerator.sum() / denominator.sum()`` for the losses deepmine trains tables with."""
+    from deepmine.nn.losses import FocalLoss
+    from deepmine.tasks.supervised import RegressionLoss
+
+    functional = nn.functional
+    ones = torch.ones(len(output), dtype=output.dtype)
+    if isinstance(loss, nn.CrossEntropyLoss):
+        rows = functional.cross_entropy(output, target, weight=loss.weight, reduction="none")
+        return rows, (loss.weight[target] if loss.weight is not None else ones)
+    if isinstance(loss, FocalLoss):
+        return loss.per_row(output, target)
+    if isinstance(loss, RegressionLoss):
+        return (output.squeeze(-1) - target) ** 2, ones
+    if isinstance(loss, nn.BCEWithLogitsLoss):
+        rows = functional.binary_cross_entropy_with_logits(output, target, pos_weight=loss.pos_weight, reduction="none")
+        return rows.mean(dim=1), ones
+    raise TypeError(f"row weights are not supported with the loss {type(loss).__name__}")

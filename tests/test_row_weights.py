@@ -1,0 +1,138 @@
+"""Row weights: ``columns.weight`` and scikit-learn's ``sample_weight`` scale each training row's loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import deepmine
+from deepmine.exceptions import ConfigError, DataError
+
+QUIET = {"report.enabled": False, "tracking.enabled": False}
+FAST = {"trainer.epochs": 12, "model.hidden": [16], "model.ensemble": 1, **QUIET}
+LEARN = {**FAST, "trainer.epochs": 40, "optimizer.lr": 0.01}  # enough steps to learn the weighted majority
+
+
+def _contradicting(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Every x appears twice, once labelled 'yes' and once 'no': only the weights say which label counts."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, n // 2)
+    frame = pd.DataFrame({"x": np.concatenate([x, x]), "label": ["yes"] * (n // 2) + ["no"] * (n // 2)})
+    yes_heavy = np.where(frame["x"] > 0, 9.0, 1.0)  # right half: 'yes' rows weigh 9, 'no' rows 1; left: reversed
+    frame["w"] = np.where(frame["label"] == "yes", yes_heavy, 10.0 - yes_heavy)
+    return frame
+
+
+@pytest.mark.parametrize("trees", ["off", "on"])
+def test_weights_decide_between_contradicting_labels(trees):
+    frame = _contradicting()
+    model = deepmine.fit(frame, target="label", **{**LEARN, "columns.weight": "w", "model.trees": trees})
+    assert ("trees" in model.model_spec) == (trees == "on")
+    grid = pd.DataFrame({"x": [-0.8, -0.5, -0.2, 0.2, 0.5, 0.8]})
+    assert list(model.predict(grid)) == ["no"] * 3 + ["yes"] * 3  # the heavier label wins on each side
+    flipped = frame.assign(w=10.0 - frame["w"])
+    model = deepmine.fit(flipped, target="label", **{**LEARN, "columns.weight": "w", "model.trees": trees})
+    assert list(model.predict(grid)) == ["yes"] * 3 + ["no"] * 3
+
+
+def test_weights_of_one_train_as_no_weights_and_the_column_is_no_feature():
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.choice(["p", "q", "r"], 300)})
+    frame["y"] = (frame["a"] + (frame["b"] == "q") > 0.3).astype(int)
+    plain = deepmine.fit(frame, target="y", **FAST)
+    weighted = deepmine.fit(frame.assign(w=1.0), target="y", **{**FAST, "columns.weight": "w"})
+    assert [c.name for c in weighted.schema.features] == ["a", "b"]
+    assert [c.role for c in weighted.schema.columns if c.name == "w"] == ["weight"]
+    rows = frame[["a", "b"]]  # no weight column at predict time
+    np.testing.assert_allclose(weighted.predict_proba(rows), plain.predict_proba(rows), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ([1.0, -2.0], r"weight column 'w' of the DataFrame holds -2\.0 at row 2; row weights must be finite numbers"),
+        ([1.0, None], r"weight column 'w' of the DataFrame has no value at row 2"),
+        (["1", "heavy"], r"weight column 'w' of the DataFrame holds 'heavy' at row 2"),
+        ([0.0, 0.0], r"weight column 'w' of the DataFrame is 0 in every row"),
+    ],
+)
+def test_bad_weights_name_the_column_row_and_value(values, message):
+    frame = _contradicting(40)
+    frame["w"] = pd.Series(values * 20, dtype=object)
+    with pytest.raises(DataError, match=message):
+        deepmine.fit(frame, target="label", **{**FAST, "columns.weight": "w"})
+
+
+def test_the_weight_column_cannot_be_the_target_or_a_missing_column():
+    frame = _contradicting(40)
+    with pytest.raises(ConfigError, match="columns.weight 'label' is also the target"):
+        deepmine.fit(frame, target="label", **{**FAST, "columns.weight": "label"})
+    with pytest.raises(DataError, match="column 'weight' is not in"):
+        deepmine.fit(frame, target="label", **{**FAST, "columns.weight": "weight"})
+
+
+def test_cli_reports_a_bad_weight_in_one_line(run_cli, tmp_path):
+    frame = _contradicting(200)
+    frame.loc[7, "w"] = -1
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "m"
+    result = run_cli(
+        "fit", tmp_path / "t.csv", "--target", "label", "--set", "columns.weight=w", "--out", out, "--no-track"
+    )
+    assert result.code != 0
+    assert "weight column 'w'" in result.err and "-1" in result.err and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["cross_entropy", "class_weighted", "focal", "regression", "multilabel"])
+def test_per_row_losses_add_up_to_the_loss(kind):
+    from deepmine.nn.losses import FocalLoss
+    from deepmine.tasks.row_weights import RowWeightedLoss, pack, per_row_loss
+    from deepmine.tasks.supervised import RegressionLoss
+
+    torch.manual_seed(0)
+    output, labels = torch.randn(12, 3), torch.randint(0, 3, (12,))
+    class_weight = torch.tensor([0.5, 2.0, 1.0])
+    loss, target = {
+        "cross_entropy": (nn.CrossEntropyLoss(), labels),
+        "class_weighted": (nn.CrossEntropyLoss(weight=class_weight), labels),
+        "focal": (FocalLoss(weight=class_weight), labels),
+        "regression": (RegressionLoss(), torch.randn(12)),
+        "multilabel": (nn.BCEWithLogitsLoss(pos_weight=class_weight), torch.randint(0, 2, (12, 3)).float()),
+    }[kind]
+    out = output[:, :1] if kind == "regression" else output
+    numerator, denominator = per_row_loss(loss, out, target)
+    torch.testing.assert_close(numerator.sum() / denominator.sum(), loss(out, target))
+    weighted = RowWeightedLoss(loss, target.dtype, multilabel=kind == "multilabel")
+    torch.testing.assert_close(weighted(out, pack(target, torch.ones(12))), loss(out, target))
+    doubled = pack(torch.cat([target, target[:1]]), torch.cat([torch.ones(12), torch.ones(1)]))
+    first_twice = pack(target, torch.cat([torch.tensor([2.0]), torch.ones(11)]))  # weight 2 = the row twice
+    torch.testing.assert_close(weighted(out, first_twice), weighted(torch.cat([out, out[:1]]), doubled))
+
+
+def test_sklearn_sample_weight_scales_rows():
+    from deepmine.sklearn_api import TabularClassifier
+
+    frame = _contradicting()
+    grid = np.array([[-0.6], [0.6]])
+    estimator = TabularClassifier(
+        epochs=40, lr=0.01, hidden=(16,), progress=False, model__ensemble=1, model__trees="off"
+    )
+    estimator.fit(frame[["x"]].to_numpy(), frame["label"], sample_weight=frame["w"].to_numpy())
+    assert list(estimator.predict(grid)) == ["no", "yes"]
+    assert list(estimator.feature_names_in_) == ["x0"]
+    estimator.fit(frame[["x"]].to_numpy(), frame["label"], sample_weight=10.0 - frame["w"].to_numpy())
+    assert list(estimator.predict(grid)) == ["yes", "no"]
+    with pytest.raises(ValueError, match=r"sample_weight must be 1-D with one weight per row of X \(400\)"):
+        estimator.fit(frame[["x"]].to_numpy(), frame["label"], sample_weight=[1.0, 2.0])
+
+
+def test_streaming_refuses_weights(tmp_path):
+    frame = _contradicting(60)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(ConfigError, match="columns.weight 'w' is not supported while streaming"):
+        deepmine.fit(str(tmp_path / "t.csv"), target="label", **{**FAST, "columns.weight": "w", "data.streaming": True})
