@@ -114,6 +114,27 @@ def test_prediction_reader_tells_conll_from_plain_text(tmp_path):
     assert [s.tokens for s in got] == [["Ann", "left", "Paris", "."], [], ["Bob", "saw", "Lima", ",", "again", "!"]]
 
 
+def test_prediction_reader_takes_conll_with_other_feature_columns_than_the_model(tmp_path):
+    two = tmp_path / "two.txt"  # token and tag only, for a model trained on token POS chunk tag
+    two.write_text("Ann B-PER\nleft O\n\nBob B-PER\n", encoding="utf-8")
+    got = read_for_prediction(two, features=2)
+    assert [s.tokens for s in got] == [["Ann", "left"], ["Bob"]] and got[0].features == []
+    one = tmp_path / "one.txt"
+    one.write_text("Ann\nleft\n\nBob\n", encoding="utf-8")
+    assert [s.tokens for s in read_for_prediction(one, features=2)] == [["Ann", "left"], ["Bob"]]
+    four = tmp_path / "four.txt"  # CoNLL-2003 columns for a model trained without features
+    four.write_text("Ann NNP B-NP B-PER\nleft VBD B-VP O\n\nBob NNP B-NP B-PER\n", encoding="utf-8")
+    got = read_for_prediction(four, features=0)
+    assert [s.tokens for s in got] == [["Ann", "left"], ["Bob"]]
+    assert got[0].features == [["NNP", "VBD"], ["B-NP", "B-VP"]]
+    chunks = tmp_path / "chunks.txt"  # token POS chunk, no tag: the model's width + 1, the chunk is a feature
+    chunks.write_text("Ann NNP B-NP\nleft VBD B-VP\n\nBob NNP B-NP\n", encoding="utf-8")
+    assert read_for_prediction(chunks, features=2)[0].features == [["NNP", "VBD"], ["B-NP", "B-VP"]]
+    words = tmp_path / "words.txt"  # two words a line whose second is no tag stays plain text
+    words.write_text("Ann left\n\nBob came\n", encoding="utf-8")
+    assert [s.tokens for s in read_for_prediction(words, features=2)] == [["Ann", "left"], [], ["Bob", "came"]]
+
+
 def test_tokenize_splits_punctuation_emoji_and_keeps_scripts():
     assert tokenize("Dr. Müller (Berlin) met 李明 😀!") == [
         "Dr",

@@ -158,8 +158,10 @@ def read_for_prediction(path: str | Path, features: int) -> list[Sentence]:
     """Sentences to tag: JSONL (``tokens`` or ``text``), CoNLL (token [features] [tag]) or plain text lines (every
     line one sentence, a blank line an empty one, so predictions stay aligned with the input lines).
 
-    A file is read as CoNLL when every token line has the same number of columns, ``features`` + 1 or + 2
-    (then the last is a tag and ignored), and it has blank lines between sentences or one token per line.
+    A file is read as CoNLL when every token line has the same number of columns and it has blank lines between
+    sentences or one token per line: ``features`` + 1 columns (token and features), + 2 (then the last is a tag and
+    ignored), one column (tokens alone), or any other count whose last column holds tags (``O``, ``B-PER`` ...): a
+    file with fewer or more feature columns than the model's, whose missing ones read as unknown.
     """
     path = _open(path)
     if is_jsonl(path):
@@ -167,18 +169,25 @@ def read_for_prediction(path: str | Path, features: int) -> list[Sentence]:
     lines = [line for _, line in _lines(path)]
     width = conll_width(lines, features)
     if width is not None:
-        tagged = width == features + 2
+        tagged = width == features + 2 or (width not in (1, features + 1))
         return [Sentence(s.tokens, None, s.features) for s in read_conll(path, tagged=tagged, columns=width)]
     return [Sentence(tokenize(line)) for line in lines]  # one per line, blank lines too: output lines match input
 
 
+TAG_PATTERN = re.compile(r"O|[BIESLU]-\S+")
+
+
 def conll_width(lines: list[str], features: int) -> int | None:
     """The column count of CoNLL token lines (see :func:`read_for_prediction`), or None when ``lines`` are not."""
-    widths = {len(line.split()) for line in lines if line.strip() and line.split()[0] != DOCSTART}
+    rows = [line.split() for line in lines if line.strip() and line.split()[0] != DOCSTART]
+    widths = {len(row) for row in rows}
     blank = any(not line.strip() for line in lines)
-    if len(widths) == 1 and (blank or widths == {1}) and widths <= {features + 1, features + 2}:
-        return next(iter(widths))
-    return None
+    if len(widths) != 1 or not (blank or widths == {1}):
+        return None
+    width = next(iter(widths))
+    if width in (1, features + 1, features + 2):
+        return width
+    return width if all(TAG_PATTERN.fullmatch(row[-1]) for row in rows) else None
 
 
 def looks_like_conll(path: str | Path, features: int) -> bool:
