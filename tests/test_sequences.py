@@ -407,6 +407,19 @@ def test_missing_sequence_labels_are_located():
         fit_sequences(x, y, where="rows.csv")
 
 
+def test_missing_text_labels_are_located_not_learnt_as_a_class_nan():
+    x, _ = separable(8)
+    y = np.array(["up", "down", np.nan, "up", "down", " ", "up", None], dtype=object)  # a CSV's blank cells
+    with pytest.raises(DataError, match=r"3 label\(s\) are missing, in row\(s\) \[3, 6, 8\]"):
+        fit_sequences(x, y, where="rows.csv")
+    x, y = separable(40, steps=12)
+    fitted = fit_sequences(x, y, small_sequence_config(**{"trainer.epochs": 1}))
+    y = y.astype(object)
+    y[1] = np.nan
+    with pytest.raises(DataError, match=r"test.csv: 1 label\(s\) are missing, in row\(s\) \[2\]"):
+        fitted.score(x, y, where="test.csv")  # not "labels ['nan'] were not seen in training"
+
+
 def test_a_label_column_that_is_not_first_is_pointed_out(run_cli, tmp_path: Path):
     x, y = separable(30, steps=12)
     frame = pd.DataFrame(x, columns=[f"s{i}" for i in range(12)]).assign(label=y)

@@ -165,6 +165,7 @@ class SequencePredictor:
         log loss, average precision) or regressors (rmse, mae, r2)."""
         from sklearn import metrics
 
+        check_labels_present(y, where)
         if self.task == "classification":
             from deepmine.evaluate.metrics import classification_metrics
 
@@ -219,6 +220,19 @@ class SequencePredictor:
 
 
 # ---- fitting ---------------------------------------------------------------------------------------
+def check_labels_present(y: np.ndarray, where: str) -> None:
+    """A one-line error naming the rows whose label is missing (NaN, None or a blank cell, numbers or text)."""
+    import pandas as pd
+
+    missing = pd.isna(pd.Series(np.asarray(y, dtype=object)).replace(r"^\s*$", np.nan, regex=True)).to_numpy()
+    if missing.any():
+        rows = (np.flatnonzero(missing) + 1).tolist()
+        raise DataError(
+            f"{where}: {len(rows)} label(s) are missing, in row(s) {rows[:5]}{' ...' if len(rows) > 5 else ''}; "
+            "drop those rows"
+        )
+
+
 def _task(y: np.ndarray, asked: str) -> str:
     if asked != "auto":
         return asked
@@ -261,12 +275,7 @@ def fit_sequences(
     y = np.asarray(y)
     if len(y) != len(values):
         raise DataError(f"{where}: {len(values)} series but {len(y)} labels; pass one label per series")
-    if len(y) and np.asarray(y).dtype.kind in "fc" and np.isnan(y.astype(float)).any():
-        rows = (np.flatnonzero(np.isnan(y.astype(float))) + 1).tolist()
-        raise DataError(
-            f"{where}: {len(rows)} label(s) are missing, in row(s) {rows[:5]}{' ...' if len(rows) > 5 else ''}; "
-            "drop those rows"
-        )
+    check_labels_present(y, where)
     task = _task(y, config.task)
     state: dict[str, Any] = {
         "task": task,
