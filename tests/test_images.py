@@ -265,6 +265,24 @@ def test_learns_bars_and_round_trips_through_a_fresh_process(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "proba.npy"), predictor.predict_proba(test_x))
 
 
+def test_a_folder_trained_model_evaluates_a_table_by_its_column_of_classes(tmp_path):
+    x, y = bars(40, seed=1)
+    root = write_folder(tmp_path / "photos", x, y)
+    predictor = fit_images(root, config(**{"trainer.epochs": 1}))
+    assert predictor.config.columns.target is None  # class folders name no target column
+    files = sorted(root.rglob("*.png"))
+    table = pd.DataFrame({"file": [str(p) for p in files], "kind": [p.parent.name for p in files]})
+    table.loc[3, "kind"] = None
+    table.to_csv(tmp_path / "test.csv", index=False)
+    with pytest.warns(DeepmineWarning, match=r"dropping 1 row\(s\) with no value in label column 'kind'"):
+        scores = predictor.evaluate(tmp_path / "test.csv")
+    assert scores["rows"] == 39 and np.sum(scores["confusion_matrix"]) == 39
+    assert scores["accuracy"] == predictor.evaluate(table.drop(index=3).reset_index(drop=True))["accuracy"]
+    table["label"] = table.pop("kind").fillna("h").where(table.index != 0, "diagonal")
+    with pytest.raises(DataError, match=r"label\(s\) \['diagonal'\] the model was not trained on"):
+        predictor.evaluate(table)  # a column named like labels, with a class never trained on
+
+
 def test_same_seed_same_predictions_other_seed_differs():
     x, y = bars(64, seed=3)
     probas = [fit_images(x, config(seed=s, **{"trainer.epochs": 2}), labels=y).predict_proba(x) for s in (5, 5, 6)]

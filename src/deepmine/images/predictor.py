@@ -17,6 +17,7 @@ from deepmine.images.dataset import ImageBatches, image_store
 from deepmine.images.sources import ImageData, load_images
 from deepmine.images.transforms import ImageSpec
 
+LABEL_NAMES = ("label", "labels", "class", "target", "y", "category")
 KIND = "image"
 FORMAT_VERSION = 1
 MANIFEST, WEIGHTS = "deepmine.json", "weights.safetensors"
@@ -166,7 +167,40 @@ class ImagePredictor:
     def evaluate(self, data: Any, labels: Any = None) -> dict[str, Any]:
         """Metrics on labelled images (class folders, a table with the target column, IDX/NPZ with labels)."""
         images = self.load(data, labels)
+        if images.labels is None and images.table is not None and self.config.columns.target is None:
+            images = self._labels_by_value(images)
         return self.score(images)
+
+    def _labels_by_value(self, images: ImageData) -> ImageData:
+        """A model trained on class folders knows no target column: a table's labels are its one column whose
+        values are all training classes, else its one column named like labels (rows with no value in it dropped,
+        with a warning)."""
+        import warnings
+
+        from deepmine.exceptions import DeepmineWarning
+
+        classes = {str(c) for c in self.classes}
+        found = [
+            name
+            for name in images.table.columns
+            if images.table[name].notna().any() and images.table[name].dropna().astype(str).isin(classes).all()
+        ]
+        if not found:  # a column named like labels: its unknown labels are then named by encode_labels
+            found = [name for name in images.table.columns if str(name).strip().lower() in LABEL_NAMES]
+        if len(found) != 1:
+            return images
+        column = images.table[found[0]]
+        keep = np.flatnonzero(column.notna().to_numpy())
+        if len(keep) < len(column):
+            warnings.warn(
+                f"{images.where}: dropping {len(column) - len(keep)} row(s) with no value in label column '{found[0]}'",
+                DeepmineWarning,
+                stacklevel=3,
+            )
+        labelled = images.subset(keep)
+        labelled.labels = column.iloc[keep].astype(str).to_numpy(dtype=object)
+        labelled.table = labelled.table.drop(columns=[found[0]])
+        return labelled
 
     def score(self, images: ImageData) -> dict[str, Any]:
         """Metrics (with the confusion matrix) on labelled images."""
@@ -178,7 +212,8 @@ class ImagePredictor:
 
         if images.labels is None:
             raise DataError(
-                f"{images.where} has no labels; evaluate needs class folders, a target column or a label file"
+                f"{images.where} has no labels; evaluate needs class folders, a target column (for a model trained "
+                "on class folders: the one column holding only training classes) or a label file"
             )
         y = self.encode_labels(images.labels, images.where)
         proba = torch.softmax(self.outputs(images), dim=1).numpy()
