@@ -140,6 +140,19 @@ def test_series_shorter_than_the_lookback_is_a_clear_error():
         fit_forecast(frame, forecast_config())
 
 
+def test_new_data_too_short_for_a_saved_forecaster_asks_for_more_steps_not_other_options():
+    fitted = fit_forecast(seasonal_frame(300), forecast_config(**{"trainer.epochs": 1}))
+    short = seasonal_frame(40)
+    with pytest.raises(DataError) as predicted:  # forecast reads the last lookback steps only
+        fitted.forecast(short)
+    message = str(predicted.value)
+    assert "has 40 time steps, shorter than the lookback 48" in message and "needs at least 48 time steps" in message
+    assert "horizon 0" not in message and "--lookback" not in message  # options of a fit, not of predict
+    with pytest.raises(DataError, match=r"shorter than lookback 48 \+ horizon 24; .*needs at least 72 time steps"):
+        fitted.evaluate(short)
+    assert len(fitted.forecast(seasonal_frame(48))) == 24
+
+
 def test_constant_series_is_forecast_as_the_constant_and_normalized_to_zeros():
     frame = seasonal_frame(400)
     frame["flat"] = 7.5

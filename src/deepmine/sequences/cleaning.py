@@ -154,10 +154,14 @@ class Standardizer:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
 
-def check_length(rows: int, lookback: int, horizon: int, where: str, part: str = "the series") -> None:
-    """Clear error when a series is too short for one lookback + horizon window."""
+def check_length(
+    rows: int, lookback: int, horizon: int, where: str, part: str = "the series", fix: str | None = None
+) -> None:
+    """Clear error when a series is too short for one lookback + horizon window; ``fix`` says what to do (default:
+    the fit's options)."""
     if rows < lookback + horizon:
+        needed = f"lookback {lookback} + horizon {horizon}" if horizon else f"the lookback {lookback}"
         raise DataError(
-            f"{part} of {where} has {rows} time steps, shorter than lookback {lookback} + horizon {horizon}; "
-            "use a shorter --lookback or --horizon, or more data"
+            f"{part} of {where} has {rows} time steps, shorter than {needed}; "
+            + (fix or "use a shorter --lookback or --horizon, or more data")
         )

@@ -160,7 +160,10 @@ class ForecastPredictor:
         frame = load_table(data, self.config.data)
         numeric_targets(frame, time_col, self.targets, where)
         regular, cleaning = regular_series(frame, time_col, self.targets, where, self.state["freq"])
-        check_length(len(regular), self.config.lookback, horizon, where)
+        steps = self.config.lookback + horizon
+        task = "evaluate a window" if horizon else "forecast from"
+        fix = f"the saved model needs at least {steps} time steps to {task}: pass a longer stretch of the series"
+        check_length(len(regular), self.config.lookback, horizon, where, fix=fix)
         return regular, cleaning
 
     def evaluate(self, data: Any) -> dict[str, Any]:
