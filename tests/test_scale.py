@@ -145,7 +145,7 @@ def test_tune_checks_the_data_first_resumes_with_new_points_and_keeps_studies_ap
     import optuna
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    quick = ["--storage", storage, "--study", "s", "--no-retrain", "--json", "--no-track"]
+    quick = ["--storage", storage, "--study", "s", "--no-retrain", "--json", "--no-track", "--out", tmp_path / "tuned"]
     quick += ["--set", "trainer.epochs=1", "--set", "model.ensemble=1", "--set", "trainer.batch_size=34"]
     missing = run_cli("tune", table_csv, "--target", "nocol", "--trials", "1", *quick)
     assert missing.code == 1 and "target column 'nocol' is not in" in missing.err and "Traceback" not in missing.err
