@@ -327,6 +327,23 @@ def test_cli_recommend_evaluate_and_predict(run_cli, tmp_path, log):
     assert bad.code == 2 and "model.factors" in bad.err
 
 
+def test_cli_pairs_refuse_a_blank_id_and_warn_once_about_unknown_ids(run_cli, tmp_path, rating_model):
+    out = rating_model.save(tmp_path / "rec")
+    (tmp_path / "blank.csv").write_text("user_id,item_id\n1,item0\n1,item1\n,item0\n")
+    blank = run_cli("predict", out, tmp_path / "blank.csv")
+    assert blank.code == 1 and blank.out == ""  # nothing half-written
+    assert "blank.csv row 3 has no user in column 'user_id'" in blank.err and len(blank.err.strip().splitlines()) == 1
+    (tmp_path / "pairs.csv").write_text("user_id,item_id\n1,item0\n1,never\n424242,item0\n424243,item1\n")
+    pairs = run_cli("predict", out, tmp_path / "pairs.csv")
+    assert pairs.code == 0, pairs.err
+    assert pairs.out.splitlines()[1].startswith("1,item0,") and pairs.out.splitlines()[3].startswith("424242,")
+    warned = [line for line in pairs.err.splitlines() if "did not occur in training" in line]
+    assert len(warned) == 1 and "2 unknown user(s) (424242, 424243) and 1 unknown item(s) (never)" in warned[0]
+    assert "their 3 row(s) get the damped baseline rating" in warned[0]
+    with pytest.raises(DataError, match="row 2 has no item"):
+        rating_model.predict_pairs([1, 2], ["item0", None])
+
+
 def test_tabular_predict_still_needs_data(run_cli, tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "deepmine.json").write_text('{"format_version": 1}')

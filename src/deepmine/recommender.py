@@ -263,16 +263,44 @@ class Recommender:
         return float(self.predict_pairs([user], [item])["prediction"].iloc[0])
 
     @_one_thread
-    def predict_pairs(self, users, items) -> pd.DataFrame:
-        """One row per pair: user, item, prediction, source (model, baseline or popularity)."""
+    def predict_pairs(
+        self, users, items, where: str = "the pairs", columns: tuple[str, str] = ("user", "item")
+    ) -> pd.DataFrame:
+        """One row per pair: user, item, prediction, source (model, baseline or popularity). A missing user or item
+        is an error naming its row; users and items never seen in training are counted in one warning."""
         state = self._state
         users, items = list(users), list(items)
         if len(users) != len(items):
             raise DataError(f"got {len(users)} users but {len(items)} items; pass one item per user")
+        for values, role, column in ((users, "user", columns[0]), (items, "item", columns[1])):
+            require_ids(values, role, column, where)
         u = state.vocab.user_index(id_keys(pd.Series(users, dtype=object)))
         i = state.vocab.item_index(id_keys(pd.Series(items, dtype=object)))
         values, source = self._predict_index(u, i)
+        self._warn_unknown_pairs(users, items, u, i, where)
         return pd.DataFrame({"user": users, "item": items, "prediction": values, "source": source})
+
+    def _warn_unknown_pairs(self, users: list, items: list, u: np.ndarray, i: np.ndarray, where: str) -> None:
+        """One warning line: how many unknown users / items, a few of each, and what their rows got instead."""
+        parts = []
+        for ids, index, role in ((users, u, "user"), (items, i, "item")):
+            unknown = list(dict.fromkeys(ids[row] for row in np.flatnonzero(index < 0)))
+            if unknown:
+                shown = ", ".join(map(str, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
+                parts.append(f"{len(unknown)} unknown {role}(s) ({shown})")
+        if not parts:
+            return
+        rows = int(((u < 0) | (i < 0)).sum())
+        answer = (
+            "the damped baseline rating (source 'baseline')"
+            if self._state.task == "rating"
+            else "the item's training interaction count (source 'popularity')"
+        )
+        warnings.warn(
+            f"{where}: {' and '.join(parts)} did not occur in training; their {rows} row(s) get {answer}",
+            DeepmineWarning,
+            stacklevel=4,
+        )
 
     def _predict_index(self, u: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         state = self._state
@@ -323,10 +351,13 @@ class Recommender:
 
     def predict_frame(self, data: DataSource, read: DataConfig | None = None, k: int = 10) -> pd.DataFrame:
         """With user and item columns: a prediction per row. With only a user column: top-``k`` per user."""
-        frame, roles, _ = self._read(data, read)
+        frame, roles, where = self._read(data, read)
         if roles.item:
-            return self.predict_pairs(frame[roles.user].tolist(), frame[roles.item].tolist())
-        return self.recommend(pd.unique(frame[roles.user].to_numpy(dtype=object)).tolist(), k)
+            users, items = frame[roles.user].tolist(), frame[roles.item].tolist()
+            return self.predict_pairs(users, items, where, (roles.user, roles.item))
+        users = frame[roles.user].tolist()
+        require_ids(users, "user", roles.user, where)
+        return self.recommend(list(dict.fromkeys(users)), k)
 
     # ---- evaluation ------------------------------------------------------------------------------------------
     @_one_thread
@@ -535,6 +566,17 @@ class Recommender:
         return (
             f"Recommender(task={state.task!r}, model={state.config.model.name!r}, "
             f"users={state.vocab.n_users}, items={state.vocab.n_items})"
+        )
+
+
+def require_ids(values: list, role: str, column: str, where: str) -> None:
+    """Refuse a missing or blank id: its row could only get a guess that looks like an answer."""
+    blank = [row for row, value in enumerate(values) if value is None or pd.isna(value) or not str(value).strip()]
+    if blank:
+        more = f" (and {len(blank) - 1} more row(s))" if len(blank) > 1 else ""
+        raise DataError(
+            f"{where} row {blank[0] + 1}{more} has no {role} in column '{column}'; every row needs one: "
+            "fill it in or drop the row"
         )
 
 
