@@ -383,6 +383,22 @@ def test_cli_fit_evaluate_predict(tmp_path, run_cli):
     assert {"type", "start", "end", "text"} == set(rows[0]["entities"][0])
 
 
+def test_cli_evaluate_scores_an_entity_type_never_trained_on_and_warns_once(fitted, tmp_path, run_cli):
+    model = fitted.save(tmp_path / "model")
+    test = corpus(20, 3)
+    for s in test:  # the cities become dates: a type the model never saw
+        s.tags = [t.replace("-LOC", "-DATE") for t in s.tags]
+    path = write_conll(tmp_path / "dates.txt", test)
+    done = run_cli("evaluate", model, path, "--json")
+    assert done.code == 0, done.err
+    metrics = json.loads(done.out)
+    assert metrics["per_type"]["DATE"]["support"] == 20 and metrics["per_type"]["DATE"]["recall"] == 0.0  # scored
+    warned = [line for line in done.err.splitlines() if "never occurred in training" in line]
+    assert len(warned) == 1 and f"{path}: entity type(s) DATE (20)" in warned[0]
+    assert "trained types: LOC, PER" in warned[0]
+    assert "never occurred" not in run_cli("evaluate", model, write_conll(tmp_path / "same.txt", corpus(5, 4))).err
+
+
 def test_cli_predict_tags_one_column_of_a_table_row_by_row(fitted, tmp_path, run_cli):
     import pandas as pd
 

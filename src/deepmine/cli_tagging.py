@@ -73,9 +73,10 @@ def _load(artifact: Path):
 
 def evaluate_command(artifact: Path, data: str, json_out: bool) -> None:
     """conlleval figures (fractions) of the tagger on a tagged file."""
+    from deepmine.data.sources import describe
     from deepmine.tagging.readers import read_tagged
 
-    metrics = _load(artifact).score(read_tagged(data))
+    metrics = _load(artifact).score(read_tagged(data), describe(data))
     if json_out:
         sys.stdout.write(json.dumps(metrics) + "\n")
         return

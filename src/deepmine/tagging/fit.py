@@ -75,11 +75,12 @@ def fit_tagger(
     started = time.perf_counter()
     given = config.tagging.scheme
     train = _check(train, where, given)
+    valid_name = valid_where if valid is not None else f"the validation split of {where}"
     if valid is None:
         train, valid = _holdout(train, config.trainer.valid_fraction, config.seed)
-        valid = _check(valid, f"the validation split of {where}", "raw")  # its tags were checked with train's
+        valid = _check(valid, valid_name, "raw")  # its tags were checked with train's
     else:
-        valid = _check(valid, valid_where, given)
+        valid = _check(valid, valid_name, given)
     scheme = detect([s.tags for s in train]) if given == "auto" else check_scheme(given, where)
     widths = {len(s.features) for s in valid}
     use_features = config.tagging.features and bool(train[0].features) and widths == {len(train[0].features)}
@@ -106,7 +107,7 @@ def fit_tagger(
     )
     history = trainer.fit(source, valid_inputs=valid_items)
     predictor = TaggerPredictor(config, spec, model.eval(), encoder.state)
-    predictor.metrics["valid"] = predictor.score(valid)
+    predictor.metrics["valid"] = predictor.score(valid, valid_name)
     predictor.training = {
         "sentences": len(train_items),
         "tokens": int(sum(len(e.words) for e in train_items)),

@@ -3,6 +3,7 @@ saves/loads the artifact (``deepmine.json`` with ``"kind": "tagger"`` + safetens
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deepmine.exceptions import DataError
+from deepmine.exceptions import DataError, DeepmineWarning
 from deepmine.tagging.config import TaggingRunConfig
 from deepmine.tagging.encode import Encoded, TagEncoder, by_length, collate
 from deepmine.tagging.metrics import entity_scores
@@ -125,8 +126,9 @@ class TaggerPredictor:
             out.append({"tokens": sentence.tokens, "tags": tags, "entities": entities})
         return out
 
-    def score(self, sentences: Sequence[Sentence]) -> dict[str, Any]:
-        """conlleval figures (fractions) on tagged sentences, in their own scheme (detected; else the model's)."""
+    def score(self, sentences: Sequence[Sentence], where: str = "the test data") -> dict[str, Any]:
+        """conlleval figures (fractions) on tagged sentences, in their own scheme (detected; else the model's).
+        Entity types the model never saw are scored like the others (as conlleval does), with a warning."""
         truth = [s.tags or [] for s in sentences]
         scheme = detect(truth)
         if self.scheme == "raw":  # a model of plain labels (prefixed or not) scores the labels it knows
@@ -134,14 +136,23 @@ class TaggerPredictor:
             if all(t in known for tags in truth for t in tags):
                 scheme = "raw"
         else:
-            check_prefixed(truth, "the test data")
+            check_prefixed(truth, where)
         if (scheme == "raw") != (self.scheme == "raw"):
             raise DataError(
-                f"the test tags look {scheme.upper()} but the model was trained on {self.scheme.upper()} tags; "
+                f"{where}: the tags look {scheme.upper()} but the model was trained on {self.scheme.upper()} tags; "
                 "evaluate on a file tagged like the training file"
             )
         guess = self.tag(sentences, scheme)
         scores = entity_scores(truth, guess, raw=scheme == "raw")
+        unseen = {kind: row["support"] for kind, row in scores["per_type"].items() if kind not in self.types}
+        if any(unseen.values()):
+            named = ", ".join(f"{kind} ({count})" for kind, count in unseen.items() if count)
+            warnings.warn(
+                f"{where}: entity type(s) {named} never occurred in training, so the model cannot tag them; they "
+                f"are scored (recall 0) and count in the overall figures; trained types: {', '.join(self.types)}",
+                DeepmineWarning,
+                stacklevel=2,
+            )
         return {"scheme": scheme, "units": "fractions (conlleval prints percent)", **scores}
 
     # ---- artifact ------------------------------------------------------------------------------
