@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,20 @@ def test_unreadable_times_and_gaps_warn_and_a_stray_word_in_a_target_is_named():
     for targets in ([], ["v"]):  # auto-chosen targets and named ones alike
         with pytest.raises(ColumnError, match=r"column 'v' of w.csv holds numbers but row 13 holds 'n/a\?'"):
             numeric_targets(words, "t", targets, "w.csv")
+
+
+def test_non_numeric_columns_left_out_of_a_forecast_are_named_in_one_warning():
+    frame = pd.DataFrame({"t": hourly(5).astype(str), "v": np.arange(5.0), "site": "north", "w": np.ones(5)})
+    with pytest.warns(DeepmineWarning) as caught:
+        targets = numeric_targets(frame, "t", [], "f.csv")
+    assert targets == ["v", "w"]
+    assert [str(w.message) for w in caught] == [
+        "f.csv: left out 1 non-numeric column(s) 'site': forecasting reads numeric series only "
+        "(name the series with --target to choose them yourself)"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named targets: nothing is left out unasked
+        assert numeric_targets(frame, "t", ["v"], "f.csv") == ["v"]
 
 
 def test_duplicated_timestamps_warn_and_keep_the_first_row():

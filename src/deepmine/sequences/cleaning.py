@@ -13,7 +13,8 @@ from deepmine.features.numeric import row_label
 
 
 def numeric_targets(frame: pd.DataFrame, time: str, targets: list[str], where: str) -> list[str]:
-    """The columns to forecast: the named ones (checked), else every numeric column but the time."""
+    """The columns to forecast: the named ones (checked), else every numeric column but the time (the others
+    left out with a warning)."""
     for column in [time, *targets]:
         if column not in frame.columns:
             raise ColumnError(f"column '{column}' is not in {where}{did_you_mean(column, frame.columns)}")
@@ -32,6 +33,17 @@ def numeric_targets(frame: pd.DataFrame, time: str, targets: list[str], where: s
     found = [c for c in frame.columns if c != time and pd.api.types.is_numeric_dtype(frame[c])]
     if not found:
         raise ColumnError(f"{where} has no numeric column to forecast besides '{time}'; name them with --target")
+    left_out = [c for c in frame.columns if c != time and c not in found]
+    if left_out:
+        shown = ", ".join(f"'{c}'" for c in left_out[:5]) + (
+            f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""
+        )
+        warnings.warn(
+            f"{where}: left out {len(left_out)} non-numeric column(s) {shown}: forecasting reads numeric series "
+            "only (name the series with --target to choose them yourself)",
+            DeepmineWarning,
+            stacklevel=3,
+        )
     return found
 
 
