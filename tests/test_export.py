@@ -12,6 +12,7 @@ import pytest
 from conftest import make_table
 
 import deepmine
+from deepmine.artifact import write_checksums
 from deepmine.exceptions import ConfigError, ExportCheckError, ExportError
 from deepmine.export import export_predictor, graph_inputs
 from deepmine.features.categorical import as_keys
@@ -283,3 +284,20 @@ def test_a_text_only_model_is_pointed_to_serving_not_to_dropping_its_only_column
     with pytest.raises(ExportError, match=r"reads only text column\(s\) \('review'\).*deepmine serve") as err:
         export_predictor(predictor, tmp_path / "m.onnx", "onnx")
     assert "columns.drop" not in str(err.value) and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["tagger", "recommender", "forecaster", "sequence"])
+def test_export_report_and_serve_name_another_kind_and_the_kinds_they_take(kind, tmp_path, run_cli):
+    artifact = tmp_path / "model"
+    artifact.mkdir()
+    (artifact / "deepmine.json").write_text(json.dumps({"kind": kind, "format_version": 1}))
+    write_checksums(artifact, ["deepmine.json"])  # an intact artifact of another kind
+    article = "an" if kind[0] in "aeiou" else "a"
+    for command in ("export", "report", "serve"):
+        done = run_cli(command, artifact)
+        assert done.code == 1 and len(done.err.strip().splitlines()) == 1
+        assert done.err.startswith(
+            f"error: artifact '{artifact}' is {article} {kind} model; `deepmine {command}` supports table and image "
+            "models only"
+        ), done.err
+    assert sorted(p.name for p in artifact.iterdir()) == ["checksum.sha256", "deepmine.json"]  # nothing written

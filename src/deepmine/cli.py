@@ -495,6 +495,8 @@ def serve(
     model), GET /health, GET /metadata, docs at /docs."""
     from deepmine.serve.server import serve as run_server
 
+    _require_table_or_image(artifact, "serve")
+
     def announce() -> None:
         print(
             f"loaded {artifact}; serving on http://{host}:{port} (docs at /docs, {workers} worker(s)"
@@ -541,6 +543,7 @@ def export(
     model exports as pixels (uint8, resized to the artifact's size) → normalisation → network → softmax."""
     from deepmine.export import default_path, export_predictor
 
+    _require_table_or_image(artifact, "export")
     path = output if output is not None else default_path(artifact, format_)
     if _is_image(artifact):
         from deepmine.export.images import IMAGE_CHECK_ROWS, export_image_predictor
@@ -560,6 +563,20 @@ def export(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _require_table_or_image(artifact: Path, command: str) -> None:
+    """A one-line error naming the artifact's kind when ``command`` (export, report, serve: table and image models
+    only) is given another kind; unreadable artifacts are left to the loader's own message."""
+    from deepmine.exceptions import ArtifactError
+
+    kind = _kind(artifact)
+    if kind and kind not in ("tabular", "image"):
+        article = "an" if kind[:1] in "aeiou" else "a"
+        raise ArtifactError(
+            f"artifact '{artifact}' is {article} {kind} model; `deepmine {command}` supports table and image models "
+            f"only (`deepmine predict` and `deepmine evaluate` take every kind)"
+        )
 
 
 def _kind(artifact: Path) -> str:
@@ -650,6 +667,7 @@ def report(
 ) -> None:
     """Write the HTML report of ARTIFACT: data profile, preprocessing, model, learning curves, metrics,
     confusion matrix, ROC/PR, calibration, residuals, feature importance, explained examples, model card."""
+    _require_table_or_image(artifact, "report")
     path = output if output is not None else artifact / "report.html"
     if _is_image(artifact):
         from deepmine.images.predictor import ImagePredictor
