@@ -218,7 +218,29 @@ def test_csv_body_and_multipart_upload(client, predictor, rows, tmp_path):
     as_file = client.post("/predict", files={"file": ("rows.csv", content, "text/csv")})
     assert as_file.status_code == 200, as_file.text
     assert as_file.json() == as_body.json()
-    assert [p["customer_id"] for p in as_body.json()["predictions"]] == rows["customer_id"].tolist()
+    ids = [p["customer_id"] for p in as_body.json()["predictions"]]  # as batch predict echoes them: as written
+    assert ids == expected["customer_id"].tolist() == rows["customer_id"].astype(str).tolist()
+
+
+def test_csv_upload_echoes_the_artifacts_id_column_as_written_and_reads_features_missing_words(
+    client, predictor, tmp_path
+):
+    from conftest import make_table
+
+    frame = make_table(4, seed=11).drop(columns=["label"]).astype({"customer_id": str, "income": object})
+    frame["customer_id"] = ["007", "NA", "?", "N/A"]  # keys that look like missing-value words
+    frame.loc[1, "income"] = "NA"  # a feature's missing word is still missing
+    path = tmp_path / "keys.csv"
+    frame.to_csv(path, index=False)
+    response = client.post("/predict", content=path.read_bytes(), headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200, response.text
+    batch = predictor.predict_frame(path)  # `deepmine predict` of the same file
+    assert [p["customer_id"] for p in response.json()["predictions"]] == ["007", "NA", "?", "N/A"]
+    assert batch["customer_id"].tolist() == ["007", "NA", "?", "N/A"]
+    assert_same(response.json(), batch, predictor.schema.classes)
+    numeric = frame.assign(income=pd.to_numeric(frame["income"], errors="coerce"))  # 'NA' income: missing
+    assert np.isnan(numeric["income"][1]) and numeric["income"].notna().sum() == 3
+    assert_same(response.json(), predictor.predict_frame(numeric), predictor.schema.classes)
 
 
 def test_csv_with_semicolons_and_missing_markers(client, predictor, rows, tmp_path):

@@ -85,8 +85,13 @@ def reparse(column: pd.Series, source: DataSource, data: DataConfig) -> pd.Serie
     for an id that is also a model input."""
     if isinstance(source, pd.DataFrame) or is_sql_url(source) or not is_csv_file(source):
         return mark_missing(column.to_frame(), data.na_values)[column.name]
+    return reparse_csv_text(column, data.na_values)
+
+
+def reparse_csv_text(column: pd.Series, na_values: list[str]) -> pd.Series:
+    """A column of CSV text read verbatim, as the CSV reader reads the other columns (numbers, ``na_values``)."""
     text = column.to_csv(index=False, header=False, quoting=csv.QUOTE_ALL)
-    options = {"na_values": data.na_values, "keep_default_na": False, "skipinitialspace": True, "low_memory": False}
+    options = {"na_values": na_values, "keep_default_na": False, "skipinitialspace": True, "low_memory": False}
     parsed = pd.read_csv(io.StringIO(text), header=None, **options)[0] if len(column) else column
     return pd.Series(parsed.to_numpy(), index=column.index, name=column.name)
 

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, Field, ValidationError, create_model
 
+from deepmine.data.sources import reparse_csv_text, verbatim_options
 from deepmine.exceptions import DataError, DeepmineWarning
 from deepmine.features.numeric import NumericEncoder
 from deepmine.features.pipeline import Blocks
@@ -155,7 +156,8 @@ class Inference:
         self, body: bytes, charset: str | None = None, id_field: str | None = None
     ) -> tuple[pd.DataFrame, list[Any] | None]:
         """A CSV with a header row, read like `deepmine predict` reads a file (missing markers included);
-        ``id_field`` names a column to echo besides the model's columns."""
+        ``id_field`` names a column to echo besides the model's columns. The echoed column (``id_field``, else the
+        artifact's ``columns.id``) is echoed as written ('007', 'NA'), as `deepmine predict --id` does."""
         self.check_id_field(id_field)
         if not body.strip():
             raise ApiError(400, "the CSV is empty; send a header row and data rows", "empty_body")
@@ -166,16 +168,19 @@ class Inference:
             raise ApiError(
                 400, f"the CSV is not valid {encoding} text ({err}); send UTF-8 or name the charset", "bad_encoding"
             ) from None
+        echoed = id_field or self.id_column
+        options: dict[str, Any] = {
+            "sep": self._delimiter(text),
+            "skipinitialspace": True,
+            "na_values": self.na_values,
+            "keep_default_na": False,
+            "low_memory": False,
+        }
         try:
-            frame = pd.read_csv(
-                io.StringIO(text),
-                sep=self._delimiter(text),
-                skipinitialspace=True,
-                na_values=self.na_values,
-                keep_default_na=False,
-                low_memory=False,
-                dtype={id_field: str} if id_field is not None and id_field not in self.known else None,
-            )  # the client's own key is echoed as sent ('007' stays '007')
+            if echoed is not None:  # the echoed key reads as text, missing-value words included
+                names = pd.read_csv(io.StringIO(text), nrows=0, **options).columns
+                options.update(verbatim_options(list(names), True, echoed, self.na_values))
+            frame = pd.read_csv(io.StringIO(text), **options)
         except Exception as err:  # pandas raises many types for malformed text; all are the sender's
             message = (str(err).strip().splitlines() or [type(err).__name__])[-1]
             raise ApiError(400, f"the CSV could not be parsed: {message}", "csv_invalid") from None
@@ -191,10 +196,11 @@ class Inference:
         self._check_csv_columns(frame, id_field)
         if len(frame) == 0:
             raise ApiError(422, "the CSV has a header but no data rows", "no_rows")
-        echoed = id_field or self.id_column
         ids = frame[echoed].tolist() if echoed and echoed in frame.columns else None
         if id_field is not None and id_field not in self.known:
             frame = frame.drop(columns=[id_field])  # the client's own key: echoed, not read by the model
+        elif ids is not None and echoed in {f.name for f in self.features}:  # a model input: read as the others
+            frame[echoed] = reparse_csv_text(frame[echoed], self.na_values)
         return frame, ids
 
     def _delimiter(self, text: str) -> str:
