@@ -136,3 +136,12 @@ def test_streaming_refuses_weights(tmp_path):
     frame.to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(ConfigError, match="columns.weight 'w' is not supported while streaming"):
         deepmine.fit(str(tmp_path / "t.csv"), target="label", **{**FAST, "columns.weight": "w", "data.streaming": True})
+
+
+@pytest.mark.parametrize(("values", "shown"), [([1, -2], "-2"), ([1.0, -2.5], "-2.5"), ([1.0, np.inf], "inf")])
+def test_a_bad_weight_in_a_numeric_column_is_shown_as_the_user_wrote_it(values, shown):
+    frame = _contradicting(40)
+    frame["w"] = values * 20  # a numeric column, as read from a CSV: numpy scalars, not Python objects
+    with pytest.raises(DataError) as error:
+        deepmine.fit(frame, target="label", **{**FAST, "columns.weight": "w"})
+    assert f"holds {shown} at row 2;" in str(error.value) and "np." not in str(error.value)

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from deepmine.data.schema import to_native
 from deepmine.exceptions import DataError
 from deepmine.features.numeric import row_label
 
@@ -29,7 +30,7 @@ def read_weights(frame: pd.DataFrame, column: str, where: str) -> torch.Tensor:
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])
         raw = frame[column].iloc[position]
-        held = "has no value" if pd.isna(raw) else f"holds {raw!r}"
+        held = "has no value" if pd.isna(raw) else f"holds {to_native(raw)!r}"  # -2, not np.int64(-2)
         raise DataError(
             f"weight column '{column}' of {where} {held} at {row_label(frame[column], position)}; row weights "
             "must be finite numbers >= 0 (give such rows weight 0 to leave them out, or fix the value)"
