@@ -327,6 +327,17 @@ def test_evaluate_says_how_many_rows_lacked_the_target(run_cli, tmp_path, traine
     assert result.err.startswith("warning: ") and "leaving out 3 of 30 row(s)" in result.err and "'label'" in result.err
 
 
+def test_evaluate_names_a_bad_value_by_its_row_in_the_file_after_rows_without_a_target(run_cli, tmp_path, trained):
+    rows = make_table(30, seed=2)
+    rows["age"] = rows["age"].astype(object)
+    rows.loc[[1, 2], "label"] = np.nan  # left out before the features are read: later rows keep their number
+    rows.loc[9, "age"] = "old"
+    result = run_cli("evaluate", trained, write(tmp_path, "holes.csv", rows))
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "leaving out 2 of 30 row(s)" in result.err
+    assert "column 'age' should hold numbers but row 10 holds 'old'" in result.err
+
+
 # ---- a transformer whose heads do not divide the width --------------------------------------------------
 def test_transformer_heads_that_do_not_divide_the_width_are_a_usage_error(run_cli, tmp_path):
     data = write(tmp_path, "t.csv", make_table(N_ROWS))

@@ -145,3 +145,14 @@ def test_a_bad_weight_in_a_numeric_column_is_shown_as_the_user_wrote_it(values, 
     with pytest.raises(DataError) as error:
         deepmine.fit(frame, target="label", **{**FAST, "columns.weight": "w"})
     assert f"holds {shown} at row 2;" in str(error.value) and "np." not in str(error.value)
+
+
+def test_a_bad_weight_is_named_by_its_row_in_the_file_after_rows_without_a_target(run_cli, tmp_path):
+    frame = _contradicting(200)
+    frame["w"] = frame["w"].astype(object)
+    frame.loc[[1, 2], "label"] = None  # dropped with a warning before the weights are read
+    frame.loc[9, "w"] = "heavy"
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    result = run_cli("fit", tmp_path / "t.csv", "--target", "label", "--set", "columns.weight=w", "--no-track")
+    assert result.code != 0
+    assert "holds 'heavy' at row 10;" in result.err

@@ -209,7 +209,7 @@ class Predictor:
                 DeepmineWarning,
                 stacklevel=2,
             )
-            frame = frame[~missing].reset_index(drop=True)
+            frame = frame[~missing]  # the index keeps each row's number in the file for later messages
         return self.score_frame(frame, where)
 
     def score_frame(self, frame: pd.DataFrame, where: str) -> dict[str, Any]:

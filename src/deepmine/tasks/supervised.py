@@ -96,7 +96,7 @@ def _drop_missing_target(frame: pd.DataFrame, target: str, where: str, config: R
             DeepmineWarning,
             stacklevel=3,
         )
-        frame = frame[~missing].reset_index(drop=True)
+        frame = frame[~missing]  # the index keeps each row's number in the file for later messages
     return frame
 
 
