@@ -156,3 +156,10 @@ def test_a_bad_weight_is_named_by_its_row_in_the_file_after_rows_without_a_targe
     result = run_cli("fit", tmp_path / "t.csv", "--target", "label", "--set", "columns.weight=w", "--no-track")
     assert result.code != 0
     assert "holds 'heavy' at row 10;" in result.err
+
+
+def test_a_role_for_the_weight_column_is_refused_rather_than_making_it_a_feature():
+    frame = _contradicting(40)
+    settings = {**FAST, "columns.weight": "w", "columns.roles": {"w": "numeric"}}
+    with pytest.raises(ConfigError, match=r"columns.weight 'w' also has the role 'numeric' in columns.roles.*remove"):
+        deepmine.fit(frame, target="label", **settings)

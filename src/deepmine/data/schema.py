@@ -266,6 +266,11 @@ def infer_schema(
     if weight_column is not None and weight_column in (target, id_column):
         kind = "target" if weight_column == target else "id column"
         raise ConfigError(f"columns.weight '{weight_column}' is also the {kind}; name a column of row weights")
+    if weight_column is not None and weight_column in roles:  # roles come first below: it would be a feature too
+        raise ConfigError(
+            f"columns.weight '{weight_column}' also has the role '{roles[weight_column]}' in columns.roles, but the "
+            f"weight column is never a feature; remove columns.roles.{weight_column}"
+        )
     specs: list[ColumnSpec] = []
     for name in frame.columns:
         if name == target:
