@@ -163,3 +163,21 @@ def test_a_role_for_the_weight_column_is_refused_rather_than_making_it_a_feature
     settings = {**FAST, "columns.weight": "w", "columns.roles": {"w": "numeric"}}
     with pytest.raises(ConfigError, match=r"columns.weight 'w' also has the role 'numeric' in columns.roles.*remove"):
         deepmine.fit(frame, target="label", **settings)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [(-1.0, "sample_weight holds -1.0 at row 3;"), (np.nan, "sample_weight has no value at row 3;"), ("x", "'x'")],
+)
+def test_sklearn_names_a_bad_sample_weight_as_the_caller_passed_it(bad, message):
+    from deepmine.sklearn_api import TabularClassifier
+
+    frame = _contradicting(40)
+    weights = frame["w"].to_list()
+    weights[2] = bad
+    with pytest.raises(ValueError) as error:
+        TabularClassifier(epochs=1, model__ensemble=1).fit(frame[["x"]], frame["label"], sample_weight=weights)
+    assert message in str(error.value) and "__sample_weight__" not in str(error.value)
+    assert "could not convert" not in str(error.value)
+    with pytest.raises(ValueError, match=r"^sample_weight is 0 in every row"):
+        TabularClassifier(epochs=1, model__ensemble=1).fit(frame[["x"]], frame["label"], sample_weight=[0] * 40)

@@ -121,12 +121,15 @@ class _TabularEstimator(RoutedParamsEstimator):
         overrides = self._overrides()
         overrides["columns.target"] = TARGET
         if sample_weight is not None:
-            weights = np.asarray(sample_weight, dtype="float64")
+            from deepmine.tasks.row_weights import read_weights
+
+            weights = np.asarray(sample_weight)
             if weights.shape != (len(frame),):
                 raise ValueError(
                     f"sample_weight must be 1-D with one weight per row of X ({len(frame)}), got shape {weights.shape}"
                 )
-            frame[WEIGHT] = weights
+            # checked here, so that a bad weight is named as the caller passed it, not as the internal column
+            frame[WEIGHT] = read_weights(pd.DataFrame({WEIGHT: weights}), WEIGHT, "", "sample_weight").numpy()
             overrides["columns.weight"] = WEIGHT
         overrides["task"] = "multilabel" if lists else self._resolve_task(y_values)
         if lists:

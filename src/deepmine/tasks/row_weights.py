@@ -20,11 +20,13 @@ from deepmine.exceptions import DataError
 from deepmine.features.numeric import row_label
 
 
-def read_weights(frame: pd.DataFrame, column: str, where: str) -> torch.Tensor:
+def read_weights(frame: pd.DataFrame, column: str, where: str, name: str | None = None) -> torch.Tensor:
     """The weight column of ``frame`` as float64; a one-line error for a missing, non-numeric, negative or
-    infinite weight, or weights that are all zero."""
+    infinite weight, or weights that are all zero. ``name``: what the errors call the weights (scikit-learn's
+    ``sample_weight``), else the column of ``where``."""
     if column not in frame.columns:
         raise DataError(f"weight column '{column}' is not in {where}; add it (or leave columns.weight unset)")
+    name = name or f"weight column '{column}' of {where}"
     values = pd.to_numeric(frame[column], errors="coerce")
     bad = values.isna() | ~np.isfinite(values) | (values < 0)
     if bad.any():
@@ -32,11 +34,11 @@ def read_weights(frame: pd.DataFrame, column: str, where: str) -> torch.Tensor:
         raw = frame[column].iloc[position]
         held = "has no value" if pd.isna(raw) else f"holds {to_native(raw)!r}"  # -2, not np.int64(-2)
         raise DataError(
-            f"weight column '{column}' of {where} {held} at {row_label(frame[column], position)}; row weights "
+            f"{name} {held} at {row_label(frame[column], position)}; row weights "
             "must be finite numbers >= 0 (give such rows weight 0 to leave them out, or fix the value)"
         )
     if len(values) and float(values.sum()) <= 0:
-        raise DataError(f"weight column '{column}' of {where} is 0 in every row; give some rows weight > 0")
+        raise DataError(f"{name} is 0 in every row; give some rows weight > 0")
     return torch.from_numpy(values.to_numpy(dtype="float64", copy=True))
 
 
