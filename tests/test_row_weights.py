@@ -127,6 +127,10 @@ def test_sklearn_sample_weight_scales_rows():
     assert list(estimator.feature_names_in_) == ["x0"]
     estimator.fit(frame[["x"]].to_numpy(), frame["label"], sample_weight=10.0 - frame["w"].to_numpy())
     assert list(estimator.predict(grid)) == ["yes", "no"]
+    same = TabularClassifier(epochs=2, hidden=(16,), progress=False, model__ensemble=1, model__trees="off")
+    alike = same.fit(frame[["x"]].to_numpy(), frame["label"], sample_weight=2.0).predict_proba(grid)
+    plain = same.fit(frame[["x"]].to_numpy(), frame["label"]).predict_proba(grid)
+    np.testing.assert_allclose(alike, plain, atol=1e-5)  # one number for every row: the same as no weights
     with pytest.raises(ValueError, match=r"sample_weight must be 1-D with one weight per row of X \(400\)"):
         estimator.fit(frame[["x"]].to_numpy(), frame["label"], sample_weight=[1.0, 2.0])
 

@@ -124,6 +124,8 @@ class _TabularEstimator(RoutedParamsEstimator):
             from deepmine.tasks.row_weights import read_weights
 
             weights = np.asarray(sample_weight)
+            if weights.ndim == 0:  # one number weighs every row alike, as in scikit-learn
+                weights = np.full(len(frame), weights.item())
             if weights.shape != (len(frame),):
                 raise ValueError(
                     f"sample_weight must be 1-D with one weight per row of X ({len(frame)}), got shape {weights.shape}"
