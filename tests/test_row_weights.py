@@ -185,3 +185,15 @@ def test_sklearn_names_a_bad_sample_weight_as_the_caller_passed_it(bad, message)
     assert "could not convert" not in str(error.value)
     with pytest.raises(ValueError, match=r"^sample_weight is 0 in every row"):
         TabularClassifier(epochs=1, model__ensemble=1).fit(frame[["x"]], frame["label"], sample_weight=[0] * 40)
+
+
+def test_a_valid_file_without_the_weight_column_weighs_its_rows_alike():
+    frame = _contradicting(300)
+    train, valid = frame.iloc[::2], frame.iloc[1::2]
+    settings = {**FAST, "columns.weight": "w", "model.trees": "off"}
+    without = deepmine.fit(train, target="label", valid=valid.drop(columns="w"), **settings)
+    ones = deepmine.fit(train, target="label", valid=valid.assign(w=1.0), **settings)
+    weighted = deepmine.fit(train, target="label", valid=valid, **settings)
+    losses = [[h["valid_loss"] for h in m.history] for m in (without, ones, weighted)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)  # no column = weights of one
+    assert losses[0] != pytest.approx(losses[2], rel=1e-3)  # the column's weights change the validation loss

@@ -42,6 +42,18 @@ def read_weights(frame: pd.DataFrame, column: str, where: str, name: str | None 
     return torch.from_numpy(values.to_numpy(dtype="float64", copy=True))
 
 
+def split_weights(
+    column: str | None, train: pd.DataFrame, valid: pd.DataFrame, where: str, valid_where: str
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The training and validation rows' weights (``None, None`` without a weight column); a ``--valid`` file
+    without the column weighs its rows alike."""
+    if not column:
+        return None, None
+    if column not in valid.columns:
+        return read_weights(train, column, where), torch.ones(len(valid), dtype=torch.float64)
+    return read_weights(train, column, where), read_weights(valid, column, valid_where)
+
+
 def pack(target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """``target`` (labels, values or 0/1 label rows) with the row weights appended as a last float64 column."""
     return torch.cat([target.double().reshape(len(target), -1), weights.double()[:, None]], dim=1)

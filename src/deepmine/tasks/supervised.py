@@ -25,7 +25,7 @@ from deepmine.exceptions import DeepmineWarning
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.nn.ensemble import build_model, member_mean_loss
 from deepmine.predictor import Predictor, forward_in_chunks, to_tensors
-from deepmine.tasks.row_weights import RowWeightedLoss, pack, read_weights, unpack
+from deepmine.tasks.row_weights import RowWeightedLoss, pack, read_weights, split_weights, unpack
 from deepmine.tasks.tree_member import TreeRows, add_tree_member, regrow_on_all_rows, wants_trees
 from deepmine.text.prepare import (
     batch_source,
@@ -282,13 +282,7 @@ def fit_table(
     x_valid = to_tensors(pipeline.transform(valid_frame, valid_where))
     y_valid = torch.from_numpy(pipeline.encode_target(valid_frame, valid_where).copy())
 
-    weight_column = config.columns.weight
-    weights = valid_weights = None
-    if weight_column:  # a --valid file without the column weighs its rows alike
-        weights = read_weights(train_frame, weight_column, where)
-        in_valid = weight_column in valid_frame.columns
-        ones = torch.ones(len(valid_frame), dtype=torch.float64)
-        valid_weights = read_weights(valid_frame, weight_column, valid_where) if in_valid else ones
+    weights, valid_weights = split_weights(config.columns.weight, train_frame, valid_frame, where, valid_where)
 
     n_classes = len(schema.classes)
     model, spec = build_table_model(schema, pipeline, config, x_train, y_train)
