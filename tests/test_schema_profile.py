@@ -111,6 +111,18 @@ def test_forced_task():
         infer_schema(frame, "label", task="binari")
 
 
+def test_labels_differing_only_by_surrounding_spaces_are_one_class():
+    # a trailing space on some labels ('pos ') made a third class that no row was encoded to
+    frame = make_table(n=60)
+    frame["label"] = [f"{v} " if i % 2 else v for i, v in enumerate(frame["label"])]
+    schema = infer_schema(frame, "label")
+    assert schema.task == "binary" and schema.classes == ["no", "yes"]
+    pipeline = FeaturePipeline(schema, PreprocessConfig()).fit(frame)
+    codes = pipeline.encode_target(frame)
+    assert sorted(set(codes.tolist())) == [0, 1]
+    assert (pipeline.decode_target(codes) == frame["label"].str.strip().to_numpy()).all()
+
+
 def test_roles_override_via_config():
     frame = make_table(n=60)
     config = build_config(None, {"columns.roles.age": "categorical", "columns.roles.note": "constant"})

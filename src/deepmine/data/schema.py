@@ -186,12 +186,19 @@ def _is_step_sequence(values: pd.Series) -> bool:
     return bool(len(diffs)) and bool(np.all(diffs == diffs[0]))
 
 
+def class_labels(target: pd.Series) -> pd.Series:
+    """The target's present labels as classes: text with surrounding whitespace stripped, as the target is
+    encoded (``as_keys``), so 'pos ' and 'pos' are one class rather than two."""
+    labels = target.dropna()
+    return labels.map(lambda v: v.strip() if isinstance(v, str) else v)
+
+
 def infer_task(target: pd.Series, name: str, forced: str = "auto", label_sep: str | None = None) -> tuple[str, str]:
     """Binary, multiclass, multilabel or regression from the target's values (or the forced task);
     a target of delimited label lists (or any target when ``label_sep`` is set) is multilabel."""
     if forced == "multilabel" or (forced == "auto" and (label_sep or detect_delimiter(target))):
         return "multilabel", "set in the config" if forced == "multilabel" or label_sep else "label lists"
-    nonnull = target.dropna()
+    nonnull = class_labels(target)
     distinct = nonnull.nunique()
     numeric = _numeric_view(target)
     if forced != "auto":
@@ -306,7 +313,7 @@ def infer_schema(
         how = "" if schema.task_reason == "label lists" else f", {schema.task_reason}"
         schema.task_reason = f"{len(schema.classes)} labels, delimiter {schema.label_sep!r}{how}"
     elif schema.task != "regression":
-        labels = frame[target].dropna()
+        labels = class_labels(frame[target])
         classes = sorted(labels.unique().tolist(), key=lambda v: (str(type(v)), v))
         if len(classes) < 2:
             raise DataError(
