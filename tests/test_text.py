@@ -557,3 +557,26 @@ def test_a_text_model_predicts_a_plain_list_of_strings(fitted):
         two_columns.predict(["a", "b"])
     table = make_table(20, seed=5)[[s.name for s in two_columns.schema.features]]
     np.testing.assert_array_equal(two_columns.predict_proba(table.to_numpy()), two_columns.predict_proba(table))
+
+
+def test_served_one_column_csv_keeps_blank_lines_as_empty_texts(fitted, tmp_path):
+    # serve skipped a blank line of a one-column CSV upload, so the answers no longer lined up with the lines
+    # sent, while `deepmine predict` on the same file keeps it as an empty text
+    from starlette.testclient import TestClient
+
+    from deepmine.data.sources import load_table
+    from deepmine.serve import create_app
+
+    body = "\n\nreview\nloved it, great film\n\n   \nawful and boring\n"  # blank lines before the header skipped
+    path = tmp_path / "texts.csv"
+    path.write_text(body, encoding="utf-8")
+    expected = fitted.predict(load_table(path))
+    assert len(expected) == 4
+    with TestClient(create_app(fitted, access_log=False)) as client:
+        for sent in (
+            {"content": body, "headers": {"Content-Type": "text/csv"}},
+            {"files": {"file": ("texts.csv", body, "text/csv")}},
+        ):
+            answer = client.post("/predict", **sent)
+            assert answer.status_code == 200, answer.text
+            assert [p["prediction"] for p in answer.json()["predictions"]] == expected.tolist()

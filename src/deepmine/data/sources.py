@@ -222,17 +222,21 @@ def _csv_options(path: Path, data: DataConfig, verbatim: str | None = None) -> t
         "keep_default_na": False,
         "low_memory": False,
     }
-    # in a one-column file a blank (or whitespace-only) line after the first row is an empty value — a row to
-    # keep, so predictions stay aligned with the input lines — while in a wider file it is a stray line
-    one_column = dialect.fields == 1
-    options["skip_blank_lines"] = not one_column
-    if one_column:
+    options["skip_blank_lines"] = skips_blank_lines(dialect.fields)
+    if not options["skip_blank_lines"]:
         options["skiprows"] = dialect.skip_rows + dialect.blank_rows  # blank lines before the first row: skipped
     if verbatim is not None:
         with _csv_errors(path, dialect.encoding):
             names = pd.read_csv(path, nrows=0, **options).columns
         options.update(verbatim_options(list(names), dialect.header, verbatim, data.na_values))
     return options, dialect.header
+
+
+def skips_blank_lines(fields: int) -> bool:
+    """Whether a CSV whose first row has ``fields`` fields skips its blank lines: in a one-column file a blank (or
+    whitespace-only) line after the first row is an empty value — a row to keep, so predictions stay aligned with
+    the input lines — while in a wider file it is a stray line."""
+    return fields != 1
 
 
 def verbatim_options(names: list[Any], header: bool, verbatim: str, na_values: list[str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import csv
 import functools
 import io
 import json
+import re
 import threading
 import warnings
 from typing import Any
@@ -19,7 +20,7 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from deepmine.data.sources import reparse_csv_text, verbatim_options
+from deepmine.data.sources import reparse_csv_text, skips_blank_lines, verbatim_options
 from deepmine.exceptions import DataError, DeepmineWarning
 from deepmine.features.numeric import NumericEncoder
 from deepmine.features.pipeline import Blocks
@@ -34,6 +35,7 @@ CSV_WHERE = "the uploaded CSV"
 ECHO_ATTR = "echo_id"  # the attribute of a request-named id field the model does not know
 ANSWER_KEYS = ("prediction", "probabilities")
 
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\r?\n)+")
 _thread_state = threading.local()
 
 
@@ -169,6 +171,7 @@ class Inference:
                 400, f"the CSV is not valid {encoding} text ({err}); send UTF-8 or name the charset", "bad_encoding"
             ) from None
         echoed = id_field or self.id_column
+        text = _LEADING_BLANK_LINES.sub("", text)  # blank lines before the header are not rows
         options: dict[str, Any] = {
             "sep": self._delimiter(text),
             "skipinitialspace": True,
@@ -177,8 +180,9 @@ class Inference:
             "low_memory": False,
         }
         try:
+            names = pd.read_csv(io.StringIO(text), nrows=0, **options).columns
+            options["skip_blank_lines"] = skips_blank_lines(len(names))  # as `deepmine predict` reads a file
             if echoed is not None:  # the echoed key reads as text, missing-value words included
-                names = pd.read_csv(io.StringIO(text), nrows=0, **options).columns
                 options.update(verbatim_options(list(names), True, echoed, self.na_values))
             frame = pd.read_csv(io.StringIO(text), **options)
         except Exception as err:  # pandas raises many types for malformed text; all are the sender's
