@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from deepmine.sklearn_api import TabularClassifier, TabularRegressor
+from deepmine.sklearn_api import TabularClassifier, TabularRegressor, TextClassifier
 
 SMALL = {"hidden": (16,), "epochs": 8, "batch_size": 32, "lr": 0.01}
 
@@ -71,6 +71,15 @@ def test_get_and_set_params_with_nested_keys():
 def test_unknown_plain_param_is_rejected():
     with pytest.raises(ValueError, match="bogus"):
         TabularClassifier().set_params(bogus=1)
+
+
+@pytest.mark.parametrize("cls", [TabularClassifier, TabularRegressor, TextClassifier])
+def test_unknown_plain_keyword_is_refused_at_construction(cls):
+    # an unknown name without '__' (ensemble=1, epoch=2) was stored, left out of get_params and ignored by fit
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'ensemble'.*section__key"):
+        cls(ensemble=1)
+    with pytest.raises(TypeError, match=r"'epoch' \(did you mean 'epochs'\?\)"):
+        cls(epoch=2)
 
 
 def test_unknown_routed_prefix_raises_at_fit_naming_the_parameter():

@@ -10,11 +10,21 @@ from typing import Any
 
 from sklearn.base import BaseEstimator
 
+from deepmine.exceptions import did_you_mean
+
 
 class RoutedParamsEstimator(BaseEstimator):
     """A BaseEstimator whose ``**routed`` keyword arguments (names holding ``__``) are parameters too."""
 
     def _store_routed(self, routed: dict[str, Any]) -> None:
+        plain = [key for key in routed if "__" not in key]
+        if plain:  # stored, it would be neither a parameter (get_params, clone) nor a setting of the fit
+            name = plain[0]
+            raise TypeError(
+                f"{type(self).__name__} got an unexpected keyword argument '{name}'"
+                f"{did_you_mean(name, self._get_param_names())}; its parameters are {self._get_param_names()}, "
+                "and other settings route as section__key (for example trainer__patience=3)"
+            )
         for key, value in routed.items():
             setattr(self, key, value)
 
