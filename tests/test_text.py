@@ -337,6 +337,25 @@ def test_cli_fits_a_folder_of_text_files_and_names_the_tokenizer(tmp_path):
     assert scored.exit_code == 0 and json.loads(scored.stdout)["rows"] == 80, scored.output
 
 
+def test_hidden_files_in_class_folders_are_not_training_texts(tmp_path):
+    # a macOS resource fork (pos/._1.txt) or a checkpoint folder (pos/.ipynb_checkpoints/1.txt) was read as a
+    # training text of its class, though a hidden file does not stop the folder from being a text folder
+    from deepmine.text.folders import is_text_folder, read_text_folder
+
+    for label in ("pos", "neg"):
+        (tmp_path / label / ".ipynb_checkpoints").mkdir(parents=True)
+        (tmp_path / label / "1.txt").write_text(f"a {label} review", encoding="utf-8")
+        (tmp_path / label / "._1.txt").write_bytes(b"\x00\x05\x16\x07Mac OS X")
+        (tmp_path / label / ".ipynb_checkpoints" / "1.txt").write_text("old draft", encoding="utf-8")
+        (tmp_path / label / ".ipynb_checkpoints" / "notes.md").write_text("not a text", encoding="utf-8")
+    assert is_text_folder(tmp_path)
+    table = read_text_folder(tmp_path)
+    assert table.to_dict("records") == [
+        {"text": "a neg review", "label": "neg"},
+        {"text": "a pos review", "label": "pos"},
+    ]
+
+
 def test_cli_picks_jieba_for_chinese_without_being_told(tmp_path):
     rng = np.random.default_rng(0)
     good, bad = ["干净", "方便", "满意", "热情"], ["吵闹", "失望", "破旧", "糟糕"]

@@ -21,7 +21,7 @@ def is_text_folder(data: Any) -> bool:
     path = Path(data)
     if not path.is_dir():
         return False
-    files = [p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    files = [p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path))]
     return bool(files) and all(p.suffix.lower() == TEXT_SUFFIX for p in files)
 
 
@@ -46,10 +46,16 @@ def read_text_folder(path: str | Path) -> pd.DataFrame:
         {TEXT_COLUMN: _read(file), LABEL_COLUMN: folder.name}
         for folder in classes
         for file in sorted(folder.rglob(f"*{TEXT_SUFFIX}"))
+        if not _hidden(file.relative_to(folder))
     ]
     if not rows:
         raise DataError(f"'{root}' has class folders but no .txt files in them; add texts as <class>/<name>.txt")
     return pd.DataFrame(rows, columns=[TEXT_COLUMN, LABEL_COLUMN])
+
+
+def _hidden(path: Path) -> bool:
+    """A hidden file or one in a hidden folder (macOS ``._name.txt`` resource forks, ``.ipynb_checkpoints``)."""
+    return any(part.startswith(".") for part in path.parts)
 
 
 def _read(file: Path) -> str:
