@@ -47,6 +47,25 @@ def test_missing_config_file_is_a_usage_error(run_cli, table_csv, tmp_path):
     assert "nope.yaml" in result.err and result.err.count("\n") == 1
 
 
+def test_config_file_encoding_and_syntax_errors_are_one_line_with_the_place(run_cli, table_csv, tmp_path):
+    utf16 = tmp_path / "utf16.yaml"  # Windows editors save UTF-16 with a byte-order mark
+    utf16.write_bytes("tracking: {experiment: café}\n".encode("utf-16"))
+    assert build_config(utf16).tracking.experiment == "café"
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("tracking: {experiment: café}\n".encode("latin-1"))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("trainer:\n  epochs: 1\n bad: [\n")
+    expected = {
+        latin1: "not UTF-8 text (byte 0xe9 at offset 26)",
+        broken: "at line 3, column 2",
+        tmp_path: "is a folder; pass a YAML file",
+    }
+    for path, message in expected.items():
+        result = run_cli("fit", table_csv, "--target", "label", "--config", path)
+        assert result.code == 2, result.err
+        assert message in result.err and str(path.name) in result.err and result.err.count("\n") == 1, result.err
+
+
 def test_demo_runs_the_whole_workflow(run_cli, tmp_path):
     result = run_cli("demo", "--out", tmp_path / "demo", "--json")
     assert result.code == 0, result.err

@@ -357,14 +357,30 @@ def build_config(
         raise ConfigError(_format_validation_error(err, "config")) from err
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """What is wrong and where (line and column as an editor numbers them), in one line."""
+    if isinstance(err, yaml.reader.ReaderError):
+        byte = err.character if isinstance(err.character, int) else ord(err.character[:1] or "\0")
+        return (
+            f"it is not UTF-8 text (byte 0x{byte:02x} at offset {err.position}); save it as UTF-8 (or UTF-16 with a "
+            "byte-order mark)"
+        )
+    problem, mark = getattr(err, "problem", None), getattr(err, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(err).splitlines()[0]
+
+
 def load_yaml(path: Path, **keys: Any) -> dict[str, Any]:
     """Read a YAML config file into a dict, with clear errors (``keys`` as for :func:`_set_dotted`)."""
     if not path.exists():
         raise ConfigError(f"config file '{path}' does not exist; pass an existing YAML file to --config")
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if path.is_dir():
+        raise ConfigError(f"config file '{path}' is a folder; pass a YAML file to --config")
+    try:  # bytes: PyYAML reads UTF-8 and, by their byte-order mark, UTF-16 files
+        tree = yaml.safe_load(path.read_bytes()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from err
+        raise ConfigError(f"config file '{path}' is not valid YAML: {_yaml_problem(err)}") from err
     if not isinstance(tree, dict):
         raise ConfigError(f"config file '{path}' must hold a mapping of sections, got {type(tree).__name__}")
     flat: dict[str, Any] = {}
