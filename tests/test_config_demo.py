@@ -66,6 +66,21 @@ def test_config_file_encoding_and_syntax_errors_are_one_line_with_the_place(run_
         assert message in result.err and str(path.name) in result.err and result.err.count("\n") == 1, result.err
 
 
+def test_a_section_is_a_mapping_an_empty_one_is_allowed_and_a_scalar_one_is_named(run_cli, table_csv, tmp_path):
+    empty = tmp_path / "empty.yaml"  # every key of a section commented out leaves `trainer:` holding null
+    empty.write_text("trainer:\n  # epochs: 40\nmodel: {hidden: [8]}\n")
+    assert build_config(empty).trainer.epochs == RunConfig().trainer.epochs
+    assert build_config(empty).model.hidden == [8]
+    assert build_config(None, dict([parse_override("trainer={epochs: 3}")])).trainer.epochs == 3
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("trainer: 3\n")
+    for args in (["--config", scalar], ["--set", "trainer=3"]):
+        result = run_cli("fit", table_csv, "--target", "label", *args)
+        assert result.code == 2, result.err
+        assert "'trainer' is a section, not a setting (got 3)" in result.err, result.err
+        assert "--set trainer.epochs=" in result.err and "did you mean" not in result.err
+
+
 def test_demo_runs_the_whole_workflow(run_cli, tmp_path):
     result = run_cli("demo", "--out", tmp_path / "demo", "--json")
     assert result.code == 0, result.err

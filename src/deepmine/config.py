@@ -310,6 +310,18 @@ def _set_dotted(
     dotted = aliases.get(".".join(parts), ".".join(parts))
     parts = dotted.split(".")
     known = config_keys(schema)
+    if any(k.startswith(dotted + ".") for k in known):  # a whole section: `trainer: {epochs: 3}`, or `trainer:` empty
+        if isinstance(value, dict):
+            for leaf, leaf_value in value.items():
+                _set_dotted(tree, f"{key}.{leaf}", leaf_value, schema, aliases, command)
+            return
+        if value is None:  # its keys all commented out
+            return
+        example = next(k for k in known if k.startswith(dotted + "."))
+        raise ConfigError(
+            f"config key '{key}' is a section, not a setting (got {value!r}); give it a mapping of its keys "
+            f"({parts[-1]}: {{{example.rpartition('.')[2]}: ...}}) or set one key (--set {example}=...)"
+        )
     if dotted not in known and not (len(parts) == 3 and ".".join(parts[:2]) == "columns.roles"):
         suggestion = _suggest_key(dotted, known)
         raise ConfigError(f"unknown config key '{key}'{suggestion}; see `deepmine {command} --help`")
