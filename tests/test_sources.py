@@ -158,6 +158,21 @@ def test_gzip_compressed_csv(tmp_path):
     assert_expected(load_table(path))
 
 
+@pytest.mark.parametrize("name", ["people.csv.bz2", "people.csv.xz", "people.csv.zip", "PEOPLE.CSV.GZ"])
+def test_every_compression_pandas_reads_is_sniffed_decompressed(tmp_path, name):
+    path = tmp_path / name
+    EXPECTED.to_csv(path, index=False, sep=";", compression={"method": "infer"} if name.islower() else "gzip")
+    assert_expected(load_table(path))
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zip"])
+def test_a_plain_csv_named_as_an_archive_is_a_one_line_error(tmp_path, suffix):
+    path = tmp_path / f"people.csv{suffix}"
+    path.write_text(delimited(","))
+    with pytest.raises(DataError, match=rf"'{path}' is named \{suffix} but is not a valid \{suffix} archive"):
+        load_table(path)
+
+
 def test_parquet(tmp_path):
     path = tmp_path / "people.parquet"
     EXPECTED.to_parquet(path, index=False)

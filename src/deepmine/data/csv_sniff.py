@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import csv
 import gzip
 import io
+import lzma
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +32,28 @@ class CsvDialect:
 
 
 def read_sample(path: Path, size: int = SAMPLE_BYTES) -> bytes:
-    """First ``size`` bytes of a (possibly gzip-compressed) file."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        return handle.read(size)
+    """First ``size`` bytes of a file, decompressed as pandas decompresses it (by the name's suffix, in any case:
+    ``.gz``, ``.bz2``, ``.xz``, ``.zip``), so the sample sniffed is the text pandas then parses."""
+    name = path.name.lower()
+    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": None}
+    suffix = next((suffix for suffix in openers if name.endswith(suffix)), None)
+    try:
+        if suffix == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                if not members:
+                    raise DataError(f"file '{path}' is a ZIP archive with no file in it; expected one CSV/TSV inside")
+                with archive.open(members[0]) as handle:
+                    return handle.read(size)
+        with (openers.get(suffix or "") or open)(path, "rb") as handle:
+            return handle.read(size)
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as err:
+        if suffix is None:
+            raise
+        raise DataError(
+            f"file '{path}' is named {suffix} but is not a valid {suffix} archive ({err}); rename it to match its "
+            "content (for example drop the suffix of a plain CSV) or compress it again"
+        ) from err
 
 
 def sniff_encoding(sample: bytes, path: Path) -> str:
