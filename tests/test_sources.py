@@ -173,6 +173,20 @@ def test_a_plain_csv_named_as_an_archive_is_a_one_line_error(tmp_path, suffix):
         load_table(path)
 
 
+def test_a_database_or_parquet_file_read_as_text_says_what_it_is_and_how_to_read_it(tmp_path, run_cli):
+    database = tmp_path / "shop.db"
+    with sqlite3.connect(database) as con:
+        EXPECTED.to_sql("people", con, index=False)
+    result = run_cli("fit", database, "--target", "color")
+    assert result.code == 1 and result.err.count("\n") == 1, result.err
+    assert f"'{database}' is a SQLite database" in result.err and f"sqlite:///{database} --table" in result.err
+    assert "encoding" not in result.err
+    misnamed = tmp_path / "people.dat"
+    EXPECTED.to_parquet(misnamed, index=False)
+    with pytest.raises(DataError, match="is a Parquet file; name it with a .parquet suffix"):
+        load_table(misnamed)
+
+
 def test_parquet(tmp_path):
     path = tmp_path / "people.parquet"
     EXPECTED.to_parquet(path, index=False)

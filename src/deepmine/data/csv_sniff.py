@@ -56,6 +56,19 @@ def read_sample(path: Path, size: int = SAMPLE_BYTES) -> bytes:
         ) from err
 
 
+def _refuse_binary_table(sample: bytes, path: Path) -> None:
+    """A database, Parquet file or spreadsheet that reached the text reader (by its name): say what it is and
+    how to read it, rather than calling it text in an unknown encoding."""
+    if sample.startswith(b"SQLite format 3\x00"):
+        how = f'read it through its URL: sqlite:///{path} --table NAME (or --query "SELECT ...")'
+        raise DataError(f"file '{path}' is a SQLite database, not a delimited text file; {how}")
+    if sample.startswith(b"PAR1"):
+        raise DataError(f"file '{path}' is a Parquet file; name it with a .parquet suffix so it is read as Parquet")
+    workbook = path.name.lower().endswith((".xls", ".xlsx", ".xlsm"))
+    if workbook and sample.startswith((b"\xd0\xcf\x11\xe0", b"PK\x03\x04")):
+        raise DataError(f"file '{path}' is an Excel workbook; save the sheet as CSV (or Parquet) and pass that file")
+
+
 def sniff_encoding(sample: bytes, path: Path) -> str:
     """Pick an encoding: a BOM wins, then UTF-8, then charset-normalizer's confident guess."""
     boms = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -152,6 +165,7 @@ def sniff_dialect(path: Path, sep: str | None, encoding: str | None, header: boo
     sample = read_sample(path)
     if not sample.strip():
         raise DataError(f"file '{path}' is empty; expected a header row and data rows")
+    _refuse_binary_table(sample, path)
     encoding = encoding or sniff_encoding(sample, path)
     text = sample.decode(encoding, errors="ignore")
     lines = text.splitlines()
