@@ -335,7 +335,20 @@ def test_evaluate_names_a_bad_value_by_its_row_in_the_file_after_rows_without_a_
     result = run_cli("evaluate", trained, write(tmp_path, "holes.csv", rows))
     assert result.code == 1 and "Traceback" not in result.err
     assert "leaving out 2 of 30 row(s)" in result.err
-    assert "column 'age' should hold numbers but row 10 holds 'old'" in result.err
+    assert "holes.csv: column 'age' should hold numbers but row 10 holds 'old'" in result.err
+
+
+def test_a_bad_value_in_the_valid_file_names_that_file(run_cli, tmp_path):
+    train = write(tmp_path, "tr.csv", make_table(N_ROWS))
+    rows = make_table(30, seed=3)
+    rows["age"] = rows["age"].astype(object)
+    rows.loc[4, "age"] = "old"
+    out = tmp_path / "m"
+    args = ["--valid", write(tmp_path, "va.csv", rows), "--out", out, "--no-track", "--set", "trainer.epochs=1"]
+    result = run_cli("fit", train, "--target", "label", *args)
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "va.csv: column 'age' should hold numbers but row 5 holds 'old'" in result.err
+    assert not out.exists()
 
 
 # ---- a transformer whose heads do not divide the width --------------------------------------------------

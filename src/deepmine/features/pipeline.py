@@ -113,7 +113,10 @@ class FeaturePipeline:
     def transform(self, frame: pd.DataFrame, where: str = "the data") -> Blocks:
         self.check_columns(frame, where)
         n = len(frame)
-        numeric = [enc.transform(frame[name]) for name, enc in self.numeric.items()]
+        try:
+            numeric = [enc.transform(frame[name]) for name, enc in self.numeric.items()]
+        except DataError as err:  # a bad value: name its file too (a --valid file, the rows being scored)
+            raise DataError(f"{where}: {err}") from err
         categorical = [enc.transform(frame[name]) for name, enc in self.categorical.items()]
         return Blocks(
             numeric=np.concatenate(numeric, axis=1) if numeric else np.zeros((n, 0), dtype="float32"),
