@@ -283,6 +283,12 @@ def test_a_bad_query_is_one_line_naming_the_database_error(tmp_path):
     assert "syntax error" in message and "SELEC" in message and "\n" not in message and "sqlalche.me" not in message
 
 
+def test_table_and_query_together_are_refused_not_one_ignored(tmp_path):
+    url = make_db(tmp_path / "shop.db", {"people": EXPECTED})
+    with pytest.raises(DataError, match="both --table 'people' and --query were given"):
+        load_table(url, DataConfig(table="people", query="SELECT name FROM people WHERE age > 30"))
+
+
 def test_sqlite_wrong_table_suggests_closest(tmp_path):
     url = make_db(tmp_path / "shop.db", {"customers": EXPECTED, "orders": EXPECTED})
     with pytest.raises(DataError, match="did you mean 'customers'"):

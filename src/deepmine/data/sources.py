@@ -365,6 +365,11 @@ def _read_sql(url: str, data: DataConfig) -> pd.DataFrame:
 
     db_file = _sqlite_path(url)
     shown = redact_url(url)
+    if data.query and data.table:
+        raise DataError(
+            f"both --table '{data.table}' and --query were given for '{shown}'; pass one (the query can name the "
+            'table: --query "SELECT ... FROM ...")'
+        )
     if db_file is not None and not db_file.exists():
         raise SourceNotFoundError(f"database file '{db_file}' does not exist; check the URL '{shown}'")
     try:
