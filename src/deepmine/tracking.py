@@ -337,7 +337,7 @@ def list_runs(
                 "target": tags.get("deepmine.target", ""),
                 "task": tags.get("deepmine.task", ""),
                 "artifact": tags.get("deepmine.artifact"),
-                "epochs": metrics.get("fit_epochs"),
+                "epochs": _whole(metrics.get("fit_epochs")),  # MLflow keeps metrics as floats
                 "seconds": metrics.get("fit_seconds"),
                 "metrics": {
                     k: v
@@ -352,3 +352,8 @@ def list_runs(
             }
         )
     return {"tracking_uri": redact_url(uri), "experiment": experiment, "runs": runs}
+
+
+def _whole(value: float | None) -> int | None:
+    """A count MLflow stored as a float, back as an int."""
+    return None if value is None else int(value)
