@@ -91,7 +91,7 @@ def per_row_loss(loss: nn.Module, output: torch.Tensor, target: torch.Tensor) ->
     from deepmine.tasks.supervised import RegressionLoss
 
     functional = nn.functional
-    ones = torch.ones(len(output), dtype=output.dtype)
+    ones = torch.ones(len(output), dtype=output.dtype, device=output.device)
     if isinstance(loss, nn.CrossEntropyLoss):
         rows = functional.cross_entropy(output, target, weight=loss.weight, reduction="none")
         return rows, (loss.weight[target] if loss.weight is not None else ones)
