@@ -571,8 +571,9 @@ class Recommender:
 
 def require_ids(values: list, role: str, column: str, where: str) -> None:
     """Refuse a missing or blank id: its row could only get a guess that looks like an answer."""
-    blank = [row for row, value in enumerate(values) if value is None or pd.isna(value) or not str(value).strip()]
-    if blank:
+    ids = pd.Series(values, dtype=object)
+    blank = np.flatnonzero((ids.isna() | ids.astype(str).str.strip().eq("")).to_numpy())
+    if len(blank):
         more = f" (and {len(blank) - 1} more row(s))" if len(blank) > 1 else ""
         raise DataError(
             f"{where} row {blank[0] + 1}{more} has no {role} in column '{column}'; every row needs one: "

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepmine.features.numeric import NumericEncoder
+from deepmine.features.numeric import NumericEncoder, stacked_value_columns
 
 PARTS = ("year", "month", "day", "dayofweek", "hour", "epoch_days")
 
@@ -73,11 +73,7 @@ class DatetimeEncoder:
     @property
     def value_columns(self) -> list[int]:
         """Each part's value columns (see :attr:`NumericEncoder.value_columns`), as positions in this block."""
-        columns, offset = [], 0
-        for enc in self.parts.values():
-            columns.extend(offset + c for c in enc.value_columns)
-            offset += enc.width
-        return columns
+        return stacked_value_columns(self.parts.values())
 
     def transform(self, column: pd.Series) -> np.ndarray:
         frame = date_parts(column)

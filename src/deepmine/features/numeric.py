@@ -3,7 +3,7 @@ and piecewise-linear encoding over quantile bins (Gorishniy et al., 2022)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -167,3 +167,13 @@ class NumericEncoder:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> NumericEncoder:
         return restore(cls(), {"missing": [], **state})  # artifacts written before `missing` existed
+
+
+def stacked_value_columns(encoders: Iterable[Any]) -> list[int]:
+    """The ``value_columns`` of encoders whose blocks sit side by side, as positions in the stacked block."""
+    columns: list[int] = []
+    offset = 0
+    for encoder in encoders:
+        columns.extend(offset + c for c in encoder.value_columns)
+        offset += encoder.width
+    return columns

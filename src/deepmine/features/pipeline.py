@@ -18,7 +18,7 @@ from deepmine.data.schema import Schema, to_native
 from deepmine.exceptions import ColumnError, DataError, DeepmineWarning
 from deepmine.features.categorical import CategoricalEncoder, as_keys
 from deepmine.features.datetime import DatetimeEncoder
-from deepmine.features.numeric import NumericEncoder, to_numbers
+from deepmine.features.numeric import NumericEncoder, stacked_value_columns, to_numbers
 from deepmine.text.column import TextColumnEncoder
 from deepmine.text.linear import NGRAM_ENCODERS
 
@@ -176,11 +176,8 @@ class FeaturePipeline:
     def tree_columns(self) -> list[int]:
         """Positions in the trees' design (numeric block, then categorical codes) that trees are grown on: every
         numeric column's value and missing flag, without its piecewise-linear bins, and every categorical code."""
-        columns, offset = [], 0
-        for enc in self.numeric.values():
-            columns.extend(offset + c for c in enc.value_columns)
-            offset += enc.width
-        return columns + list(range(offset, offset + len(self.categorical)))
+        width = sum(self.numeric_widths)
+        return stacked_value_columns(self.numeric.values()) + list(range(width, width + len(self.categorical)))
 
     @property
     def cardinalities(self) -> list[int]:

@@ -10,6 +10,8 @@ batch source, bucketing and distributed sharding slices them with their rows unc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import torch
@@ -69,10 +71,11 @@ class RowWeightedLoss(nn.Module):
         self.loss = loss
         self.target_dtype = target_dtype
         self.multilabel = multilabel
+        self.per_row = per_row_function(loss)
 
     def forward(self, output: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
         target, weights = unpack(packed, self.target_dtype, self.multilabel)
-        numerator, denominator = per_row_loss(self.loss, output, target)
+        numerator, denominator = self.per_row(output, target)
         weights = weights.to(output.dtype)
         return (weights * numerator).sum() / (weights * denominator).sum().clamp_min(torch.finfo(output.dtype).tiny)
 
@@ -87,19 +90,39 @@ def unpack(packed: torch.Tensor, dtype: torch.dtype, multilabel: bool) -> tuple[
 def per_row_loss(loss: nn.Module, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each row's loss and its share of the mean's denominator: ``loss(output, target)`` is
     ``numerator.sum() / denominator.sum()`` for the losses deepmine trains tables with."""
+    return per_row_function(loss)(output, target)
+
+
+PerRow = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def per_row_function(loss: nn.Module) -> PerRow:
+    """:func:`per_row_loss` for ``loss``, chosen once (the weighted loss calls it every batch)."""
     from deepmine.nn.losses import FocalLoss
     from deepmine.tasks.supervised import RegressionLoss
 
     functional = nn.functional
-    ones = torch.ones(len(output), dtype=output.dtype, device=output.device)
-    if isinstance(loss, nn.CrossEntropyLoss):
+
+    def ones(output: torch.Tensor) -> torch.Tensor:
+        return torch.ones(len(output), dtype=output.dtype, device=output.device)
+
+    def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = functional.cross_entropy(output, target, weight=loss.weight, reduction="none")
-        return rows, (loss.weight[target] if loss.weight is not None else ones)
-    if isinstance(loss, FocalLoss):
-        return loss.per_row(output, target)
-    if isinstance(loss, RegressionLoss):
-        return (output.squeeze(-1) - target) ** 2, ones
-    if isinstance(loss, nn.BCEWithLogitsLoss):
+        return rows, (loss.weight[target] if loss.weight is not None else ones(output))
+
+    def squared_error(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (output.squeeze(-1) - target) ** 2, ones(output)
+
+    def per_label(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = functional.binary_cross_entropy_with_logits(output, target, pos_weight=loss.pos_weight, reduction="none")
-        return rows.mean(dim=1), ones
+        return rows.mean(dim=1), ones(output)
+
+    if isinstance(loss, nn.CrossEntropyLoss):
+        return cross_entropy
+    if isinstance(loss, FocalLoss):
+        return loss.per_row
+    if isinstance(loss, RegressionLoss):
+        return squared_error
+    if isinstance(loss, nn.BCEWithLogitsLoss):
+        return per_label
     raise TypeError(f"row weights are not supported with the loss {type(loss).__name__}")
