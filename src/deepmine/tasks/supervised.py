@@ -54,14 +54,16 @@ def make_evaluator(task: str, n_classes: int, pipeline: FeaturePipeline, weighte
     """Validation metrics (with ``loss``) computed each epoch. With ``weighted_dtype`` the validation target comes
     :func:`pack`-ed with row weights: the loss (what early stopping watches) is weighted, the metrics are not."""
 
+    multilabel = task == "multilabel"
+    weighted_loss = None  # built once, not every epoch
+    if weighted_dtype is not None:
+        plain = {"multilabel": nn.BCEWithLogitsLoss, "regression": RegressionLoss}.get(task, nn.CrossEntropyLoss)()
+        weighted_loss = RowWeightedLoss(plain, weighted_dtype, multilabel)
+
     def evaluate(model: nn.Module, inputs: Sequence[torch.Tensor], target: torch.Tensor) -> dict[str, float]:
         outputs = forward_in_chunks(model, list(inputs)).float()
-        if weighted_dtype is not None:
-            multilabel = task == "multilabel"
-            plain = {"multilabel": nn.BCEWithLogitsLoss(), "regression": RegressionLoss()}.get(
-                task, nn.CrossEntropyLoss()
-            )
-            loss = float(RowWeightedLoss(plain, weighted_dtype, multilabel)(outputs, target))
+        if weighted_loss is not None:
+            loss = float(weighted_loss(outputs, target))
             return {**evaluate_plain(outputs, unpack(target, weighted_dtype, multilabel)[0]), "loss": loss}
         return evaluate_plain(outputs, target)
 
