@@ -356,7 +356,8 @@ def test_hidden_files_in_class_folders_are_not_training_texts(tmp_path):
     ]
 
 
-def test_cli_picks_jieba_for_chinese_without_being_told(tmp_path):
+def chinese_reviews() -> pd.DataFrame:
+    """80 short Chinese hotel reviews (column 评论) whose label y follows their good or bad words."""
     rng = np.random.default_rng(0)
     good, bad = ["干净", "方便", "满意", "热情"], ["吵闹", "失望", "破旧", "糟糕"]
     rows = [
@@ -366,7 +367,11 @@ def test_cli_picks_jieba_for_chinese_without_being_told(tmp_path):
         }
         for y in [0, 1] * 40
     ]
-    pd.DataFrame(rows).to_csv(tmp_path / "zh.csv", index=False)
+    return pd.DataFrame(rows)
+
+
+def test_cli_picks_jieba_for_chinese_without_being_told(tmp_path):
+    chinese_reviews().to_csv(tmp_path / "zh.csv", index=False)
     result = CliRunner().invoke(
         app,
         ["fit", str(tmp_path / "zh.csv"), "--target", "y", "--out", str(tmp_path / "zh"), "--no-track"]

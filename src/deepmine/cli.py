@@ -706,7 +706,8 @@ def explain(
     """Why the model predicts what it does: permutation importance per input column (on the task's metric
     when DATA holds the target, else on the change of the predictions) and Integrated Gradients per row."""
     from deepmine.data.sources import describe, load_table
-    from deepmine.explain import integrated_gradients, permutation_importance
+    from deepmine.explain import add_token_attributions, integrated_gradients, permutation_importance
+    from deepmine.explain.tokens import strongest
 
     predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
     frame = load_table(data, predictor.config.data)
@@ -714,7 +715,10 @@ def explain(
     seed = predictor.config.seed
     importance = permutation_importance(predictor, frame, repeats=repeats, max_rows=max_rows, seed=seed, where=where)
     modes = (predictor.insight or {}).get("baseline_modes")
-    explained = integrated_gradients(predictor, frame.head(rows), modes=modes, where=where) if rows else None
+    explained = None
+    if rows:
+        explained = integrated_gradients(predictor, frame.head(rows), modes=modes, where=where)
+        explained = add_token_attributions(predictor, frame.head(rows), explained, where)
     result = {
         "artifact": str(artifact),
         "data": where,
@@ -748,6 +752,14 @@ def explain(
             highlight=False,
             soft_wrap=True,
         )
+        for column, tokens in row.get("tokens", {}).items():
+            top = strongest(tokens)
+            console.print(
+                f"  {column}: " + (", ".join(f"'{t['token']}' {t['attribution']:+.3g}" for t in top) or "(empty)"),
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
 
 
 def _load_for_data(artifact: Path, sep, encoding, no_header, table, query):

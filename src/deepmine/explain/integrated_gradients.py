@@ -22,6 +22,7 @@ from torch import nn
 
 from deepmine.exceptions import DeepmineError
 from deepmine.explain.columns import BASELINE_DOC, Layout, baseline_blocks, baseline_values, layout
+from deepmine.explain.outputs import explained_output
 from deepmine.nn.ensemble import Ensemble
 from deepmine.nn.trees import TreeBlend
 from deepmine.predictor import to_tensors
@@ -98,14 +99,7 @@ def integrated_gradients(
     baselines = tuple(t.expand(n, *t.shape[1:]).contiguous() for t in base_row)
     multilabel = predictor.task == "multilabel"  # one sigmoid per label: the most probable label is explained
     classify = predictor.is_classifier or multilabel
-    scale, shift = (1.0, 0.0) if classify else (float(pipeline.target_std), float(pipeline.target_mean))
-
-    def forward(*xs: torch.Tensor) -> torch.Tensor:
-        out = model(*xs)
-        if multilabel:
-            return torch.sigmoid(out)
-        return torch.softmax(out, dim=1) if classify else out[:, 0] * scale + shift
-
+    forward = explained_output(predictor, model)
     with torch.no_grad():
         out_x, out_b = forward(*inputs), forward(*baselines)
     target = out_x.argmax(dim=1) if classify else None

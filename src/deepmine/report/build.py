@@ -59,10 +59,11 @@ def _explain_examples(predictor, insight: dict[str, Any]) -> dict[str, Any] | No
     examples = insight.get("examples") or []
     if not examples or predictor.task == "multilabel":  # integrated gradients explain one class per row
         return None
-    from deepmine.explain.integrated_gradients import integrated_gradients
+    from deepmine.explain import add_token_attributions, integrated_gradients
 
     frame = pd.DataFrame.from_records(examples)
     explained = integrated_gradients(predictor, frame, modes=insight.get("baseline_modes"), where="the example rows")
+    explained = add_token_attributions(predictor, frame, explained, "the example rows")
     return {
         "rows": sections.example_rows(examples, explained, predictor.schema.target),
         "baseline": explained["baseline"],

@@ -7,8 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from deepmine.explain.tokens import strongest
 from deepmine.features.datetime import DatetimeEncoder
 from deepmine.report import plots
+
+TOKENS_SHOWN = 10  # strongest tokens per text column of an example row
 
 SENSITIVE = re.compile(r"sex|gender|race|ethnic|religion|age|nationality|country|marital|disab", re.IGNORECASE)
 
@@ -195,7 +198,11 @@ def example_rows(examples: list[dict[str, Any]], explained: dict[str, Any], targ
             }
             for name, value in sorted(attributions.items(), key=lambda kv: -abs(kv[1]))
         ]
-        out.append({**row, "actual": raw.get(target) if target else None, "cells": cells})
+        words = {
+            name: [{**t, "sign": "pos" if t["attribution"] >= 0 else "neg"} for t in strongest(tokens, TOKENS_SHOWN)]
+            for name, tokens in row.get("tokens", {}).items()
+        }
+        out.append({**row, "actual": raw.get(target) if target else None, "cells": cells, "words": words})
     return out
 
 

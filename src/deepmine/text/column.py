@@ -105,7 +105,15 @@ class TextColumnEncoder:
     def encode_tokens(self, text: str, length: int | None = None) -> list[str]:
         """The tokens of ``text`` (at most ``length``); with jieba a word missing from the vocabulary falls back
         to its characters, and a cut keeps a share of both the words and the appended characters."""
-        tokens = self._tok(text)
+        return self.encode_units(self._tok(text), length)
+
+    def units(self, text: str) -> list[str]:
+        """The tokenizer's tokens of ``text``: the units an explanation leaves out one at a time (with jieba a
+        word goes with the characters appended for it)."""
+        return self._tok(text)
+
+    def encode_units(self, tokens: list[str], length: int | None = None) -> list[str]:
+        """What :meth:`encode_tokens` makes of a text whose tokenizer tokens are ``tokens``."""
         if self.tokenizer != "jieba":
             return tokens[:length]
         chars = _cjk_chars(tokens) if self.chars else []
@@ -122,9 +130,16 @@ class TextColumnEncoder:
     def transform(self, column: pd.Series | Iterable[Any]) -> np.ndarray:
         """(rows, length) int64 ids, 0-padded on the right, truncated to ``length``."""
         texts = as_texts(column if isinstance(column, pd.Series) else pd.Series(list(column), dtype=object))
-        out = np.zeros((len(texts), self.length), dtype="int64")
-        for row, text in enumerate(texts):
-            ids = self._vocab.encode(self.encode_tokens(text, self.length))
+        return self._ids((self._tok(text) for text in texts), len(texts))  # one text's tokens at a time
+
+    def transform_units(self, rows: list[list[str]]) -> np.ndarray:
+        """:meth:`transform` of texts given as their tokenizer tokens."""
+        return self._ids(rows, len(rows))
+
+    def _ids(self, rows: Iterable[list[str]], count: int) -> np.ndarray:
+        out = np.zeros((count, self.length), dtype="int64")
+        for row, tokens in enumerate(rows):
+            ids = self._vocab.encode(self.encode_units(tokens, self.length))
             out[row, : len(ids)] = ids
         return out
 

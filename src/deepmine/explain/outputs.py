@@ -1,0 +1,19 @@
+"""The output an explanation explains, computed from model inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def explained_output(predictor, model: nn.Module) -> Callable[..., torch.Tensor]:
+    """``model``'s output as people read it: class probabilities (rows, classes), per-label probabilities of a
+    multilabel model (rows, labels), or the predicted value on the target's scale (rows,)."""
+    if predictor.task == "multilabel":
+        return lambda *xs: torch.sigmoid(model(*xs))
+    if predictor.is_classifier:
+        return lambda *xs: torch.softmax(model(*xs), dim=1)
+    scale, shift = float(predictor.pipeline.target_std), float(predictor.pipeline.target_mean)
+    return lambda *xs: model(*xs)[:, 0] * scale + shift

@@ -1,0 +1,111 @@
+"""Which tokens of a text column moved a row's prediction: the explained output with each token left out.
+
+For every text column of a row, the units are its tokenizer's tokens (a jieba word goes together with the
+characters the encoder appends for it; a word the vocabulary lacks goes with the characters it falls back to).
+A token's attribution is the explained output of the row as it is minus the output with that one token
+removed from the text (Captum's ``FeatureAblation`` over a keep-mask of the tokens), so a positive value
+means the token pushed the output up. Only the first ``length`` tokens (what the model reads) are left out one
+at a time; the rest stay in every variant.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepmine.explain.outputs import explained_output
+from deepmine.features.pipeline import Blocks
+from deepmine.predictor import to_tensors
+from deepmine.text.column import as_texts
+
+BATCH = 256  # variants scored per forward pass
+
+
+def _row_variants(blocks: Blocks, row: int, column: int, ids: np.ndarray) -> Blocks:
+    """Row ``row`` of ``blocks`` repeated once per row of ``ids``, with text column ``column`` taking ``ids``."""
+    count = len(ids)
+    texts = [t[row : row + 1].repeat(count, axis=0) for t in blocks.texts]
+    texts[column] = ids
+    return Blocks(
+        blocks.numeric[row : row + 1].repeat(count, axis=0),
+        blocks.categorical[row : row + 1].repeat(count, axis=0),
+        texts,
+    )
+
+
+def token_attributions(
+    predictor, frame: pd.DataFrame, where: str = "the data", explained: np.ndarray | None = None
+) -> list[dict[str, list[tuple[str, float]]]]:
+    """Per row of ``frame``, per text column: ``(token, attribution)`` in text order.
+
+    ``explained`` is the class (or label) index explained per row; by default the most probable one. The
+    output explained is the one :func:`~deepmine.explain.outputs.explained_output` gives."""
+    model = predictor.model
+    model.eval()
+    output = explained_output(predictor, model)
+    pipeline = predictor.pipeline
+    blocks = pipeline.transform(frame, where)
+    classify = predictor.is_classifier or predictor.task == "multilabel"
+    if classify and explained is None:
+        with torch.no_grad():
+            explained = output(*to_tensors(blocks)).argmax(dim=1).numpy()
+
+    def score(row: int, column: int, ids: np.ndarray) -> torch.Tensor:
+        out = output(*to_tensors(_row_variants(blocks, row, column, ids)))
+        return out[:, int(explained[row])] if classify else out
+
+    result: list[dict[str, list[tuple[str, float]]]] = [{} for _ in range(len(frame))]
+    for column, (name, encoder) in enumerate(pipeline.text.items()):
+        for row, text in enumerate(as_texts(frame[name])):
+            result[row][name] = _leave_one_out(encoder.units(text), encoder, partial(score, row, column))
+    return result
+
+
+def _leave_one_out(tokens: list[str], encoder, score) -> list[tuple[str, float]]:
+    """``(token, score(all) - score(without it))`` for each of the first ``encoder.length`` tokens; ``score``
+    maps id rows of text variants to one output per row."""
+    from captum.attr import FeatureAblation  # heavy: imported only when explaining
+
+    shown, rest = tokens[: encoder.length], tokens[encoder.length :]
+    if not shown:
+        return []
+
+    def forward(keep: torch.Tensor) -> torch.Tensor:
+        kept = [[t for t, k in zip(shown, flags, strict=True) if k] + rest for flags in (keep > 0.5).tolist()]
+        return score(encoder.transform_units(kept))
+
+    with torch.no_grad():
+        scores = FeatureAblation(forward).attribute(
+            torch.ones(1, len(shown)), baselines=0.0, perturbations_per_eval=min(len(shown), BATCH)
+        )
+    return list(zip(shown, scores[0].tolist(), strict=True))
+
+
+def strongest(tokens: list[dict[str, Any]], count: int = 5) -> list[dict[str, Any]]:
+    """The ``count`` tokens (JSON form) with the largest absolute attribution, strongest first."""
+    return sorted(tokens, key=lambda t: -abs(t["attribution"]))[:count]
+
+
+def as_json(tokens: dict[str, list[tuple[str, float]]]) -> dict[str, list[dict[str, Any]]]:
+    """Token attributions of one row as JSON: per text column, one object per token in text order."""
+    return {
+        name: [{"token": t, "position": i + 1, "attribution": s} for i, (t, s) in enumerate(pairs)]
+        for name, pairs in tokens.items()
+    }
+
+
+def add_token_attributions(predictor, frame: pd.DataFrame, explained: dict[str, Any], where: str) -> dict[str, Any]:
+    """``explained`` (Integrated Gradients of ``frame``'s rows) with each row's token attributions under
+    ``tokens`` when the model reads text columns; unchanged otherwise."""
+    if not predictor.pipeline.text or not explained.get("rows"):
+        return explained
+    for row, tokens in zip(explained["rows"], token_attributions(predictor, frame, where), strict=True):
+        row["tokens"] = as_json(tokens)
+    explained["token_method"] = (
+        "token attribution = explained output of the row minus the output with that token left out of the text"
+    )
+    return explained
