@@ -344,6 +344,21 @@ def test_cli_pairs_refuse_a_blank_id_and_warn_once_about_unknown_ids(run_cli, tm
         rating_model.predict_pairs([1, 2], ["item0", None])
 
 
+def test_blank_lines_around_a_one_column_users_file_are_no_users(run_cli, tmp_path, rating_model):
+    out = rating_model.save(tmp_path / "rec")
+    expected = run_cli("predict", out, "--users", "1,2", "--k", "2")
+    assert expected.code == 0, expected.err
+    for name, text in (("ids.csv", "1\n2\n\n"), ("named.csv", "user_id\n\n1\n2\n  \n\n")):
+        (tmp_path / name).write_text(text)
+        listed = run_cli("predict", out, tmp_path / name, "--k", "2")
+        assert listed.code == 0, listed.err
+        assert listed.out == expected.out  # the same users, written as integers (not 1.0)
+    (tmp_path / "gap.csv").write_text("user_id\n1\n\n2\n\n")  # a blank between ids may be a lost id: refused
+    gap = run_cli("predict", out, tmp_path / "gap.csv")
+    assert gap.code == 1 and gap.out == ""
+    assert "gap.csv row 2 has no user in column 'user_id'" in gap.err and len(gap.err.strip().splitlines()) == 1
+
+
 def test_tabular_predict_still_needs_data(run_cli, tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "deepmine.json").write_text('{"format_version": 1}')

@@ -26,13 +26,15 @@ from deepmine.data.interactions import (
     ColumnRoles,
     SeenPairs,
     Vocabulary,
+    blank_ids,
     clean_frame,
     id_keys,
     read_interactions,
     sample_negatives,
+    strip_blank_ends,
     to_numeric_ratings,
 )
-from deepmine.data.sources import DataSource, describe
+from deepmine.data.sources import DataSource, describe, is_csv_file
 from deepmine.evaluate.ranking import full_ranking_metrics, sampled_metrics, sampled_ranks
 from deepmine.exceptions import ArtifactError, ColumnError, ConfigError, DataError, DeepmineWarning, did_you_mean
 from deepmine.io_utils import atomic_folder
@@ -355,9 +357,12 @@ class Recommender:
         if roles.item:
             users, items = frame[roles.user].tolist(), frame[roles.item].tolist()
             return self.predict_pairs(users, items, where, (roles.user, roles.item))
-        users = frame[roles.user].tolist()
-        require_ids(users, "user", roles.user, where)
-        return self.recommend(list(dict.fromkeys(users)), k)
+        users, first_row = frame[roles.user], 1
+        if frame.shape[1] == 1 and is_csv_file(data):  # a list of user ids: blank lines around it are no users
+            users = strip_blank_ends(users)
+            first_row = int(users.index[0]) + 1  # a CSV's rows are numbered 0, 1 ...
+        require_ids(users.tolist(), "user", roles.user, where, first_row)
+        return self.recommend(list(dict.fromkeys(users.tolist())), k)
 
     # ---- evaluation ------------------------------------------------------------------------------------------
     @_one_thread
@@ -569,14 +574,14 @@ class Recommender:
         )
 
 
-def require_ids(values: list, role: str, column: str, where: str) -> None:
-    """Refuse a missing or blank id: its row could only get a guess that looks like an answer."""
-    ids = pd.Series(values, dtype=object)
-    blank = np.flatnonzero((ids.isna() | ids.astype(str).str.strip().eq("")).to_numpy())
+def require_ids(values: list, role: str, column: str, where: str, first_row: int = 1) -> None:
+    """Refuse a missing or blank id: its row could only get a guess that looks like an answer. ``first_row``: the
+    row number of ``values[0]`` in ``where``."""
+    blank = np.flatnonzero(blank_ids(pd.Series(values, dtype=object)))
     if len(blank):
         more = f" (and {len(blank) - 1} more row(s))" if len(blank) > 1 else ""
         raise DataError(
-            f"{where} row {blank[0] + 1}{more} has no {role} in column '{column}'; every row needs one: "
+            f"{where} row {blank[0] + first_row}{more} has no {role} in column '{column}'; every row needs one: "
             "fill it in or drop the row"
         )
 

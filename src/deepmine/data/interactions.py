@@ -170,6 +170,24 @@ def restore_ids(keys: list[str], integer: bool) -> list[object]:
     return [int(k) for k in keys] if integer else list(keys)
 
 
+def blank_ids(values: pd.Series) -> np.ndarray:
+    """Which ids are missing or blank (empty or whitespace only)."""
+    return (values.isna() | values.astype(str).str.strip().eq("")).to_numpy()
+
+
+def strip_blank_ends(values: pd.Series) -> pd.Series:
+    """``values`` without the blank ids they start and end with — the blank lines around a one-column list of ids —
+    and, when those blanks made integer ids floats (``1.0``), as integers again. The index is kept (the rows'
+    positions); blanks between ids stay, and all-blank ``values`` come back unchanged."""
+    filled = np.flatnonzero(~blank_ids(values))
+    if not len(filled):
+        return values
+    kept = values.iloc[filled[0] : filled[-1] + 1]
+    if pd.api.types.is_float_dtype(kept) and kept.notna().all() and _is_integer_ids(kept):
+        kept = kept.astype("int64")
+    return kept
+
+
 # ---- the encoded log ---------------------------------------------------------------------------------
 @dataclass
 class Interactions:
