@@ -4,6 +4,7 @@ duplicates, ratings outside the seen range), ranking metrics against scikit-lear
 from __future__ import annotations
 
 import json
+import warnings
 from io import StringIO
 
 import numpy as np
@@ -100,7 +101,7 @@ def test_rating_task_without_ratings_and_unknown_model_are_usage_errors(log):
 
 # ---- the edge cases ----------------------------------------------------------------------------------------
 def test_unknown_user_gets_baseline_or_popular_items_marked_as_such_with_a_warning(rating_model, log):
-    with pytest.warns(DeepmineWarning, match=r"user\(s\) \[99999\] did not occur in training.*source 'baseline'"):
+    with pytest.warns(DeepmineWarning, match=r"the users: 1 unknown user\(s\) \(99999\) did not occur.*'baseline'"):
         out = rating_model.recommend([1, 99999], k=3)
     unknown = out[out["user"] == 99999]
     assert list(unknown["source"]) == ["baseline"] * 3
@@ -116,6 +117,22 @@ def test_unknown_user_gets_baseline_or_popular_items_marked_as_such_with_a_warni
     assert cold["item"].iloc[0] == log["item_id"].value_counts().index[0]
     pair = rating_model.predict_pairs([99999], ["item0"])
     assert pair["source"].iloc[0] == "baseline" and 1.0 <= pair["prediction"].iloc[0] <= 5.0
+
+
+def test_unknown_user_warnings_are_one_line_located_in_the_callers_code(rating_model, tmp_path):
+    (tmp_path / "users.csv").write_text("user_id\n1\n424242\n")
+    calls = {
+        "the users: 1 unknown user(s) (99999)": lambda: rating_model.recommend([1, 99999, 99999], k=2),
+        "the pairs: 1 unknown user(s) (99999)": lambda: rating_model.predict(99999, "item0"),
+        "users.csv: 1 unknown user(s) (424242)": lambda: rating_model.predict_frame(tmp_path / "users.csv"),
+    }
+    for start, call in calls.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        [warning] = [w for w in caught if "did not occur in training" in str(w.message)]
+        assert warning.filename == __file__  # Python shows this line, not one inside deepmine
+        assert start in str(warning.message) and "\n" not in str(warning.message)
 
 
 def test_an_integer_id_typed_as_a_float_or_padded_is_the_known_id(rating_model, log):
@@ -311,7 +328,8 @@ def test_cli_recommend_evaluate_and_predict(run_cli, tmp_path, log):
     table = pd.read_csv(StringIO(pr.out))
     assert list(table.columns) == ["user", "rank", "item", "score", "source"] and len(table) == 9
     assert set(table[table["user"] == 424242]["source"]) == {"baseline"}  # a rating model's cold start
-    assert table[table["user"] == 424242]["score"].between(1, 5).all() and "did not occur in training" in pr.err
+    assert table[table["user"] == 424242]["score"].between(1, 5).all()
+    assert "warning: --users: 1 unknown user(s) (424242) did not occur in training;" in pr.err
     pairs = run_cli("predict", out, tmp_path / "test.tsv")
     assert pairs.code == 0 and len(pd.read_csv(StringIO(pairs.out))) == len(test)
     ranking = run_cli(

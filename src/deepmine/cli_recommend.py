@@ -180,7 +180,7 @@ def predict_recommender(
         ids: list[object] = parse_users(users)
         if rec.vocabulary_.user_int:
             ids = [int(u) if u.lstrip("-").isdigit() else u for u in ids]
-        frame = rec.recommend(ids, k)
+        frame = rec.recommend(ids, k, where="--users")
     else:
         frame = rec.predict_frame(data, _read_config(sep, encoding, no_header, table, query), k)
     rows = write_predictions(iter([frame]), output)

@@ -8,6 +8,9 @@ Messages are one line: what was received, what was expected, how to fix it.
 from __future__ import annotations
 
 import difflib
+import os
+import sys
+import warnings
 from collections.abc import Iterable
 
 
@@ -60,6 +63,18 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 
 class DeepmineWarning(UserWarning):
     """Something the user should know that does not stop the run (shown as one line on stderr)."""
+
+
+_PACKAGE = os.path.dirname(__file__) + os.sep
+
+
+def warn_user(message: str) -> None:
+    """Warn with a :class:`DeepmineWarning` located at the first caller outside deepmine: Python's ``file:line``
+    shows the user's code, however deep in deepmine (helpers, decorators) the check runs."""
+    frame, level = sys._getframe(1), 2  # level 2: the caller of warn_user
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, DeepmineWarning, stacklevel=level)
 
 
 def __getattr__(name: str):

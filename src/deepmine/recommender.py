@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from deepmine.data.interactions import (
 )
 from deepmine.data.sources import DataSource, describe, is_csv_file
 from deepmine.evaluate.ranking import full_ranking_metrics, sampled_metrics, sampled_ranks
-from deepmine.exceptions import ArtifactError, ColumnError, ConfigError, DataError, DeepmineWarning, did_you_mean
+from deepmine.exceptions import ArtifactError, ColumnError, ConfigError, DataError, did_you_mean, warn_user
 from deepmine.io_utils import atomic_folder
 from deepmine.nn.recommenders import build_recommender
 from deepmine.tasks.recommend import Fitted, candidate_scores, clip, torch_threads
@@ -170,11 +169,11 @@ class Recommender:
 
     # ---- answering ---------------------------------------------------------------------------------
     @_one_thread
-    def recommend(self, users, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
+    def recommend(self, users, k: int = 10, exclude_seen: bool = True, where: str = "the users") -> pd.DataFrame:
         """Top-``k`` items per user: columns user, rank, item, score, source. Items a user already has are left
         out; unknown users (with a warning) get the items of highest baseline rating for rating models (``source``
         = baseline, score on the rating scale), else the most popular items (``source`` = popularity, score =
-        training interactions)."""
+        training interactions). ``where``: what the warnings call ``users``."""
         state = self._state
         if isinstance(users, str | int | np.integer):
             users = [users]
@@ -194,12 +193,10 @@ class Recommender:
         cold_items, cold_scores, cold_source = self._cold_start(k)
         unknown = [user for row, user in enumerate(users) if index[row] < 0]
         if unknown:
-            warnings.warn(
-                f"user(s) {unknown[:5]}{' ...' if len(unknown) > 5 else ''} did not occur in training: they get the "
+            warn_user(
+                f"{where}: {_some_ids(unknown, 'unknown user')} did not occur in training; they get the "
                 f"{'items with the highest baseline rating' if cold_source == BASELINE else 'most popular items'} "
-                f"(source '{cold_source}')",
-                DeepmineWarning,
-                stacklevel=2,
+                f"(source '{cold_source}')"
             )
         for row, user in enumerate(users):
             if index[row] >= 0:
@@ -222,12 +219,7 @@ class Recommender:
                 )
             )
         if full:
-            warnings.warn(
-                f"user(s) {full[:5]}{' ...' if len(full) > 5 else ''} already have every known item; "
-                "nothing is left to recommend to them",
-                DeepmineWarning,
-                stacklevel=2,
-            )
+            warn_user(f"{where}: {_some_ids(full, 'user')} already have every known item; nothing is left to recommend")
         if not frames:
             return pd.DataFrame({"user": [], "rank": [], "item": [], "score": [], "source": []})
         return pd.concat(frames, ignore_index=True)
@@ -286,10 +278,9 @@ class Recommender:
         """One warning line: how many unknown users / items, a few of each, and what their rows got instead."""
         parts = []
         for ids, index, role in ((users, u, "user"), (items, i, "item")):
-            unknown = list(dict.fromkeys(ids[row] for row in np.flatnonzero(index < 0)))
+            unknown = [ids[row] for row in np.flatnonzero(index < 0)]
             if unknown:
-                shown = ", ".join(map(str, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
-                parts.append(f"{len(unknown)} unknown {role}(s) ({shown})")
+                parts.append(_some_ids(unknown, f"unknown {role}"))
         if not parts:
             return
         rows = int(((u < 0) | (i < 0)).sum())
@@ -298,11 +289,7 @@ class Recommender:
             if self._state.task == "rating"
             else "the item's training interaction count (source 'popularity')"
         )
-        warnings.warn(
-            f"{where}: {' and '.join(parts)} did not occur in training; their {rows} row(s) get {answer}",
-            DeepmineWarning,
-            stacklevel=4,
-        )
+        warn_user(f"{where}: {' and '.join(parts)} did not occur in training; their {rows} row(s) get {answer}")
 
     def _predict_index(self, u: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         state = self._state
@@ -362,7 +349,7 @@ class Recommender:
             users = strip_blank_ends(users)
             first_row = int(users.index[0]) + 1  # a CSV's rows are numbered 0, 1 ...
         require_ids(users.tolist(), "user", roles.user, where, first_row)
-        return self.recommend(list(dict.fromkeys(users.tolist())), k)
+        return self.recommend(list(dict.fromkeys(users.tolist())), k, where=where)
 
     # ---- evaluation ------------------------------------------------------------------------------------------
     @_one_thread
@@ -388,11 +375,9 @@ class Recommender:
         lo, hi = state.rating_range
         outside = int(((truth < lo) | (truth > hi)).sum())
         if outside:
-            warnings.warn(
+            warn_user(
                 f"{where}: {outside} rating(s) lie outside the range seen in training [{lo:g}, {hi:g}]; predictions "
-                "stay inside that range, so those rows add to the error",
-                DeepmineWarning,
-                stacklevel=3,
+                "stay inside that range, so those rows add to the error"
             )
         err = pred - truth
         return {
@@ -572,6 +557,13 @@ class Recommender:
             f"Recommender(task={state.task!r}, model={state.config.model.name!r}, "
             f"users={state.vocab.n_users}, items={state.vocab.n_items})"
         )
+
+
+def _some_ids(ids: list, noun: str) -> str:
+    """``"2 unknown user(s) (7, 8)"``: how many distinct ids, and the first five of them."""
+    distinct = list(dict.fromkeys(ids))
+    shown = ", ".join(map(str, distinct[:5])) + (" ..." if len(distinct) > 5 else "")
+    return f"{len(distinct)} {noun}(s) ({shown})"
 
 
 def require_ids(values: list, role: str, column: str, where: str, first_row: int = 1) -> None:
