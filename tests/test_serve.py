@@ -243,6 +243,25 @@ def test_csv_upload_echoes_the_artifacts_id_column_as_written_and_reads_features
     assert_same(response.json(), predictor.predict_frame(numeric), predictor.schema.classes)
 
 
+def test_a_csv_upload_is_parsed_once(predictor, rows, monkeypatch):
+    from deepmine.serve.inference import Inference
+    from deepmine.serve.request_model import build_models
+
+    inference = Inference(predictor, build_models(predictor))
+    parses = []
+    read_csv = pd.read_csv
+    monkeypatch.setattr(pd, "read_csv", lambda *args, **kwargs: parses.append(kwargs) or read_csv(*args, **kwargs))
+    sent = rows.head(3).assign(customer_id=["007", "NA", "?"])
+    frames = []
+    for body in (sent.to_csv(index=False), sent.to_csv(index=False, sep=";", lineterminator="\r")):  # old Mac lines
+        parses.clear()
+        frame, ids = inference.parse_csv(body.encode())
+        assert len(parses) == 1  # pandas does not read the header a second time
+        assert ids == ["007", "NA", "?"] and list(frame.columns) == list(sent.columns)
+        frames.append(frame)
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
 def test_csv_with_semicolons_and_missing_markers(client, predictor, rows, tmp_path):
     path = tmp_path / "rows.csv"
     rows.head(5).to_csv(path, index=False, sep=";", na_rep="NA")

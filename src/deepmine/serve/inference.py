@@ -36,6 +36,7 @@ ECHO_ATTR = "echo_id"  # the attribute of a request-named id field the model doe
 ANSWER_KEYS = ("prediction", "probabilities")
 
 _LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\r?\n)+")
+_LINE_END = re.compile(r"\r\n?|\n")  # as pandas ends lines: the header of an old Mac file ends at \r
 _thread_state = threading.local()
 
 
@@ -172,18 +173,18 @@ class Inference:
             ) from None
         echoed = id_field or self.id_column
         text = _LEADING_BLANK_LINES.sub("", text)  # blank lines before the header are not rows
+        sep, names = self._header(text)
         options: dict[str, Any] = {
-            "sep": self._delimiter(text),
+            "sep": sep,
             "skipinitialspace": True,
             "na_values": self.na_values,
             "keep_default_na": False,
             "low_memory": False,
+            "skip_blank_lines": skips_blank_lines(len(names)),  # as `deepmine predict` reads a file
         }
+        if echoed is not None:  # the echoed key reads as text, missing-value words included
+            options.update(verbatim_options(names, True, echoed, self.na_values))
         try:
-            names = pd.read_csv(io.StringIO(text), nrows=0, **options).columns
-            options["skip_blank_lines"] = skips_blank_lines(len(names))  # as `deepmine predict` reads a file
-            if echoed is not None:  # the echoed key reads as text, missing-value words included
-                options.update(verbatim_options(list(names), True, echoed, self.na_values))
             frame = pd.read_csv(io.StringIO(text), **options)
         except Exception as err:  # pandas raises many types for malformed text; all are the sender's
             message = (str(err).strip().splitlines() or [type(err).__name__])[-1]
@@ -207,10 +208,11 @@ class Inference:
             frame[echoed] = reparse_csv_text(frame[echoed], self.na_values)
         return frame, ids
 
-    def _delimiter(self, text: str) -> str:
-        """The delimiter that splits the header into the most known column names (ties: the first)."""
-        header = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
-        best, best_hits = ",", -1
+    def _header(self, text: str) -> tuple[str, list[str]]:
+        """The delimiter that splits the header into the most known column names (ties: the first), and the
+        header's names as it splits them (read here once, so pandas parses the CSV once)."""
+        header = _LINE_END.split(text.lstrip("\ufeff"), maxsplit=1)[0]
+        best, best_names, best_hits = ",", [header], -1
         for sep in DELIMITERS:
             try:
                 names = next(csv.reader([header], delimiter=sep, skipinitialspace=True), [])
@@ -218,8 +220,8 @@ class Inference:
                 continue
             hits = sum(name.strip() in self.known for name in names)
             if hits > best_hits:
-                best, best_hits = sep, hits
-        return best
+                best, best_names, best_hits = sep, names, hits
+        return best, best_names
 
     def _check_csv_columns(self, frame: pd.DataFrame, id_field: str | None = None) -> None:
         errors = []
