@@ -197,3 +197,24 @@ def test_a_valid_file_without_the_weight_column_weighs_its_rows_alike():
     losses = [[h["valid_loss"] for h in m.history] for m in (without, ones, weighted)]
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)  # no column = weights of one
     assert losses[0] != pytest.approx(losses[2], rel=1e-3)  # the column's weights change the validation loss
+
+
+def test_the_weight_column_is_read_once_per_table_of_a_fit(monkeypatch):
+    from deepmine.tasks import row_weights, supervised
+
+    read = row_weights.read_weights
+    tables = []
+
+    def spy(frame, *args, **kwargs):
+        tables.append(len(frame))
+        return read(frame, *args, **kwargs)
+
+    monkeypatch.setattr(row_weights, "read_weights", spy)
+    monkeypatch.setattr(supervised, "read_weights", spy)
+    frame = _contradicting(200)
+    settings = {**FAST, "trainer.epochs": 1, "columns.weight": "w", "model.trees": "off"}
+    deepmine.fit(frame, target="label", **settings)
+    assert tables == [200]  # the whole table, not again for its training and validation splits
+    tables.clear()
+    deepmine.fit(frame.drop(index=frame.index[::4]), target="label", valid=frame.iloc[::4], **settings)
+    assert tables == [150, 50]  # the training table and the --valid table, once each

@@ -17,6 +17,14 @@ def train_valid_split(
     frame: pd.DataFrame, target: str, fraction: float, seed: int, stratify: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Carve a validation split from ``frame``; stratified by ``target`` when asked and possible."""
+    train, valid = split_positions(frame, target, fraction, seed, stratify)
+    return frame.iloc[train].reset_index(drop=True), frame.iloc[valid].reset_index(drop=True)
+
+
+def split_positions(
+    frame: pd.DataFrame, target: str, fraction: float, seed: int, stratify: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The positions (sorted) of :func:`train_valid_split`'s training and validation rows in ``frame``."""
     if len(frame) < MIN_ROWS:
         raise DataError(
             f"the training data has {len(frame)} labelled row(s); at least {MIN_ROWS} are needed (some for validation)"
@@ -39,4 +47,4 @@ def train_valid_split(
             )
     index = np.arange(len(frame))
     train_idx, valid_idx = train_test_split(index, test_size=fraction, random_state=seed, stratify=strat)
-    return frame.iloc[np.sort(train_idx)].reset_index(drop=True), frame.iloc[np.sort(valid_idx)].reset_index(drop=True)
+    return np.sort(train_idx), np.sort(valid_idx)

@@ -45,15 +45,28 @@ def read_weights(frame: pd.DataFrame, column: str, where: str, name: str | None 
 
 
 def split_weights(
-    column: str | None, train: pd.DataFrame, valid: pd.DataFrame, where: str, valid_where: str
+    weights: torch.Tensor | None,
+    column: str | None,
+    split: tuple[np.ndarray, np.ndarray] | None,
+    valid: pd.DataFrame,
+    where: str,
+    valid_where: str,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The training and validation rows' weights (``None, None`` without a weight column); a ``--valid`` file
-    without the column weighs its rows alike."""
-    if not column:
+    """The training and validation rows' weights, taken from ``weights``, those of the table ``where`` read by
+    :func:`read_weights` once per fit (``None, None`` without a weight column). ``split``: the positions of a
+    random split's training and validation rows; ``None`` when ``valid`` is a ``--valid`` table, whose own weight
+    column is read here (without one, its rows weigh alike)."""
+    if weights is None:
         return None, None
-    if column not in valid.columns:
-        return read_weights(train, column, where), torch.ones(len(valid), dtype=torch.float64)
-    return read_weights(train, column, where), read_weights(valid, column, valid_where)
+    if split is None:
+        if column not in valid.columns:
+            return weights, torch.ones(len(valid), dtype=torch.float64)
+        return weights, read_weights(valid, column, valid_where)
+    train, held = (weights[torch.from_numpy(rows)] for rows in split)
+    for part, name in ((train, where), (held, valid_where)):
+        if float(part.sum()) <= 0:
+            raise DataError(f"weight column '{column}' of {name} is 0 in every row; give some rows weight > 0")
+    return train, held
 
 
 def pack(target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from torch import nn
 from deepmine.config import RunConfig
 from deepmine.data.schema import Schema, check_target, infer_schema, infer_task
 from deepmine.data.sources import DataSource, describe, load_table
-from deepmine.data.splits import train_valid_split
+from deepmine.data.splits import split_positions
 from deepmine.evaluate.metrics import classification_metrics, regression_metrics
 from deepmine.exceptions import DeepmineWarning
 from deepmine.features.pipeline import FeaturePipeline
@@ -259,17 +259,20 @@ def fit_table(
     check_target(frame, target, where)
     frame = _drop_missing_target(frame, target, where, config)
     schema = infer_run_schema(frame, config, where)
-    if config.columns.weight:  # the first bad weight in file order, before the split hides rows
-        read_weights(frame, config.columns.weight, where)
+    weights = None  # read once per fit, in file order (the first bad weight named), before the split hides rows
+    if config.columns.weight:
+        weights = read_weights(frame, config.columns.weight, where)
     generator = seed_everything(config.seed)
+    split = None
     if valid is not None:
         valid_frame, valid_where = read_valid(valid, config)
         train_frame = frame
     else:
         valid_where = "the validation split"
-        train_frame, valid_frame = train_valid_split(
+        split = split_positions(
             frame, target, config.trainer.valid_fraction, config.seed, stratify=schema.task in ("binary", "multiclass")
         )
+        train_frame, valid_frame = (frame.iloc[rows].reset_index(drop=True) for rows in split)
     if len(valid_frame) < SMALL_VALID:
         warnings.warn(
             f"{valid_where} holds only {len(valid_frame)} row(s); its metrics and early stopping are unreliable "
@@ -284,7 +287,7 @@ def fit_table(
     x_valid = to_tensors(pipeline.transform(valid_frame, valid_where))
     y_valid = torch.from_numpy(pipeline.encode_target(valid_frame, valid_where).copy())
 
-    weights, valid_weights = split_weights(config.columns.weight, train_frame, valid_frame, where, valid_where)
+    weights, valid_weights = split_weights(weights, config.columns.weight, split, valid_frame, where, valid_where)
 
     n_classes = len(schema.classes)
     model, spec = build_table_model(schema, pipeline, config, x_train, y_train)
