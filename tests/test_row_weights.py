@@ -218,3 +218,43 @@ def test_the_weight_column_is_read_once_per_table_of_a_fit(monkeypatch):
     tables.clear()
     deepmine.fit(frame.drop(index=frame.index[::4]), target="label", valid=frame.iloc[::4], **settings)
     assert tables == [150, 50]  # the training table and the --valid table, once each
+
+
+SPLIT = {"trainer.valid_fraction": 0.25, "seed": 7}
+
+
+def _valid_rows(frame: pd.DataFrame) -> np.ndarray:
+    """The positions of the rows a fit with SPLIT validates on."""
+    from deepmine.data.splits import split_positions
+
+    return split_positions(frame, "label", SPLIT["trainer.valid_fraction"], SPLIT["seed"], stratify=True)[1]
+
+
+@pytest.mark.parametrize("trees", ["off", "on"])
+def test_a_validation_split_of_weight_0_rows_is_measured_unweighted_with_a_warning(trees):
+    from deepmine.exceptions import DeepmineWarning
+
+    frame = _contradicting(300)
+    held = _valid_rows(frame)
+    settings = {**FAST, **SPLIT, "columns.weight": "w", "model.trees": trees}
+    zero = frame.assign(w=frame["w"].where(~frame.index.isin(held), 0.0))
+    with pytest.warns(
+        DeepmineWarning,
+        match=r"weight column 'w' of the DataFrame: every row of the validation split "
+        r"has weight 0, so its loss .* weighs its rows alike; .*--valid.*trainer\.valid_fraction",
+    ):
+        model = deepmine.fit(zero, target="label", **settings)
+    alike = deepmine.fit(zero.assign(w=zero["w"].where(~zero.index.isin(held), 1.0)), target="label", **settings)
+    losses = [[h["valid_loss"] for h in m.history] for m in (model, alike)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6) and np.isfinite(losses[0]).all() and losses[0][0] > 0
+
+
+def test_a_training_split_of_weight_0_rows_is_an_error_that_says_how_to_split_otherwise():
+    frame = _contradicting(300)
+    only_valid = frame.assign(w=np.where(frame.index.isin(_valid_rows(frame)), frame["w"], 0.0))
+    with pytest.raises(
+        DataError,
+        match=r"every row of weight > 0 fell in the validation split, so the training rows "
+        r"all weigh 0; pass a --valid file, or change trainer.valid_fraction or the seed",
+    ):
+        deepmine.fit(only_valid, target="label", **{**FAST, **SPLIT, "columns.weight": "w"})

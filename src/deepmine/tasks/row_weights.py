@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from deepmine.data.schema import to_native
-from deepmine.exceptions import DataError
+from deepmine.exceptions import DataError, warn_user
 from deepmine.features.numeric import row_label
 
 
@@ -55,7 +55,8 @@ def split_weights(
     """The training and validation rows' weights, taken from ``weights``, those of the table ``where`` read by
     :func:`read_weights` once per fit (``None, None`` without a weight column). ``split``: the positions of a
     random split's training and validation rows; ``None`` when ``valid`` is a ``--valid`` table, whose own weight
-    column is read here (without one, its rows weigh alike)."""
+    column is read here (without one, its rows weigh alike). A random split whose training rows all weigh 0 is
+    an error; one whose validation rows all weigh 0 is a warning (see :func:`valid_loss_weights`)."""
     if weights is None:
         return None, None
     if split is None:
@@ -63,10 +64,27 @@ def split_weights(
             return weights, torch.ones(len(valid), dtype=torch.float64)
         return weights, read_weights(valid, column, valid_where)
     train, held = (weights[torch.from_numpy(rows)] for rows in split)
-    for part, name in ((train, where), (held, valid_where)):
-        if float(part.sum()) <= 0:
-            raise DataError(f"weight column '{column}' of {name} is 0 in every row; give some rows weight > 0")
+    change = "pass a --valid file, or change trainer.valid_fraction or the seed"
+    if float(train.sum()) <= 0:
+        raise DataError(
+            f"weight column '{column}' of {where}: every row of weight > 0 fell in {valid_where}, so the training "
+            f"rows all weigh 0; {change}"
+        )
+    if len(held) and float(held.sum()) <= 0:
+        warn_user(
+            f"weight column '{column}' of {where}: every row of {valid_where} has weight 0, so its loss (early "
+            f"stopping, the best epoch) weighs its rows alike; to weigh it, {change}"
+        )
     return train, held
+
+
+def valid_loss_weights(weights: torch.Tensor | None) -> torch.Tensor | None:
+    """The validation rows' ``weights`` as their loss uses them: ``None`` (rows alike, the unweighted loss) when
+    they are all 0, where the weighted loss would be 0 / 0. The rows themselves keep weight 0 (trees regrown on
+    all rows leave them out)."""
+    if weights is None or not len(weights) or float(weights.sum()) > 0:
+        return weights
+    return None
 
 
 def pack(target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from deepmine.exceptions import DeepmineWarning
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.nn.ensemble import build_model, member_mean_loss
 from deepmine.predictor import Predictor, forward_in_chunks, to_tensors
-from deepmine.tasks.row_weights import RowWeightedLoss, pack, read_weights, split_weights, unpack
+from deepmine.tasks.row_weights import RowWeightedLoss, pack, read_weights, split_weights, unpack, valid_loss_weights
 from deepmine.tasks.tree_member import TreeRows, add_tree_member, regrow_on_all_rows, wants_trees
 from deepmine.text.prepare import (
     batch_source,
@@ -308,9 +308,11 @@ def fit_table(
         fingerprint=fingerprint(frame, config) if checkpoint_dir is not None else "",
         started=started,
     )
-    target, valid_target = (
-        (y_train, y_valid) if weights is None else (pack(y_train, weights), pack(y_valid, valid_weights))
-    )
+    target, valid_target = y_train, y_valid
+    if weights is not None:
+        measured = valid_loss_weights(valid_weights)  # the validation loss unweighted when its rows all weigh 0
+        target = pack(y_train, weights)
+        valid_target = pack(y_valid, torch.ones(len(y_valid)) if measured is None else measured)
     history = trainer.fit(batch_source(config, x_train, target) or x_train, target, x_valid, valid_target)
     if distributed.is_distributed() and distributed.rank() != 0:  # only rank 0 saves: trees, metrics, report
         return Predictor(schema, pipeline, model, config, spec, history=history)

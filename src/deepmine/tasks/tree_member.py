@@ -24,6 +24,7 @@ from deepmine.exceptions import ConfigError, DeepmineWarning
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.nn.trees import TreeBlend, TreeMember, from_lightgbm, mix_log_probabilities, tree_inputs, tree_spec
 from deepmine.predictor import forward_in_chunks
+from deepmine.tasks.row_weights import valid_loss_weights
 
 TREE_TASKS = ("binary", "multiclass", "regression")
 # auto grows trees while training rows × model-input width (× classes) stay within this: LightGBM's histograms
@@ -169,7 +170,8 @@ def grow_trees(rows: TreeRows) -> tuple[TreeMember, int]:
     if len(rows.y_valid) == 0:
         booster = lightgbm.train(params, train, num_boost_round=ROUNDS_WITHOUT_VALID)
         return from_lightgbm(booster, outputs, columns=rows.columns), ROUNDS_WITHOUT_VALID
-    weight = None if rows.valid_weights is None else rows.valid_weights.numpy()
+    measured = valid_loss_weights(rows.valid_weights)
+    weight = None if measured is None else measured.numpy()
     valid = lightgbm.Dataset(rows.design(rows.x_valid), rows.y_valid.numpy(), weight=weight, reference=train)
     stop = lightgbm.early_stopping(PATIENCE, first_metric_only=True, verbose=False)
     max_rounds = MAX_TREES // _trees_per_round(task, n_classes)
@@ -221,7 +223,8 @@ def add_tree_member(network: nn.Module, spec: dict[str, Any], rows: TreeRows) ->
             "left_out": "the training rows hold one class",
         }
     trees, rounds = grow_trees(rows)
-    weight, losses = choose_weight(network, trees, rows.x_valid, rows.y_valid, rows.task, rows.valid_weights)
+    measured = valid_loss_weights(rows.valid_weights)
+    weight, losses = choose_weight(network, trees, rows.x_valid, rows.y_valid, rows.task, measured)
     record = {"rounds": rounds, "weight": weight, "valid_loss_by_weight": losses}
     if weight == 0:
         return network, record
