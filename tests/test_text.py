@@ -356,6 +356,44 @@ def test_hidden_files_in_class_folders_are_not_training_texts(tmp_path):
     ]
 
 
+def test_text_folders_not_in_utf8_are_decoded_in_their_encoding_with_one_warning(tmp_path):
+    # GBK (Chinese Windows), cp1252 and UTF-16 files were decoded as UTF-8 with U+FFFD, silently
+    from deepmine.exceptions import DeepmineWarning
+    from deepmine.text.folders import read_text_folder
+
+    chinese = ["这部电影非常好看", "演员的表演很精彩", "剧情拖沓，浪费时间。", "太无聊了，不推荐"]
+    for i, text in enumerate(chinese):
+        (tmp_path / "classes" / ("pos" if i < 2 else "neg")).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "classes" / ("pos" if i < 2 else "neg") / f"{i}.txt").write_bytes(text.encode("gbk"))
+    (tmp_path / "classes" / "pos" / "u8.txt").write_bytes("好看 ✓".encode("utf-8-sig"))
+    (tmp_path / "classes" / "pos" / "u16.txt").write_bytes("好看 ✓".encode("utf-16"))  # with its BOM
+    with pytest.warns(DeepmineWarning) as caught:
+        table = read_text_folder(tmp_path / "classes")
+    assert table["text"].tolist() == [chinese[2], chinese[3], chinese[0], chinese[1], "好看 ✓", "好看 ✓"]
+    assert [str(w.message) for w in caught] == [
+        f"'{tmp_path / 'classes'}': 4 of 6 .txt files are not UTF-8 (e.g. 'neg/2.txt'); read them as gb18030; "
+        "re-save them as UTF-8 if their texts look wrong"
+    ]
+    flat = tmp_path / "new"  # new texts to predict go through the same reader
+    flat.mkdir()
+    (flat / "a.txt").write_bytes("café crème, très naïve".encode("cp1252"))
+    (flat / "b.txt").write_bytes(b"\x00\x81\xfe binary")  # nothing decodes it: replaced, and said so
+    (flat / "c.txt").write_text("plain", encoding="utf-8")
+    with pytest.warns(
+        DeepmineWarning,
+        match=r"2 of 3 .txt files are not UTF-8 \(e.g. 'a.txt'\); read them as cp1252, "
+        r"but 1 matched no encoding \(e.g. 'b.txt'\).*U\+FFFD; re-save them as UTF-8$",
+    ) as caught:
+        table = read_text_folder(flat)
+    assert len(caught) == 1
+    assert table["text"].tolist() == ["café crème, très naïve", "\x00\ufffd\ufffd binary", "plain"]
+    (flat / "a.txt").write_text("café", encoding="utf-8")
+    (flat / "b.txt").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # all UTF-8: no warning
+        assert read_text_folder(flat)["text"].tolist() == ["café", "plain"]
+
+
 def chinese_reviews() -> pd.DataFrame:
     """80 short Chinese hotel reviews (column 评论) whose label y follows their good or bad words."""
     rng = np.random.default_rng(0)

@@ -69,12 +69,35 @@ def _refuse_binary_table(sample: bytes, path: Path) -> None:
         raise DataError(f"file '{path}' is an Excel workbook; save the sheet as CSV (or Parquet) and pass that file")
 
 
+def bom_encoding(data: bytes) -> str | None:
+    """The encoding a UTF-8 or UTF-16 byte-order mark names (the codec drops the mark), else None."""
+    boms = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+    return next((name for bom, name in boms if data.startswith(bom)), None)
+
+
+def legacy_encoding(data: bytes) -> str | None:
+    """charset-normalizer's confident guess for bytes that are not UTF-8 (GBK text: gb18030), None when it has
+    none or the bytes hold NULs (binary, or UTF-16 without a byte-order mark)."""
+    from charset_normalizer import from_bytes
+
+    if b"\x00" in data:
+        return None
+    matches = from_bytes(data)
+    best = matches.best()
+    if best is None:
+        return None
+    # Short samples often tie between single-byte code pages (cp1250, cp775, cp1252 ...); on a tie
+    # prefer Windows-1252 (the latin-1 superset), by far the most common legacy encoding of tables.
+    if any(m.chaos <= best.chaos and "cp1252" in m.could_be_from_charset for m in matches):
+        return "cp1252"
+    return best.encoding
+
+
 def sniff_encoding(sample: bytes, path: Path) -> str:
     """Pick an encoding: a BOM wins, then UTF-8, then charset-normalizer's confident guess."""
-    boms = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-    for bom, name in boms:
-        if sample.startswith(bom):
-            return name
+    bom = bom_encoding(sample)
+    if bom:
+        return bom
     try:
         sample.decode("utf-8")
         return "utf-8"
@@ -82,20 +105,13 @@ def sniff_encoding(sample: bytes, path: Path) -> str:
         if err.start >= len(sample) - 4:  # a multi-byte character cut by the sample's end
             return "utf-8"
         first_bad = err.start
-    from charset_normalizer import from_bytes
-
-    matches = from_bytes(sample)
-    best = matches.best()
-    if best is None or b"\x00" in sample:
+    guess = legacy_encoding(sample)
+    if guess is None:
         raise DataError(
             f"file '{path}' is not UTF-8 text (byte 0x{sample[first_bad]:02x} at offset {first_bad}) and its "
             "encoding could not be recognised; pass --encoding (for example --encoding latin-1)"
         )
-    # Short samples often tie between single-byte code pages (cp1250, cp775, cp1252 ...); on a tie
-    # prefer Windows-1252 (the latin-1 superset), by far the most common legacy encoding of tables.
-    if any(m.chaos <= best.chaos and "cp1252" in m.could_be_from_charset for m in matches):
-        return "cp1252"
-    return best.encoding
+    return guess
 
 
 def _looks_numeric(text: str) -> bool:

@@ -3,12 +3,15 @@ a flat folder of ``.txt`` files (new texts to predict) as a (file, text) table."
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from deepmine.exceptions import DataError
+from deepmine.data.csv_sniff import SAMPLE_BYTES, bom_encoding, legacy_encoding
+from deepmine.exceptions import DataError, DeepmineWarning
 
 TEXT_SUFFIX = ".txt"
 TEXT_COLUMN, LABEL_COLUMN, FILE_COLUMN = "text", "label", "file"
@@ -26,15 +29,14 @@ def is_text_folder(data: Any) -> bool:
 
 
 def read_text_folder(path: str | Path) -> pd.DataFrame:
-    """One row per ``.txt`` file: its text (UTF-8, undecodable bytes replaced) and its class folder's name as the
+    """One row per ``.txt`` file: its text (decoded by :func:`read_texts`) and its class folder's name as the
     label, rows ordered by label then file name. A folder holding only ``.txt`` files (no class folders) gives
     its files' names and texts, in name order, for prediction."""
     root = Path(path)
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     loose = sorted(p for p in root.glob(f"*{TEXT_SUFFIX}") if not p.name.startswith("."))
     if loose and not classes:
-        texts = [{FILE_COLUMN: file.name, TEXT_COLUMN: _read(file)} for file in loose]
-        return pd.DataFrame(texts, columns=[FILE_COLUMN, TEXT_COLUMN])
+        return pd.DataFrame({FILE_COLUMN: [file.name for file in loose], TEXT_COLUMN: read_texts(loose, root)})
     if loose or not classes:
         raise DataError(
             f"'{root}' holds .txt files outside class folders ({[p.name for p in loose[:3]]}) as well as class "
@@ -42,15 +44,16 @@ def read_text_folder(path: str | Path) -> pd.DataFrame:
             if loose
             else f"'{root}' has no class folders; put each text in a folder named after its class (reviews/pos/1.txt)"
         )
-    rows = [
-        {TEXT_COLUMN: _read(file), LABEL_COLUMN: folder.name}
+    files = [
+        (file, folder.name)
         for folder in classes
         for file in sorted(folder.rglob(f"*{TEXT_SUFFIX}"))
         if not _hidden(file.relative_to(folder))
     ]
-    if not rows:
+    if not files:
         raise DataError(f"'{root}' has class folders but no .txt files in them; add texts as <class>/<name>.txt")
-    return pd.DataFrame(rows, columns=[TEXT_COLUMN, LABEL_COLUMN])
+    texts = read_texts([file for file, _ in files], root)
+    return pd.DataFrame({TEXT_COLUMN: texts, LABEL_COLUMN: [label for _, label in files]})
 
 
 def _hidden(path: Path) -> bool:
@@ -58,5 +61,66 @@ def _hidden(path: Path) -> bool:
     return any(part.startswith(".") for part in path.parts)
 
 
-def _read(file: Path) -> str:
-    return file.read_bytes().decode("utf-8", errors="replace")
+def read_texts(files: list[Path], root: Path) -> list[str]:
+    """The files' texts, decoded strictly: UTF-8 (or the UTF-8/UTF-16 its byte-order mark names); the others in
+    the encoding charset-normalizer finds for them together (GBK, cp1252 ...), else for each alone, else as UTF-8
+    with undecodable bytes replaced. One warning under ``root`` says how many were not UTF-8 and how they were read."""
+    raw = [file.read_bytes() for file in files]
+    texts = [_decode(data, bom_encoding(data) or "utf-8") for data in raw]
+    legacy = [i for i, text in enumerate(texts) if text is None]
+    if not legacy:
+        return [text or "" for text in texts]
+    pooled = legacy_encoding(_pool(raw[i] for i in legacy if b"\x00" not in raw[i]))  # NULs: binary, UTF-16
+    read = {i: _decode_legacy(raw[i], pooled) for i in legacy}
+    used = Counter(encoding for _, encoding in read.values() if encoding)
+    replaced = [files[i] for i, (_, encoding) in read.items() if encoding is None]
+    _warn_not_utf8(root, files[legacy[0]], len(legacy), len(files), used, replaced)
+    return [read[i][0] if text is None else text for i, text in enumerate(texts)]
+
+
+def _decode(data: bytes, encoding: str | None) -> str | None:
+    """``data`` decoded strictly, or None when it is not valid ``encoding`` (or there is none)."""
+    try:
+        return data.decode(encoding) if encoding else None
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+def _decode_legacy(data: bytes, pooled: str | None) -> tuple[str, str | None]:
+    """``(text, encoding)`` of a file that is not UTF-8: the folder's guess, else the file's own, else
+    ``(UTF-8 with U+FFFD replacements, None)``."""
+    text = _decode(data, pooled)
+    if text is not None:
+        return text, pooled
+    own = legacy_encoding(data)
+    text = _decode(data, own) if own != pooled else None
+    return (text, own) if text is not None else (data.decode("utf-8", errors="replace"), None)
+
+
+def _pool(chunks: Any) -> bytes:
+    """Whole files, one per line, up to about :data:`SAMPLE_BYTES`: enough text for a confident guess."""
+    pooled = bytearray()
+    for chunk in chunks:
+        if pooled and len(pooled) + len(chunk) > SAMPLE_BYTES:
+            break
+        pooled += chunk + b"\n"
+    return bytes(pooled)
+
+
+def _warn_not_utf8(root: Path, example: Path, legacy: int, total: int, used: Counter, replaced: list[Path]) -> None:
+    """One line: how many files were not UTF-8, an example, the encoding(s) used and any left with U+FFFD."""
+    name = example.relative_to(root).as_posix()
+    read = ", ".join(f"{enc} ({count})" if len(used) > 1 else enc for enc, count in used.most_common())
+    if not used:
+        how = "no encoding matched them: their undecodable bytes were replaced by U+FFFD; re-save them as UTF-8"
+    elif replaced:
+        lost = replaced[0].relative_to(root).as_posix()
+        how = (
+            f"read them as {read}, but {len(replaced)} matched no encoding (e.g. '{lost}') and had undecodable "
+            "bytes replaced by U+FFFD; re-save them as UTF-8"
+        )
+    else:
+        how = f"read them as {read}; re-save them as UTF-8 if their texts look wrong"
+    warnings.warn(
+        f"'{root}': {legacy} of {total} .txt files are not UTF-8 (e.g. '{name}'); {how}", DeepmineWarning, stacklevel=4
+    )
