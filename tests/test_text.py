@@ -394,6 +394,43 @@ def test_text_folders_not_in_utf8_are_decoded_in_their_encoding_with_one_warning
         assert read_text_folder(flat)["text"].tolist() == ["café", "plain"]
 
 
+def test_predicting_a_text_folder_feeds_the_models_one_text_column(fitted, tmp_path):
+    # a model fitted on a table's 'review' column asked the folder for a 'review' column it cannot have
+    model, new = tmp_path / "m", tmp_path / "new"
+    fitted.save(model)
+    new.mkdir()
+    texts = reviews(4, 5)["review"].tolist()
+    for i, text in enumerate(texts):
+        (new / f"r{i}.txt").write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["predict", str(model), str(new), "--id", "file"])
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    rows = pd.read_csv(io.StringIO(result.stdout))
+    assert rows["file"].tolist() == [f"r{i}.txt" for i in range(4)]
+    expected = fitted.predict_frame(pd.DataFrame({"review": texts}))
+    pd.testing.assert_frame_equal(rows.drop(columns="file"), expected, check_dtype=False, atol=1e-6)
+
+
+def test_a_text_folder_for_a_model_reading_other_columns_says_to_use_a_table():
+    from deepmine.exceptions import ColumnError
+    from deepmine.text.folders import as_model_reads
+
+    frame = pd.DataFrame({"file": ["a.txt"], "text": ["hello"]})
+    with pytest.raises(
+        ColumnError,
+        match=r"^new is a folder of .txt files, which gives one text per file, but this "
+        r"model reads text column\(s\) \['title', 'body'\]; predict from a table \(CSV, Parquet, "
+        r"JSON Lines\) holding the column\(s\) \['title', 'body'\]$",
+    ):
+        as_model_reads(frame, ["title", "body"], ["title", "body"], "new")
+    with pytest.raises(ColumnError, match=r"reads text column\(s\) \['review'\] and other column\(s\) \['stars'\];"):
+        as_model_reads(frame, ["review", "stars"], ["review"], "new")
+    with pytest.raises(ColumnError, match=r"reads no text column \(its inputs: \['age'\]\);"):
+        as_model_reads(frame, ["age"], [], "new")
+    assert as_model_reads(frame, ["review"], ["review"], "new").columns.tolist() == ["file", "review"]
+    # fitted on a folder of short texts, its 'text' column may have been read as categories: still fed
+    assert as_model_reads(frame, ["text"], [], "new").columns.tolist() == ["file", "text"]
+
+
 def chinese_reviews() -> pd.DataFrame:
     """80 short Chinese hotel reviews (column 评论) whose label y follows their good or bad words."""
     rng = np.random.default_rng(0)

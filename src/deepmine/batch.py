@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from deepmine.data.sources import DataSource, describe, is_csv_file, iter_csv_chunks, load_table
+from deepmine.data.sources import DataSource, describe, is_csv_file, iter_csv_chunks
 from deepmine.exceptions import DataError, DeepmineWarning
 from deepmine.predictor import Predictor
 
@@ -36,7 +36,7 @@ def read_chunks(
     if is_csv_file(data):
         yield from iter_csv_chunks(data, predictor.config.data, chunk_rows, on_progress, verbatim)
     else:
-        yield load_table(data, predictor.config.data, verbatim=verbatim)
+        yield predictor.read(data, verbatim)
 
 
 def iter_predictions(

@@ -16,6 +16,7 @@ from deepmine.data.schema import Schema
 from deepmine.data.sources import DataSource, describe, load_table, reparse
 from deepmine.exceptions import ColumnError, DataError, DeepmineWarning
 from deepmine.features.pipeline import Blocks, FeaturePipeline
+from deepmine.text.folders import as_model_reads, is_folder
 
 PREDICT_CHUNK = 8192
 
@@ -88,7 +89,16 @@ class Predictor:
                     f"{len(columns)} values in that order, or a DataFrame, file or SQL URL with those columns"
                 )
             return load_table(pd.DataFrame(rows, columns=columns)), f"the {len(rows)} given row(s)"
-        return load_table(data, self.config.data, verbatim=verbatim), describe(data)
+        return self.read(data, verbatim), describe(data)
+
+    def read(self, data: DataSource, verbatim: str | None = None) -> pd.DataFrame:
+        """``data`` loaded as this model reads it (see :func:`load_table`): a folder of ``.txt`` files gives its
+        texts to the model's one text column."""
+        frame = load_table(data, self.config.data, verbatim=verbatim)
+        if not is_folder(data):
+            return frame
+        inputs = [s.name for s in self.schema.features]
+        return as_model_reads(frame, inputs, self.schema.names("text"), describe(data))
 
     def id_of(self, id_column: str | None) -> str | None:
         """The column copied into predictions: ``id_column``, else the fit's ``columns.id``."""

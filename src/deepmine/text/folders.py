@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from deepmine.data.csv_sniff import SAMPLE_BYTES, bom_encoding, legacy_encoding
-from deepmine.exceptions import DataError, DeepmineWarning
+from deepmine.exceptions import ColumnError, DataError, DeepmineWarning
 
 TEXT_SUFFIX = ".txt"
 TEXT_COLUMN, LABEL_COLUMN, FILE_COLUMN = "text", "label", "file"
@@ -19,11 +19,9 @@ TEXT_COLUMN, LABEL_COLUMN, FILE_COLUMN = "text", "label", "file"
 
 def is_text_folder(data: Any) -> bool:
     """True for a folder whose files (below its class subfolders) are ``.txt`` files."""
-    if not isinstance(data, str | Path) or "://" in str(data):
+    if not is_folder(data):
         return False
     path = Path(data)
-    if not path.is_dir():
-        return False
     files = [p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path))]
     return bool(files) and all(p.suffix.lower() == TEXT_SUFFIX for p in files)
 
@@ -54,6 +52,26 @@ def read_text_folder(path: str | Path) -> pd.DataFrame:
         raise DataError(f"'{root}' has class folders but no .txt files in them; add texts as <class>/<name>.txt")
     texts = read_texts([file for file, _ in files], root)
     return pd.DataFrame({TEXT_COLUMN: texts, LABEL_COLUMN: [label for _, label in files]})
+
+
+def is_folder(data: Any) -> bool:
+    """True for a path naming a folder: a source the table reader accepts only as a text folder."""
+    return isinstance(data, str | Path) and "://" not in str(data) and Path(data).is_dir()
+
+
+def as_model_reads(frame: pd.DataFrame, inputs: list[str], texts: list[str], where: str) -> pd.DataFrame:
+    """A text folder's table for a model whose input columns are ``inputs`` (``texts`` of them text): the texts
+    under the model's one input column (a text column of any name, or the folder's own ``text`` column however it
+    was read at fit). A model with other inputs gets an error saying to predict from a table."""
+    if inputs != [TEXT_COLUMN] and (len(texts) != 1 or inputs != texts):
+        others = [name for name in inputs if name not in texts]
+        reads = f"text column(s) {texts}" if texts else "no text column"
+        reads += f" and other column(s) {others}" if texts and others else f" (its inputs: {others})" if others else ""
+        raise ColumnError(
+            f"{where} is a folder of .txt files, which gives one text per file, but this model reads {reads}; "
+            f"predict from a table (CSV, Parquet, JSON Lines) holding the column(s) {inputs}"
+        )
+    return frame.rename(columns={TEXT_COLUMN: inputs[0]})
 
 
 def _hidden(path: Path) -> bool:
