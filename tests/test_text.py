@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import deepmine
 from deepmine.cli import app
 from deepmine.config import TextConfig, build_config
-from deepmine.exceptions import ConfigError
+from deepmine.exceptions import ConfigError, DeepmineWarning
 from deepmine.text.batches import LengthBuckets
 from deepmine.text.column import TextColumnEncoder
 from deepmine.text.encoders import build_text_encoder
@@ -333,6 +333,15 @@ def test_cli_fits_a_folder_of_text_files_and_names_the_tokenizer(tmp_path):
     assert folder_rows["file"].tolist() == [f"r{i}.txt" for i in range(6)]
     assert "ignoring column" not in by_folder.stderr  # the id column it was asked to carry is not "ignored"
     pd.testing.assert_frame_equal(folder_rows.drop(columns="file"), table_rows)
+    # without --id the folder's own file names are the row key: echoed, not warned about as an unknown column
+    keyed = CliRunner().invoke(app, ["predict", str(out), str(new)])
+    assert keyed.exit_code == 0 and keyed.stderr == "", keyed.output
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(keyed.stdout)), folder_rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeepmineWarning)  # predict() in Python: the file names are no input either
+        assert deepmine.load(out).predict(new).tolist() == folder_rows["prediction"].tolist()
+    classes = CliRunner().invoke(app, ["predict", str(out), str(root)])  # class folders have no file names
+    assert classes.exit_code == 0 and "file" not in classes.stdout.splitlines()[0], classes.output
     scored = CliRunner().invoke(app, ["evaluate", str(out), str(root), "--json"])  # class folders: labelled
     assert scored.exit_code == 0 and json.loads(scored.stdout)["rows"] == 80, scored.output
 
@@ -358,7 +367,6 @@ def test_hidden_files_in_class_folders_are_not_training_texts(tmp_path):
 
 def test_text_folders_not_in_utf8_are_decoded_in_their_encoding_with_one_warning(tmp_path):
     # GBK (Chinese Windows), cp1252 and UTF-16 files were decoded as UTF-8 with U+FFFD, silently
-    from deepmine.exceptions import DeepmineWarning
     from deepmine.text.folders import read_text_folder
 
     chinese = ["这部电影非常好看", "演员的表演很精彩", "剧情拖沓，浪费时间。", "太无聊了，不推荐"]
@@ -402,7 +410,7 @@ def test_predicting_a_text_folder_feeds_the_models_one_text_column(fitted, tmp_p
     texts = reviews(4, 5)["review"].tolist()
     for i, text in enumerate(texts):
         (new / f"r{i}.txt").write_text(text, encoding="utf-8")
-    result = CliRunner().invoke(app, ["predict", str(model), str(new), "--id", "file"])
+    result = CliRunner().invoke(app, ["predict", str(model), str(new)])
     assert result.exit_code == 0 and result.stderr == "", result.output
     rows = pd.read_csv(io.StringIO(result.stdout))
     assert rows["file"].tolist() == [f"r{i}.txt" for i in range(4)]
@@ -421,14 +429,14 @@ def test_a_text_folder_for_a_model_reading_other_columns_says_to_use_a_table():
         r"model reads text column\(s\) \['title', 'body'\]; predict from a table \(CSV, Parquet, "
         r"JSON Lines\) holding the column\(s\) \['title', 'body'\]$",
     ):
-        as_model_reads(frame, ["title", "body"], ["title", "body"], "new")
+        as_model_reads(frame, ["title", "body"], ["title", "body"], "file", "new")
     with pytest.raises(ColumnError, match=r"reads text column\(s\) \['review'\] and other column\(s\) \['stars'\];"):
-        as_model_reads(frame, ["review", "stars"], ["review"], "new")
+        as_model_reads(frame, ["review", "stars"], ["review"], "file", "new")
     with pytest.raises(ColumnError, match=r"reads no text column \(its inputs: \['age'\]\);"):
-        as_model_reads(frame, ["age"], [], "new")
-    assert as_model_reads(frame, ["review"], ["review"], "new").columns.tolist() == ["file", "review"]
+        as_model_reads(frame, ["age"], [], "file", "new")
+    assert as_model_reads(frame, ["review"], ["review"], None, "new").columns.tolist() == ["review"]
     # fitted on a folder of short texts, its 'text' column may have been read as categories: still fed
-    assert as_model_reads(frame, ["text"], [], "new").columns.tolist() == ["file", "text"]
+    assert as_model_reads(frame, ["text"], [], "file", "new").columns.tolist() == ["file", "text"]
 
 
 def chinese_reviews() -> pd.DataFrame:

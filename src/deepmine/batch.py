@@ -48,7 +48,7 @@ def iter_predictions(
 ) -> Iterator[pd.DataFrame]:
     """:meth:`Predictor.predict_frame`'s table, one chunk of input rows at a time, in input order."""
     where = describe(data)
-    id_column = predictor.id_of(id_column)
+    id_column = predictor.id_of(id_column, data)
     for index, chunk in enumerate(read_chunks(predictor, data, chunk_rows, on_progress, id_column)):
         frame, ids = predictor.with_ids(chunk, data, id_column)
         if index == 0:

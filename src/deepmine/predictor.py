@@ -16,7 +16,7 @@ from deepmine.data.schema import Schema
 from deepmine.data.sources import DataSource, describe, load_table, reparse
 from deepmine.exceptions import ColumnError, DataError, DeepmineWarning
 from deepmine.features.pipeline import Blocks, FeaturePipeline
-from deepmine.text.folders import as_model_reads, is_folder
+from deepmine.text.folders import FILE_COLUMN, as_model_reads, is_flat_text_folder, is_folder
 
 PREDICT_CHUNK = 8192
 
@@ -93,16 +93,17 @@ class Predictor:
 
     def read(self, data: DataSource, verbatim: str | None = None) -> pd.DataFrame:
         """``data`` loaded as this model reads it (see :func:`load_table`): a folder of ``.txt`` files gives its
-        texts to the model's one text column."""
+        texts to the model's one text column, and its ``file`` column only when it is ``verbatim`` (the id)."""
         frame = load_table(data, self.config.data, verbatim=verbatim)
         if not is_folder(data):
             return frame
         inputs = [s.name for s in self.schema.features]
-        return as_model_reads(frame, inputs, self.schema.names("text"), describe(data))
+        return as_model_reads(frame, inputs, self.schema.names("text"), verbatim, describe(data))
 
-    def id_of(self, id_column: str | None) -> str | None:
-        """The column copied into predictions: ``id_column``, else the fit's ``columns.id``."""
-        return id_column or self.config.columns.id
+    def id_of(self, id_column: str | None, data: DataSource = None) -> str | None:
+        """The column copied into predictions: ``id_column``, else the file names of a flat folder of ``.txt`` files
+        (``data`` being that folder), else the fit's ``columns.id``."""
+        return id_column or (FILE_COLUMN if is_flat_text_folder(data) else self.config.columns.id)
 
     def with_ids(self, frame: pd.DataFrame, data: DataSource, id_column: str | None) -> tuple[pd.DataFrame, Any]:
         """``(frame to score, ids)`` for a frame read with ``id_column`` verbatim: an id that is also a model input
@@ -159,7 +160,7 @@ class Predictor:
 
     def predict_frame(self, data: DataSource, id_column: str | None = None) -> pd.DataFrame:
         """One row per input row, in input order: [id], prediction, then ``proba_<class>`` columns."""
-        id_column = self.id_of(id_column)
+        id_column = self.id_of(id_column, data)
         frame, where = self._frame(data, id_column)
         frame, ids = self.with_ids(frame, data, id_column)
         return self.predictions_table(frame, where, id_column, ids)

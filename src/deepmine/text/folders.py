@@ -32,7 +32,7 @@ def read_text_folder(path: str | Path) -> pd.DataFrame:
     its files' names and texts, in name order, for prediction."""
     root = Path(path)
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    loose = sorted(p for p in root.glob(f"*{TEXT_SUFFIX}") if not p.name.startswith("."))
+    loose = _loose_files(root)
     if loose and not classes:
         return pd.DataFrame({FILE_COLUMN: [file.name for file in loose], TEXT_COLUMN: read_texts(loose, root)})
     if loose or not classes:
@@ -59,10 +59,23 @@ def is_folder(data: Any) -> bool:
     return isinstance(data, str | Path) and "://" not in str(data) and Path(data).is_dir()
 
 
-def as_model_reads(frame: pd.DataFrame, inputs: list[str], texts: list[str], where: str) -> pd.DataFrame:
+def is_flat_text_folder(data: Any) -> bool:
+    """True for a folder with ``.txt`` files at its top level: new texts to predict, read with their file names."""
+    return is_folder(data) and bool(_loose_files(Path(data)))
+
+
+def _loose_files(root: Path) -> list[Path]:
+    """The ``.txt`` files at the top of ``root`` (not in class folders), in name order."""
+    return sorted(p for p in root.glob(f"*{TEXT_SUFFIX}") if not p.name.startswith("."))
+
+
+def as_model_reads(
+    frame: pd.DataFrame, inputs: list[str], texts: list[str], keep: str | None, where: str
+) -> pd.DataFrame:
     """A text folder's table for a model whose input columns are ``inputs`` (``texts`` of them text): the texts
     under the model's one input column (a text column of any name, or the folder's own ``text`` column however it
-    was read at fit). A model with other inputs gets an error saying to predict from a table."""
+    was read at fit); the ``file`` column only when ``keep`` (the id column echoed with the predictions) names it.
+    A model with other inputs gets an error saying to predict from a table."""
     if inputs != [TEXT_COLUMN] and (len(texts) != 1 or inputs != texts):
         others = [name for name in inputs if name not in texts]
         reads = f"text column(s) {texts}" if texts else "no text column"
@@ -71,7 +84,8 @@ def as_model_reads(frame: pd.DataFrame, inputs: list[str], texts: list[str], whe
             f"{where} is a folder of .txt files, which gives one text per file, but this model reads {reads}; "
             f"predict from a table (CSV, Parquet, JSON Lines) holding the column(s) {inputs}"
         )
-    return frame.rename(columns={TEXT_COLUMN: inputs[0]})
+    frame = frame.rename(columns={TEXT_COLUMN: inputs[0]})
+    return frame if keep == FILE_COLUMN or FILE_COLUMN not in frame.columns else frame.drop(columns=FILE_COLUMN)
 
 
 def _hidden(path: Path) -> bool:
