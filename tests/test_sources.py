@@ -289,6 +289,31 @@ def test_table_and_query_together_are_refused_not_one_ignored(tmp_path):
         load_table(url, DataConfig(table="people", query="SELECT name FROM people WHERE age > 30"))
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["profile"], ["fit", "--target", "color", "--no-track"], ["predict", "no-model"], ["cluster"], ["recommend"]],
+)
+def test_table_or_query_with_a_file_source_is_refused_not_ignored(tmp_path, run_cli, command, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a fit that ignored --table would write its model here
+    path = tmp_path / "people.csv"
+    EXPECTED.to_csv(path, index=False)
+    result = run_cli(*command, path, "--table", "people")
+    assert result.code == 1 and result.err.count("\n") == 1, result.err
+    assert f"--table 'people' applies only to database sources, but '{path}' is a file" in result.err
+    assert list(tmp_path.iterdir()) == [path]
+    both = run_cli(*command, path, "--table", "people", "--query", "SELECT name FROM people")
+    assert both.code == 1 and "--table 'people' and --query apply only to database sources" in both.err
+
+
+def test_table_with_a_sqlite_file_path_says_to_pass_its_url(tmp_path, run_cli):
+    database = tmp_path / "shop.db"
+    make_db(database, {"people": EXPECTED})
+    result = run_cli("profile", database, "--table", "people")
+    assert result.code == 1 and result.err.count("\n") == 1, result.err
+    assert f"'{database}' is a SQLite database; pass its URL, sqlite:///{database}, with --table 'people'" in result.err
+    assert run_cli("profile", f"sqlite:///{database}", "--table", "people", "--json").code == 0
+
+
 def test_sqlite_wrong_table_suggests_closest(tmp_path):
     url = make_db(tmp_path / "shop.db", {"customers": EXPECTED, "orders": EXPECTED})
     with pytest.raises(DataError, match="did you mean 'customers'"):

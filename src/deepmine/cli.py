@@ -111,8 +111,10 @@ def profile(
 ) -> None:
     """Show each column's role and why, missing share, distinct count, statistics and the target balance."""
     from deepmine.config import build_config
+    from deepmine.data.sources import check_sql_options
     from deepmine.profile import profile_table
 
+    check_sql_options(data, table, query)
     config = build_config(None, _read_overrides(sep, encoding, no_header, table, query))
     result = profile_table(data, target, config.data, detail=html is not None)
     if html is not None:
@@ -199,6 +201,9 @@ def fit(
 ) -> None:
     """Train a model on DATA to predict --target, score it on validation data, and save an artifact
     (with report.html, the HTML report, unless --no-report). Every fit is recorded with MLflow (`deepmine runs`)."""
+    from deepmine.data.sources import check_sql_options, is_sql_url
+
+    check_sql_options(data, table, query)
     if devices > 1:
         from deepmine.train.distributed import launch
 
@@ -207,7 +212,6 @@ def fit(
     import time
 
     from deepmine.config import build_config, parse_override
-    from deepmine.data.sources import is_sql_url
     from deepmine.io_utils import check_replaceable
     from deepmine.tasks.supervised import fit_table
 
@@ -331,6 +335,9 @@ def evaluate(
     query: QueryOpt = None,
 ) -> None:
     """Score a saved model on a labelled test file (a recommender: on held-out interactions)."""
+    from deepmine.data.sources import check_sql_options
+
+    check_sql_options(data, table, query)
     if _is_image(artifact):
         from deepmine.images.cli import evaluate_command
 
@@ -407,7 +414,9 @@ def predict(
 
     For a recommender artifact: `--users 1,2,3 --k 10` lists each user's top items with scores."""
     from deepmine.batch import check_prediction_output
+    from deepmine.data.sources import check_sql_options
 
+    check_sql_options(data, table, query)
     check_prediction_output(output, data, tables=_kind(artifact) != "tagger")
     if _kind(artifact) == "tagger" and data is not None:
         from deepmine.cli_tagging import predict_command as predict_tagger
@@ -541,8 +550,10 @@ def export(
     """Export the whole pipeline (numeric preprocessing + model + softmax) as one ONNX or TorchScript graph,
     with a JSON sidecar holding the categorical vocabularies; verified against the predictor first. An image
     model exports as pixels (uint8, resized to the artifact's size) → normalisation → network → softmax."""
+    from deepmine.data.sources import check_sql_options
     from deepmine.export import default_path, export_predictor
 
+    check_sql_options(check, table, query)  # the rows read are --check's
     _require_table_or_image(artifact, "export")
     path = output if output is not None else default_path(artifact, format_)
     if _is_image(artifact):
@@ -705,10 +716,11 @@ def explain(
 ) -> None:
     """Why the model predicts what it does: permutation importance per input column (on the task's metric
     when DATA holds the target, else on the change of the predictions) and Integrated Gradients per row."""
-    from deepmine.data.sources import describe, load_table
+    from deepmine.data.sources import check_sql_options, describe, load_table
     from deepmine.explain import add_token_attributions, integrated_gradients, permutation_importance
     from deepmine.explain.tokens import strongest
 
+    check_sql_options(data, table, query)
     predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
     frame = load_table(data, predictor.config.data)
     where = describe(data)

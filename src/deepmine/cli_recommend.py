@@ -76,11 +76,13 @@ def recommend(
     from functools import partial
 
     from deepmine.config import parse_override
+    from deepmine.data.sources import check_sql_options
     from deepmine.io_utils import check_replaceable
     from deepmine.recommender import Recommender
     from deepmine.tasks.recommend_config import build_recommend_config
     from deepmine.tracking import record_fit, tracked_fit
 
+    check_sql_options(data, table, query)
     cli = _cli()
     overrides = cli._read_overrides(sep, encoding, no_header, table, query)
     overrides.update(dict(parse_override(entry) for entry in set_ or []))

@@ -96,9 +96,10 @@ def anomalies(
 ) -> None:
     """Score every row of DATA for how anomalous it is, flag the top share and name the columns behind each score."""
     from deepmine.batch import check_prediction_output, write_predictions
-    from deepmine.data.sources import load_table
+    from deepmine.data.sources import check_sql_options, load_table
     from deepmine.unsupervised.anomalies import check_contamination, detect_anomalies
 
+    check_sql_options(data, table, query)
     check_contamination(contamination, percentile)
     check_prediction_output(out, data)
     config = _data_config(sep, encoding, no_header, table, query)
@@ -168,10 +169,11 @@ def cluster(
     embeds them, and --label (any value, e.g. `--label folder`) scores against the class folders / IDX labels."""
     import pandas as pd
 
-    from deepmine.data.sources import load_table
+    from deepmine.data.sources import check_sql_options, load_table
     from deepmine.images.sources import is_image_source
     from deepmine.unsupervised.cluster import cluster_table
 
+    check_sql_options(data, table, query)
     _check_cluster_out(out)
     config = _data_config(sep, encoding, no_header, table, query)
     map_path = out / "map.png" if out is not None else None

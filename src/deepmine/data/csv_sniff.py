@@ -16,6 +16,7 @@ from deepmine.exceptions import DataError
 
 SAMPLE_BYTES = 256 * 1024
 DELIMITERS = ",;\t|"
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def read_sample(path: Path, size: int = SAMPLE_BYTES) -> bytes:
 def _refuse_binary_table(sample: bytes, path: Path) -> None:
     """A database, Parquet file or spreadsheet that reached the text reader (by its name): say what it is and
     how to read it, rather than calling it text in an unknown encoding."""
-    if sample.startswith(b"SQLite format 3\x00"):
+    if sample.startswith(SQLITE_MAGIC):
         how = f'read it through its URL: sqlite:///{path} --table NAME (or --query "SELECT ...")'
         raise DataError(f"file '{path}' is a SQLite database, not a delimited text file; {how}")
     if sample.startswith(b"PAR1"):

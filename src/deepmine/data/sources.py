@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from deepmine.config import DataConfig
-from deepmine.data.csv_sniff import sniff_dialect
+from deepmine.data.csv_sniff import SQLITE_MAGIC, sniff_dialect
 from deepmine.exceptions import DataError, SourceNotFoundError, did_you_mean
 from deepmine.urls import redact_in, redact_url
 
@@ -28,6 +28,30 @@ DataSource = Any  # str | Path | pandas.DataFrame
 def is_sql_url(source: object) -> bool:
     """True for SQLAlchemy URLs such as ``sqlite:///shop.db`` or ``postgresql://host/db``."""
     return isinstance(source, str) and bool(_URL.match(source))
+
+
+def check_sql_options(source: str | Path | None, table: str | None, query: str | None) -> None:
+    """A one-line :class:`DataError` when ``--table`` or ``--query`` comes with a source that is not a database URL:
+    a file is read whole, so they would be ignored."""
+    if source is None or not (table or query) or is_sql_url(source):
+        return
+    given = " and ".join([f"--table '{table}'"] * bool(table) + ["--query"] * bool(query))
+    path = Path(source)
+    if path.is_file() and _starts_with(path, SQLITE_MAGIC):
+        raise DataError(f"file '{path}' is a SQLite database; pass its URL, sqlite:///{path}, with {given}")
+    verb, kind = "apply" if table and query else "applies", "folder" if path.is_dir() else "file"
+    raise DataError(
+        f"{given} {verb} only to database sources, but '{source}' is a {kind}, which is read whole; drop {given}, "
+        "or pass the database as a SQLAlchemy URL such as sqlite:///shop.db"
+    )
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 def describe(source: DataSource) -> str:
