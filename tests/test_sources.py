@@ -289,6 +289,20 @@ def test_table_and_query_together_are_refused_not_one_ignored(tmp_path):
         load_table(url, DataConfig(table="people", query="SELECT name FROM people WHERE age > 30"))
 
 
+@pytest.mark.filterwarnings("ignore:Query string argument")  # pysqlite ignores the password the URL carries
+def test_a_query_or_table_with_no_rows_names_it_and_the_masked_database(tmp_path):
+    url = make_db(tmp_path / "shop.db", {"people": EXPECTED, "empty": EXPECTED.head(0)}) + "?password=hunter2"
+    shown = f"sqlite:///{tmp_path / 'shop.db'}?password=***"
+    query = "SELECT name FROM people WHERE age > 100"
+    with pytest.raises(DataError) as err:
+        load_table(url, DataConfig(query=query))
+    assert str(err.value).startswith(f"query '{query}' on database '{shown}' returned no rows; check the query")
+    with pytest.raises(DataError) as err:
+        load_table(url, DataConfig(table="empty"))
+    assert str(err.value).startswith(f"table 'empty' on database '{shown}' returned no rows; add rows")
+    assert "hunter2" not in str(err.value) and "header" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     "command",
     [["profile"], ["fit", "--target", "color", "--no-track"], ["predict", "no-model"], ["cluster"], ["recommend"]],

@@ -377,6 +377,14 @@ def _checked_chunks(reader: Iterable[pd.DataFrame], name: str, header: bool) -> 
             yield frame
 
 
+def _rows_or_error(frame: pd.DataFrame, what: str, shown: str, fix: str) -> pd.DataFrame:
+    """``frame`` as ``what`` (a query or table) of database ``shown`` returned it; a one-line error when it has no
+    rows (rather than the wording meant for an empty file)."""
+    if len(frame) == 0:
+        raise DataError(f"{what} on database '{shown}' returned no rows; {fix}")
+    return frame
+
+
 def _sqlite_path(url: str) -> Path | None:
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + ":memory:"):
@@ -404,7 +412,8 @@ def _read_sql(url: str, data: DataConfig) -> pd.DataFrame:
     try:
         with engine.connect() as conn:
             if data.query:
-                return pd.read_sql_query(sa.text(data.query), conn)
+                rows = pd.read_sql_query(sa.text(data.query), conn)
+                return _rows_or_error(rows, f"query {data.query!r}", shown, "check the query's conditions")
             tables = sa.inspect(conn).get_table_names()
             table = data.table
             if table is None:
@@ -418,7 +427,8 @@ def _read_sql(url: str, data: DataConfig) -> pd.DataFrame:
                 raise DataError(
                     f"table '{table}' is not in database '{shown}'{did_you_mean(table, tables)}; tables: {tables}"
                 )
-            return pd.read_sql_table(table, conn)
+            rows = pd.read_sql_table(table, conn)
+            return _rows_or_error(rows, f"table '{table}'", shown, "add rows or choose another --table")
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as err:
         reason = redact_in(str(err).splitlines()[0], url)
         reason = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", reason)
