@@ -94,6 +94,23 @@ def test_extra_columns_warn_once(run_cli, trained, big_csv, tmp_path):
     assert result.err.count("warning: ") == 1 and "surplus" in result.err
 
 
+def test_unreadable_dates_in_several_chunks_are_missing_with_one_warning_counting_all(
+    run_cli, trained, big_csv, tmp_path
+):
+    frame = pd.read_csv(big_csv)
+    bad, blanked = tmp_path / "bad-dates.csv", tmp_path / "blank-dates.csv"
+    rows = [3, 100, 150]  # in the first, third and fifth chunks
+    frame.loc[60, "joined"] = " "  # blank: missing already, not counted
+    frame.assign(joined=frame["joined"].mask(frame.index.isin(rows), "")).to_csv(blanked, index=False)
+    frame.loc[rows, "joined"] = ["someday", "2021-02-30", "n/a yet"]
+    frame.to_csv(bad, index=False)
+    result = run_cli("predict", trained, bad, "--chunk-rows", CHUNK)
+    assert result.code == 0, result.err
+    assert result.err.count("warning: ") == 1, result.err
+    assert f"{bad}: 3 value(s) of column 'joined' could not be read as dates (for example 'someday')" in result.err
+    assert result.out == run_cli("predict", trained, blanked, "--chunk-rows", CHUNK).out  # read as missing
+
+
 def test_a_bad_value_in_a_later_chunk_leaves_nothing_behind(run_cli, trained, big_csv, tmp_path):
     frame = pd.read_csv(big_csv).astype({"age": object})
     frame.loc[150, "age"] = "not-a-number"

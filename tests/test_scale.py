@@ -250,6 +250,31 @@ def test_streaming_batches_cover_each_training_row_once(big_parquet: Path) -> No
     assert not torch.equal(other[0][0][0], batches[0][0][0])
 
 
+def test_streaming_training_warns_once_per_column_about_unreadable_dates(tmp_path: Path) -> None:
+    import warnings
+
+    from deepmine.config import DataConfig
+    from deepmine.data.schema import infer_schema
+    from deepmine.data.streaming import ChunkReader, StreamingBatches
+    from deepmine.features.datetime import UnreadableDates
+    from deepmine.features.pipeline import FeaturePipeline
+
+    frame = make_table(800, seed=2)
+    pipeline = FeaturePipeline(infer_schema(frame, "label")).fit(frame)
+    frame.loc[[5, 400, 790], "joined"] = ["later", "2020-13-01", "later"]  # in three chunks of 256 rows
+    path = tmp_path / "train.csv"
+    frame.to_csv(path, index=False)
+    source = StreamingBatches(ChunkReader(path, DataConfig(chunk_rows=256)), pipeline, "label", 64, 800, np.array([]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        list(source.epoch(torch.Generator().manual_seed(0)))
+    dated = [str(w.message) for w in caught if issubclass(w.category, UnreadableDates)]
+    assert dated == [
+        f"{path}: 3 value(s) of column 'joined' could not be read as dates (for example 'later') and were treated "
+        "as missing; write them as dates such as 2020-01-13, or leave them empty"
+    ]
+
+
 @pytest.mark.parametrize("kind", ["parquet", "csv"])
 def test_streaming_fit_learns_and_is_repeatable(kind: str, big_parquet: Path, tmp_path: Path) -> None:
     import deepmine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from deepmine.config import PreprocessConfig, build_config
 from deepmine.data.schema import infer_role, infer_schema, infer_task
 from deepmine.exceptions import ConfigError, DataError
 from deepmine.features.categorical import MISSING, UNKNOWN, CategoricalEncoder
-from deepmine.features.datetime import DatetimeEncoder, date_parts
+from deepmine.features.datetime import DatetimeEncoder, UnreadableDates, date_parts
 from deepmine.features.numeric import NumericEncoder
 from deepmine.features.pipeline import FeaturePipeline
 
@@ -260,6 +261,26 @@ def test_dotted_dates_are_dates_read_day_first_and_version_strings_are_not():
     alone = date_parts(pd.Series(["01.02.2020"]))  # one value alone, or beside ISO dates: still day first
     beside = date_parts(pd.Series(["2020-01-02", "01.02.2020"]))
     assert alone.iloc[0]["month"] == beside.iloc[1]["month"] == 2 and beside.iloc[0]["month"] == 1
+
+
+def test_unreadable_dates_are_missing_with_one_warning_naming_count_example_and_column():
+    encoder = DatetimeEncoder().fit(pd.Series(pd.date_range("2020-01-01", periods=30, freq="17D").astype(str)))
+    given = pd.Series(["2020-02-01", "soon", None, "  ", "2020-02-30", "2021-06-01"], name="joined")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = encoder.transform(given, "new.csv")
+    dated = [w for w in caught if issubclass(w.category, UnreadableDates)]
+    assert len(dated) == 1  # blank and missing values were missing already: not counted
+    assert str(dated[0].message).startswith(
+        "new.csv: 2 value(s) of column 'joined' could not be read as dates (for example 'soon') and were treated as "
+        "missing"
+    )
+    missing = encoder.transform(pd.Series([None] * 6, name="joined"))  # the encoding of an all-missing column
+    np.testing.assert_array_equal(out[[1, 4]], missing[[1, 4]])  # the batch went on, bad values as missing
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        encoder.transform(pd.Series(["2020-02-01", None, ""], name="joined"))
+    assert not [w for w in caught if issubclass(w.category, UnreadableDates)]
 
 
 def test_datetime_encoder_skips_constant_parts_and_keeps_order():

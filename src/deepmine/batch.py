@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import IO, Any
 import pandas as pd
 
 from deepmine.data.sources import DataSource, describe, is_csv_file, iter_csv_chunks
-from deepmine.exceptions import DataError, DeepmineWarning
+from deepmine.exceptions import DataError
+from deepmine.features.datetime import UnreadableTally
 from deepmine.predictor import Predictor
 
 CHUNK_ROWS = 50_000
@@ -49,15 +49,13 @@ def iter_predictions(
     """:meth:`Predictor.predict_frame`'s table, one chunk of input rows at a time, in input order."""
     where = describe(data)
     id_column = predictor.id_of(id_column, data)
+    unreadable = UnreadableTally()  # bad dates: one warning per column, counted over every chunk
     for index, chunk in enumerate(read_chunks(predictor, data, chunk_rows, on_progress, id_column)):
         frame, ids = predictor.with_ids(chunk, data, id_column)
-        if index == 0:
-            yield predictor.predictions_table(frame, where, id_column, ids)
-            continue
-        with warnings.catch_warnings():  # every chunk has the same columns: warn about them once
-            warnings.simplefilter("ignore", DeepmineWarning)
+        with unreadable.collect(others=index == 0):  # every chunk has the same columns: warn about them once
             table = predictor.predictions_table(frame, where, id_column, ids)
         yield table
+    unreadable.warn()
 
 
 class _TableWriter:

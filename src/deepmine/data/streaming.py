@@ -26,6 +26,7 @@ from deepmine.data.sources import (
     mark_missing,
 )
 from deepmine.exceptions import ConfigError, DataError, SourceNotFoundError
+from deepmine.features.datetime import UnreadableTally
 from deepmine.features.pipeline import FeaturePipeline
 from deepmine.predictor import to_tensors
 from deepmine.train.batches import Batch
@@ -168,6 +169,7 @@ class StreamingBatches:
     def epoch(self, generator: torch.Generator) -> Iterator[Batch]:
         carry: list[torch.Tensor] | None = None
         pending: list[torch.Tensor] | None = None
+        unreadable = UnreadableTally()  # bad dates: one warning per column, counted over every chunk
         for position, frame in self.reader.chunks(generator):
             keep = np.ones(len(frame), dtype=bool) if self.unlabelled else frame[self.target].notna().to_numpy().copy()
             if len(self.skip):
@@ -176,10 +178,11 @@ class StreamingBatches:
                 frame = frame[keep].reset_index(drop=True)
             if len(frame) == 0:
                 continue
-            tensors = [
-                *to_tensors(self.pipeline.transform(frame, self.where)),
-                torch.from_numpy(self.pipeline.encode_target(frame, self.where).copy()),
-            ]
+            with unreadable.collect():
+                tensors = [
+                    *to_tensors(self.pipeline.transform(frame, self.where)),
+                    torch.from_numpy(self.pipeline.encode_target(frame, self.where).copy()),
+                ]
             order = torch.randperm(len(frame), generator=generator)
             tensors = [t[order] for t in tensors]
             start = 0
@@ -198,6 +201,7 @@ class StreamingBatches:
                     yield pending[:-1], pending[-1]
                 pending = [t[first : first + self.batch_size] for t in tensors]
             carry = [t[cut:] for t in tensors] if cut < n else None
+        unreadable.warn()
         if carry is not None and len(carry[-1]) == 1 and pending is not None and self.batch_size > 1:
             pending = [torch.cat([a, b]) for a, b in zip(pending, carry, strict=True)]  # no one-row batch
             carry = None

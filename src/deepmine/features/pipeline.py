@@ -114,7 +114,10 @@ class FeaturePipeline:
         self.check_columns(frame, where)
         n = len(frame)
         try:
-            numeric = [enc.transform(frame[name]) for name, enc in self.numeric.items()]
+            numeric = [
+                enc.transform(frame[name], where) if isinstance(enc, DatetimeEncoder) else enc.transform(frame[name])
+                for name, enc in self.numeric.items()
+            ]
         except DataError as err:  # a bad value: name its file too (a --valid file, the rows being scored)
             raise DataError(f"{where}: {err}") from err
         categorical = [enc.transform(frame[name]) for name, enc in self.categorical.items()]
