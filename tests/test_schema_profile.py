@@ -201,6 +201,26 @@ def test_profile_unknown_target_is_an_error(run_cli, table_csv):
     assert "did you mean 'label'" in result.err
 
 
+def test_profile_names_the_weight_column_as_fit_does(run_cli, table, tmp_path):
+    path = tmp_path / "weighted.csv"
+    table.assign(w=np.linspace(0.5, 3.0, len(table))).to_csv(path, index=False)
+    plain = run_cli("profile", path, "--target", "label", "--json")
+    assert {c["name"]: c["role"] for c in json.loads(plain.out)["columns"]}["w"] == "numeric"
+    roles_set = ["--set", "columns.weight=w", "--set", "columns.roles.age=categorical"]
+    result = run_cli("profile", path, "--target", "label", *roles_set, "--json")
+    assert result.code == 0, result.err
+    roles = {c["name"]: c for c in json.loads(result.out)["columns"]}
+    assert roles["w"]["role"] == "weight" and "row-weight column" in roles["w"]["reason"]
+    assert roles["age"]["role"] == "categorical" and roles["label"]["role"] == "target"
+    shown = run_cli("profile", path, "--set", "columns.weight=w")
+    assert shown.code == 0 and " w " in shown.err and " weight " in shown.err, shown.err
+    other = run_cli("profile", path, "--set", "trainer.epochs=3")
+    assert other.code == 2 and other.err.count("\n") == 1 and "pass trainer.epochs to fit" in other.err
+    unknown = run_cli("profile", path, "--set", "columns.weight=wt")
+    assert unknown.code == 1 and "column 'wt' is not in" in unknown.err and "did you mean 'w'" in unknown.err
+    assert "columns.weight=COL" in run_cli("profile", "--help").out
+
+
 # ---- preprocessing units -----------------------------------------------------------------------
 def test_numeric_encoder_imputes_training_median_with_flag():
     train = pd.Series([1.0, 2.0, np.nan, 3.0, 100.0], name="x")  # median of the finite values: 2.5

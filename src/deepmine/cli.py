@@ -38,6 +38,7 @@ app = typer.Typer(
 
 DEBUG = {"on": False}
 WORKER_ERROR_DELAY = 3.0  # seconds a worker of rank > 0 waits before reporting a mistake (see main)
+PROFILE_SECTIONS = ("columns", "data", "task")  # the config keys `deepmine profile --set` uses
 FIT_TASKS = ("auto", "binary", "multiclass", "regression", "multilabel", "sequence", "tagging")  # schema.TASKS + 2
 ARGV: list[str] = []  # the arguments main() received (``fit --devices N`` relaunches them under torchrun)
 
@@ -99,6 +100,14 @@ def _metrics_table(title: str, metrics: dict[str, Any]):
 def profile(
     data: DataArg,
     target: Annotated[str | None, typer.Option("--target", "-t", help="Target column (shows its balance).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="A column setting as fit takes it, key=value: columns.weight=COL lists COL with role weight (row "
+            "weights, not a feature); also columns.id, columns.roles.NAME, columns.drop, task and data.* keys.",
+        ),
+    ] = None,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write the profile as one self-contained HTML page.")
     ] = None,
@@ -109,14 +118,35 @@ def profile(
     table: TableOpt = None,
     query: QueryOpt = None,
 ) -> None:
-    """Show each column's role and why, missing share, distinct count, statistics and the target balance."""
-    from deepmine.config import build_config
+    """Show each column's role and why, missing share, distinct count, statistics and the target balance.
+
+    Name columns as fit does (--set columns.weight=COL, columns.id, columns.roles.NAME=ROLE) to see the roles the
+    fit will use: the weight column is listed with role "weight"."""
+    from deepmine.config import build_config, parse_override
     from deepmine.data.sources import check_sql_options
+    from deepmine.exceptions import ConfigError
     from deepmine.profile import profile_table
 
     check_sql_options(data, table, query)
-    config = build_config(None, _read_overrides(sep, encoding, no_header, table, query))
-    result = profile_table(data, target, config.data, detail=html is not None)
+    overrides = _read_overrides(sep, encoding, no_header, table, query)
+    for key, value in (parse_override(item) for item in set_ or []):
+        if key.split(".")[0] not in PROFILE_SECTIONS:
+            raise ConfigError(
+                f"--set {key}: profile takes only the columns.*, data.* and task settings (how columns are read and "
+                f"their roles); pass {key} to fit"
+            )
+        overrides[key] = value
+    if target is not None:
+        overrides["columns.target"] = target
+    config = build_config(None, overrides, command="profile")
+    result = profile_table(
+        data,
+        config.columns.target,
+        config.data,
+        detail=html is not None,
+        columns=config.columns,
+        task=config.task,
+    )
     if html is not None:
         from deepmine.report.build import render_profile, write_text_atomic
 

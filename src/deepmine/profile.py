@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepmine.config import DataConfig
-from deepmine.data.schema import Schema, check_target, infer_schema, to_native
+from deepmine.config import ColumnsConfig, DataConfig
+from deepmine.data.schema import Schema, check_target, column_settings, infer_schema, to_native
 from deepmine.data.sources import DataSource, describe, load_table
 
 TOP_VALUES = 5
@@ -43,18 +43,24 @@ def column_stats(column: pd.Series, role: str) -> dict[str, Any]:
 
 
 def profile_table(
-    data: DataSource, target: str | None = None, read: DataConfig | None = None, *, detail: bool = False
+    data: DataSource,
+    target: str | None = None,
+    read: DataConfig | None = None,
+    *,
+    detail: bool = False,
+    columns: ColumnsConfig | None = None,
+    task: str = "auto",
 ) -> dict[str, Any]:
-    """Everything `deepmine profile` shows, as a JSON-ready dict (``detail`` adds histograms and correlations)."""
+    """Everything `deepmine profile` shows, as a JSON-ready dict (``detail`` adds histograms and correlations).
+
+    ``columns`` (id, weight, roles, drop; its target is ``target``) and ``task`` set roles as fit's config does."""
     frame = load_table(data, read)
     where = describe(data)
     if target is not None:
         check_target(frame, target, where)
-    schema = (
-        infer_schema(frame, target, where=where)
-        if target is None
-        else infer_schema(frame[frame[target].notna()], target, where=where)
-    )
+    labelled = frame if target is None else frame[frame[target].notna()]
+    settings = column_settings(columns or ColumnsConfig())
+    schema = infer_schema(labelled, target, task=task, where=where, **settings)
     return profile_frame(frame, schema, where, detail=detail)
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from deepmine.exceptions import ColumnError, ConfigError, DataError, DeepmineWarning, did_you_mean
 from deepmine.tasks.multilabel import DEFAULT_DELIMITER, detect_delimiter, label_set, multilabel_hint
+
+if TYPE_CHECKING:
+    from deepmine.config import ColumnsConfig
 
 ROLES = ("numeric", "categorical", "binary", "text", "datetime", "id", "constant")
 FEATURE_ROLES = ("numeric", "categorical", "binary", "text", "datetime")
@@ -242,6 +245,17 @@ def check_target(frame: pd.DataFrame, target: str | None, where: str) -> None:
     values = frame[target]
     if values.notna().sum() == 0:
         raise DataError(f"target column '{target}' in {where} has no values (all {len(values)} rows are missing)")
+
+
+def column_settings(columns: ColumnsConfig) -> dict[str, Any]:
+    """:func:`infer_schema`'s keyword arguments for a run's ``columns`` settings (all but the target)."""
+    return {
+        "roles": columns.roles,
+        "drop": columns.drop,
+        "id_column": columns.id,
+        "weight_column": columns.weight,
+        "label_sep": columns.label_sep,
+    }
 
 
 def infer_schema(

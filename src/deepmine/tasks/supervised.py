@@ -17,7 +17,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
 from deepmine.config import RunConfig
-from deepmine.data.schema import Schema, check_target, infer_schema, infer_task
+from deepmine.data.schema import Schema, check_target, column_settings, infer_schema, infer_task
 from deepmine.data.sources import DataSource, describe, load_table
 from deepmine.data.splits import split_positions
 from deepmine.evaluate.metrics import classification_metrics, regression_metrics
@@ -191,17 +191,7 @@ def fingerprint(frame: pd.DataFrame, config: RunConfig) -> str:
 
 def infer_run_schema(frame: pd.DataFrame, config: RunConfig, where: str) -> Schema:
     """The schema of ``frame`` under the run's task and column settings."""
-    return infer_schema(
-        frame,
-        config.columns.target,
-        task=config.task,
-        roles=config.columns.roles,
-        drop=config.columns.drop,
-        id_column=config.columns.id,
-        weight_column=config.columns.weight,
-        where=where,
-        label_sep=config.columns.label_sep,
-    )
+    return infer_schema(frame, config.columns.target, task=config.task, where=where, **column_settings(config.columns))
 
 
 def read_valid(valid: Any, config: RunConfig) -> tuple[pd.DataFrame, str]:
