@@ -18,6 +18,8 @@ import pandas as pd
 from deepmine.features.numeric import NumericEncoder, to_numbers
 from deepmine.features.pipeline import Blocks, FeaturePipeline
 
+JSON_WHERE = "the request"  # how messages name the rows of a /predict request
+
 
 def _column(rows: list[dict[str, Any]], attr: str) -> list[Any]:
     return [row[attr] for row in rows]
@@ -36,7 +38,7 @@ class FastBlocks:
             if np.isinf(array).any():  # the pipeline's own check and message (or inf → missing)
                 array = to_numbers(pd.Series(array, name=name), infinite=encoder.infinite, trained=True)
             return encoder.transform_values(array)
-        return encoder.transform(pd.Series(np.array(values, dtype=object), name=name))
+        return encoder.transform(pd.Series(np.array(values, dtype=object), name=name), JSON_WHERE)  # a date
 
     def blocks(self, rows: list[dict[str, Any]]) -> Blocks:
         n = len(rows)
