@@ -302,12 +302,16 @@ def test_other_encoders_fit_multiclass_with_numeric_columns(encoder):
     assert (predictor.predict(frame) == frame["topic"]).mean() >= 0.9
 
 
+def class_folder(root, rows: pd.DataFrame):
+    """``rows`` of :func:`reviews` written as a folder per class: ``root/<sentiment>/<row number>.txt``."""
+    for i, row in rows.iterrows():
+        (root / row["sentiment"]).mkdir(parents=True, exist_ok=True)
+        (root / row["sentiment"] / f"{i}.txt").write_text(row["review"], encoding="utf-8")
+    return root
+
+
 def test_cli_fits_a_folder_of_text_files_and_names_the_tokenizer(tmp_path):
-    root = tmp_path / "reviews"
-    for i, row in reviews(80, 2).iterrows():
-        folder = root / row["sentiment"]
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{i}.txt").write_text(row["review"], encoding="utf-8")
+    root = class_folder(tmp_path / "reviews", reviews(80, 2))
     out = tmp_path / "m"
     result = CliRunner().invoke(
         app,
@@ -416,6 +420,32 @@ def test_predicting_a_text_folder_feeds_the_models_one_text_column(fitted, tmp_p
     assert rows["file"].tolist() == [f"r{i}.txt" for i in range(4)]
     expected = fitted.predict_frame(pd.DataFrame({"review": texts}))
     pd.testing.assert_frame_equal(rows.drop(columns="file"), expected, check_dtype=False, atol=1e-6)
+
+
+def test_a_class_folder_is_labelled_data_for_a_model_fitted_on_a_table(fitted, tmp_path):
+    # a model fitted on a table (text 'review', target 'sentiment') found no 'sentiment' in a class folder:
+    # evaluate refused it, and predict warned that the folder's 'label' column was ignored
+    from deepmine.text.folders import as_model_reads, read_text_folder
+
+    model, root = tmp_path / "m", class_folder(tmp_path / "reviews", reviews(20, 7))
+    fitted.save(model)
+    table = read_text_folder(root).rename(columns={"text": "review", "label": "sentiment"})  # the same rows
+    scored = CliRunner().invoke(app, ["evaluate", str(model), str(root), "--json"])
+    assert scored.exit_code == 0 and scored.stderr == "", scored.output
+    metrics, expected = json.loads(scored.stdout), fitted.evaluate(table)
+    assert metrics["rows"] == 20 and metrics["confusion_matrix"] == expected["confusion_matrix"]
+    assert metrics["accuracy"] == pytest.approx(expected["accuracy"])
+    predicted = CliRunner().invoke(app, ["predict", str(model), str(root)])
+    assert predicted.exit_code == 0 and predicted.stderr == "", predicted.output  # the labels are no stray column
+    assert pd.read_csv(io.StringIO(predicted.stdout))["prediction"].tolist() == fitted.predict(table).tolist()
+    # the labels go to the target only where the model has none of that name; a target 'text' gets the labels
+    labelled = pd.DataFrame({"text": ["hello"], "label": ["pos"]})
+    assert as_model_reads(labelled, ["review"], ["review"], None, "d", "text").to_dict("records") == [
+        {"review": "hello", "text": "pos"}
+    ]
+    assert as_model_reads(labelled, ["text"], [], None, "d", "label").columns.tolist() == ["text", "label"]
+    flat = pd.DataFrame({"file": ["a.txt"], "text": ["hello"]})
+    assert as_model_reads(flat, ["review"], ["review"], "file", "d", "sentiment").columns.tolist() == ["file", "review"]
 
 
 def test_a_text_folder_for_a_model_reading_other_columns_says_to_use_a_table():

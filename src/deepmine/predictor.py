@@ -93,12 +93,13 @@ class Predictor:
 
     def read(self, data: DataSource, verbatim: str | None = None) -> pd.DataFrame:
         """``data`` loaded as this model reads it (see :func:`load_table`): a folder of ``.txt`` files gives its
-        texts to the model's one text column, and its ``file`` column only when it is ``verbatim`` (the id)."""
+        texts to the model's one text column, a class folder's labels to its target, and its ``file`` column only
+        when it is ``verbatim`` (the id)."""
         frame = load_table(data, self.config.data, verbatim=verbatim)
         if not is_folder(data):
             return frame
         inputs = [s.name for s in self.schema.features]
-        return as_model_reads(frame, inputs, self.schema.names("text"), verbatim, describe(data))
+        return as_model_reads(frame, inputs, self.schema.names("text"), verbatim, describe(data), self.schema.target)
 
     def id_of(self, id_column: str | None, data: DataSource = None) -> str | None:
         """The column copied into predictions: ``id_column``, else the file names of a flat folder of ``.txt`` files

@@ -70,11 +70,17 @@ def _loose_files(root: Path) -> list[Path]:
 
 
 def as_model_reads(
-    frame: pd.DataFrame, inputs: list[str], texts: list[str], keep: str | None, where: str
+    frame: pd.DataFrame,
+    inputs: list[str],
+    texts: list[str],
+    keep: str | None,
+    where: str,
+    target: str | None = None,
 ) -> pd.DataFrame:
     """A text folder's table for a model whose input columns are ``inputs`` (``texts`` of them text): the texts
     under the model's one input column (a text column of any name, or the folder's own ``text`` column however it
-    was read at fit); the ``file`` column only when ``keep`` (the id column echoed with the predictions) names it.
+    was read at fit); a class folder's ``label`` under the model's ``target`` (its known answers, of any name); the
+    ``file`` column only when ``keep`` (the id column echoed with the predictions) names it.
     A model with other inputs gets an error saying to predict from a table."""
     if inputs != [TEXT_COLUMN] and (len(texts) != 1 or inputs != texts):
         others = [name for name in inputs if name not in texts]
@@ -84,7 +90,10 @@ def as_model_reads(
             f"{where} is a folder of .txt files, which gives one text per file, but this model reads {reads}; "
             f"predict from a table (CSV, Parquet, JSON Lines) holding the column(s) {inputs}"
         )
-    frame = frame.rename(columns={TEXT_COLUMN: inputs[0]})
+    names = {TEXT_COLUMN: inputs[0]}
+    if target and LABEL_COLUMN in frame.columns and target not in [names.get(c, c) for c in frame.columns]:
+        names[LABEL_COLUMN] = target  # renamed at once: a target named 'text' takes the labels, not the texts
+    frame = frame.rename(columns=names)
     return frame if keep == FILE_COLUMN or FILE_COLUMN not in frame.columns else frame.drop(columns=FILE_COLUMN)
 
 
