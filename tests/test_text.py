@@ -448,6 +448,24 @@ def test_a_class_folder_is_labelled_data_for_a_model_fitted_on_a_table(fitted, t
     assert as_model_reads(flat, ["review"], ["review"], "file", "d", "sentiment").columns.tolist() == ["file", "review"]
 
 
+def test_explain_reads_a_class_folder_as_predict_does(fitted, tmp_path):
+    # explain read the folder as a (text, label) table, so the model's 'review' column was missing
+    from deepmine.text.folders import read_text_folder
+
+    model, root, table = tmp_path / "m", class_folder(tmp_path / "reviews", reviews(20, 7)), tmp_path / "r.csv"
+    fitted.save(model)
+    read_text_folder(root).rename(columns={"text": "review", "label": "sentiment"}).to_csv(table, index=False)
+    options = ["--rows", "1", "--repeats", "1", "--json"]
+    by_folder = CliRunner().invoke(app, ["explain", str(model), str(root), *options])
+    by_table = CliRunner().invoke(app, ["explain", str(model), str(table), *options])
+    assert by_folder.exit_code == 0 and by_folder.stderr == "", by_folder.output
+    assert by_table.exit_code == 0, by_table.output
+    folder, expected = json.loads(by_folder.stdout), json.loads(by_table.stdout)
+    assert folder["importance"]["mode"] == "metric"  # the class folders' names are the metric's truth
+    assert [c["column"] for c in folder["importance"]["columns"]] == ["review"]
+    assert folder["importance"] == expected["importance"] and folder["attributions"] == expected["attributions"]
+
+
 def test_a_text_folder_for_a_model_reading_other_columns_says_to_use_a_table():
     from deepmine.exceptions import ColumnError
     from deepmine.text.folders import as_model_reads

@@ -746,13 +746,13 @@ def explain(
 ) -> None:
     """Why the model predicts what it does: permutation importance per input column (on the task's metric
     when DATA holds the target, else on the change of the predictions) and Integrated Gradients per row."""
-    from deepmine.data.sources import check_sql_options, describe, load_table
+    from deepmine.data.sources import check_sql_options, describe
     from deepmine.explain import add_token_attributions, integrated_gradients, permutation_importance
     from deepmine.explain.tokens import strongest
 
     check_sql_options(data, table, query)
     predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
-    frame = load_table(data, predictor.config.data)
+    frame = predictor.read(data)  # as predict reads it: a folder of .txt files feeds the model's text column
     where = describe(data)
     seed = predictor.config.seed
     importance = permutation_importance(predictor, frame, repeats=repeats, max_rows=max_rows, seed=seed, where=where)
