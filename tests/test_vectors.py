@@ -290,6 +290,31 @@ def test_folder_corpus_reads_every_line_of_every_txt_file(tmp_path):
         read_documents(tmp_path / "empty")
 
 
+def test_a_corpus_not_in_utf8_is_read_in_its_encoding_with_one_warning(tmp_path):
+    # embed stopped with "not UTF-8, re-save it" on a GBK corpus that text folders and CSV files read
+    lines = ["这家酒店的服务非常好，房间也很干净。", "位置不错，早餐一般。", "前台热情，下次还会再来"] * 3
+    corpus = tmp_path / "zh.txt"
+    corpus.write_bytes("\r\n".join(lines).encode("gbk"))
+    with pytest.warns(DeepmineWarning) as caught:
+        assert read_documents(corpus)[0] == lines
+    assert [str(w.message) for w in caught] == [
+        f"'{corpus}' is not UTF-8; read it as gb18030; re-save it as UTF-8 if its text looks wrong"
+    ]
+    folder = tmp_path / "zh"  # a folder: one warning for its files, worded as for a text folder
+    folder.mkdir()
+    (folder / "a.txt.gz").write_bytes(gzip.compress("\n".join(lines).encode("gbk")))
+    _write(folder / "b.txt", "plain UTF-8 ✓\n")
+    with pytest.warns(DeepmineWarning) as caught:
+        assert read_documents(folder)[0] == [*lines, "plain UTF-8 ✓"]
+    assert [str(w.message) for w in caught] == [
+        f"'{folder}': 1 of 2 .txt files are not UTF-8 (e.g. 'a.txt.gz'); read them as gb18030; "
+        "re-save them as UTF-8 if their texts look wrong"
+    ]
+    (tmp_path / "binary.txt").write_bytes(b"\x00\x81\xfe binary")  # nothing decodes it: still an error
+    with pytest.raises(DataError, match=r"is not UTF-8 text \(byte 0x81 at offset 1\) .* re-save it as UTF-8$"):
+        read_documents(tmp_path / "binary.txt")
+
+
 def test_auto_tokenizer_picks_jieba_for_chinese_and_segments_it():
     chinese = ["这个酒店的服务非常好，房间也很干净。", "位置不错，早餐一般。"]
     assert resolve_tokenizer(chinese)[0] == "jieba"

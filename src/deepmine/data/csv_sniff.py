@@ -94,8 +94,9 @@ def legacy_encoding(data: bytes) -> str | None:
     return best.encoding
 
 
-def sniff_encoding(sample: bytes, path: Path) -> str:
-    """Pick an encoding: a BOM wins, then UTF-8, then charset-normalizer's confident guess."""
+def sniff_encoding(sample: bytes, path: Path, fix: str = "pass --encoding (for example --encoding latin-1)") -> str:
+    """Pick an encoding: a BOM wins, then UTF-8, then charset-normalizer's confident guess; else an error ending
+    with ``fix`` (what the user can do)."""
     bom = bom_encoding(sample)
     if bom:
         return bom
@@ -110,7 +111,7 @@ def sniff_encoding(sample: bytes, path: Path) -> str:
     if guess is None:
         raise DataError(
             f"file '{path}' is not UTF-8 text (byte 0x{sample[first_bad]:02x} at offset {first_bad}) and its "
-            "encoding could not be recognised; pass --encoding (for example --encoding latin-1)"
+            f"encoding could not be recognised; {fix}"
         )
     return guess
 

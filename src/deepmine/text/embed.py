@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 import zlib
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepmine.exceptions import ColumnError, ConfigError, DataError, SourceNotFoundError, did_you_mean
+from deepmine.exceptions import ColumnError, ConfigError, DataError, DeepmineWarning, SourceNotFoundError, did_you_mean
 from deepmine.text.vectors import WordVectors
 
 METHODS = ("skipgram", "cbow")
@@ -66,25 +68,61 @@ def _read_text_path(path: Path) -> list[str]:
     if not files:
         raise DataError(f"folder '{path}' holds no .txt files; expected text files with one document per line")
     docs: list[str] = []
+    legacy: dict[Path, str] = {}  # the files not in UTF-8, and the encoding each was read in
     for file in files:
-        # lines end at \n, \r\n or \r only: str.splitlines would also split at \x85, \u2028 and other marks
-        text = _read_text(file).replace("\r\n", "\n").replace("\r", "\n")
-        docs.extend(line for line in text.split("\n") if line.strip())
+        encoding = _encoding(file)
+        if not encoding.startswith("utf"):
+            legacy[file] = encoding
+        docs.extend(line for line in _lines(file, encoding) if line.strip())
+    if legacy:
+        _warn_not_utf8(path, legacy, len(files))
     if not docs:
         raise DataError(f"corpus '{path}' holds no text; expected one document per line")
     return docs
 
 
-def _read_text(path: Path) -> str:
-    import gzip
+def _encoding(path: Path) -> str:
+    """The encoding of a corpus file, found as text folders' and CSV files' are, from its first bytes: the one its
+    byte-order mark names, else UTF-8, else charset-normalizer's guess (GBK text: gb18030, cp1252 ...)."""
+    from deepmine.data.csv_sniff import read_sample, sniff_encoding
 
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.name.lower().endswith(".gz") else path.read_bytes()
-        return raw.decode("utf-8")
+        return sniff_encoding(read_sample(path), path, fix="re-save it as UTF-8")
+    except OSError as err:
+        raise DataError(f"'{path}' could not be read: {err}") from None
+
+
+def _lines(path: Path, encoding: str) -> Iterator[str]:
+    """The file's lines (a .gz one decompressed), decoded as they stream in, without their ends: a line ends at
+    LF, CR LF or CR only (str.splitlines would also split at U+0085, U+2028 and other marks)."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding=encoding, newline="") as handle:
+            for line in handle:
+                yield line.rstrip("\r\n")
     except UnicodeDecodeError as err:
-        raise DataError(f"'{path}' is not UTF-8 text (byte {err.start}); re-save it as UTF-8") from None
+        raise DataError(
+            f"'{path}' starts as {encoding} text but a later byte is not {encoding} ({err.reason}); re-save the "
+            "whole file as UTF-8"
+        ) from None
     except (OSError, EOFError) as err:
         raise DataError(f"'{path}' could not be read: {err}") from None
+
+
+def _warn_not_utf8(path: Path, legacy: dict[Path, str], total: int) -> None:
+    """One line naming the corpus file (or, for a folder, how many of its files) not in UTF-8 and the encoding used."""
+    if path.is_dir():
+        from deepmine.text.folders import warn_not_utf8
+
+        warn_not_utf8(path, next(iter(legacy)), len(legacy), total, Counter(legacy.values()), [])
+        return
+    warnings.warn(
+        f"'{path}' is not UTF-8; read it as {legacy[path]}; re-save it as UTF-8 if its text looks wrong",
+        DeepmineWarning,
+        stacklevel=4,
+    )
 
 
 def _non_blank(values: Any) -> list[str]:

@@ -115,7 +115,7 @@ def read_texts(files: list[Path], root: Path) -> list[str]:
     read = {i: _decode_legacy(raw[i], pooled) for i in legacy}
     used = Counter(encoding for _, encoding in read.values() if encoding)
     replaced = [files[i] for i, (_, encoding) in read.items() if encoding is None]
-    _warn_not_utf8(root, files[legacy[0]], len(legacy), len(files), used, replaced)
+    warn_not_utf8(root, files[legacy[0]], len(legacy), len(files), used, replaced)
     return [read[i][0] if text is None else text for i, text in enumerate(texts)]
 
 
@@ -148,8 +148,9 @@ def _pool(chunks: Any) -> bytes:
     return bytes(pooled)
 
 
-def _warn_not_utf8(root: Path, example: Path, legacy: int, total: int, used: Counter, replaced: list[Path]) -> None:
-    """One line: how many files were not UTF-8, an example, the encoding(s) used and any left with U+FFFD."""
+def warn_not_utf8(root: Path, example: Path, legacy: int, total: int, used: Counter, replaced: list[Path]) -> None:
+    """One line: how many files under ``root`` were not UTF-8, an example, the encoding(s) used (``used``: how many
+    files each read) and any left with U+FFFD (``replaced``)."""
     name = example.relative_to(root).as_posix()
     read = ", ".join(f"{enc} ({count})" if len(used) > 1 else enc for enc, count in used.most_common())
     if not used:
