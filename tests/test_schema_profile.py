@@ -301,6 +301,11 @@ def test_unreadable_dates_are_missing_with_one_warning_naming_count_example_and_
         warnings.simplefilter("always")
         encoder.transform(pd.Series(["2020-02-01", None, ""], name="joined"))
     assert not [w for w in caught if issubclass(w.category, UnreadableDates)]
+    constant = DatetimeEncoder().fit(pd.Series(["2020-01-01"] * 5))  # no part varies: the column adds nothing
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert constant.transform(pd.Series(["soon", "later"], name="joined")).shape == (2, 0)
+    assert not [w for w in caught if issubclass(w.category, UnreadableDates)]  # nothing read, nothing to warn
 
 
 def test_datetime_encoder_skips_constant_parts_and_keeps_order():

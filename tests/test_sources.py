@@ -317,6 +317,8 @@ def test_table_or_query_with_a_file_source_is_refused_not_ignored(tmp_path, run_
     assert list(tmp_path.iterdir()) == [path]
     both = run_cli(*command, path, "--table", "people", "--query", "SELECT name FROM people")
     assert both.code == 1 and "--table 'people' and --query apply only to database sources" in both.err
+    missing = run_cli(*command, tmp_path / "nosuch.csv", "--table", "people")  # not called a file: it is not there
+    assert missing.code == 1 and "does not exist" in missing.err and "is a file" not in missing.err, missing.err
 
 
 def test_table_with_a_sqlite_file_path_says_to_pass_its_url(tmp_path, run_cli):

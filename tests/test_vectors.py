@@ -310,6 +310,13 @@ def test_a_corpus_not_in_utf8_is_read_in_its_encoding_with_one_warning(tmp_path)
         f"'{folder}': 1 of 2 .txt files are not UTF-8 (e.g. 'a.txt.gz'); read them as gb18030; "
         "re-save them as UTF-8 if their texts look wrong"
     ]
+    short = tmp_path / "short"  # short GBK files alone read as cp949 or big5 (garbage); together as gb18030
+    short.mkdir()
+    reviews = ["房间干净，服务很好", "早餐太差了，不推荐", "位置方便，价格合理", "前台态度冷淡，失望"]
+    for i, review in enumerate(reviews):
+        (short / f"{i}.txt").write_bytes(review.encode("gbk"))
+    with pytest.warns(DeepmineWarning, match=r"4 of 4 .txt files are not UTF-8 .*; read them as gb18030; "):
+        assert read_documents(short)[0] == reviews
     (tmp_path / "binary.txt").write_bytes(b"\x00\x81\xfe binary")  # nothing decodes it: still an error
     with pytest.raises(DataError, match=r"is not UTF-8 text \(byte 0x81 at offset 1\) .* re-save it as UTF-8$"):
         read_documents(tmp_path / "binary.txt")

@@ -33,8 +33,8 @@ def is_sql_url(source: object) -> bool:
 def check_sql_options(source: str | Path | None, table: str | None, query: str | None) -> None:
     """A one-line :class:`DataError` when ``--table`` or ``--query`` comes with a source that is not a database URL:
     a file is read whole, so they would be ignored."""
-    if source is None or not (table or query) or is_sql_url(source):
-        return
+    if source is None or not (table or query) or is_sql_url(source) or not Path(source).exists():
+        return  # a path that does not exist: the reader says so
     given = " and ".join([f"--table '{table}'"] * bool(table) + ["--query"] * bool(query))
     path = Path(source)
     if path.is_file() and _starts_with(path, SQLITE_MAGIC):

@@ -154,6 +154,7 @@ class StreamingBatches:
         unlabelled: bool = False,
     ) -> None:
         self.reader = reader
+        self.dates_told = False  # unreadable dates are warned about after the first epoch only
         self.unlabelled = unlabelled
         self.pipeline = pipeline
         self.target = target
@@ -201,7 +202,9 @@ class StreamingBatches:
                     yield pending[:-1], pending[-1]
                 pending = [t[first : first + self.batch_size] for t in tensors]
             carry = [t[cut:] for t in tensors] if cut < n else None
-        unreadable.warn()
+        if not self.dates_told:  # later epochs read the same rows (in another order): nothing new to say
+            unreadable.warn()
+            self.dates_told = True
         if carry is not None and len(carry[-1]) == 1 and pending is not None and self.batch_size > 1:
             pending = [torch.cat([a, b]) for a, b in zip(pending, carry, strict=True)]  # no one-row batch
             carry = None

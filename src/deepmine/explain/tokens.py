@@ -38,19 +38,17 @@ def _row_variants(blocks: Blocks, row: int, column: int, ids: np.ndarray) -> Blo
 
 
 def token_attributions(
-    predictor, frame: pd.DataFrame, where: str = "the data", explained: np.ndarray | None = None
+    predictor, frame: pd.DataFrame, where: str = "the data"
 ) -> list[dict[str, list[tuple[str, float]]]]:
-    """Per row of ``frame``, per text column: ``(token, attribution)`` in text order.
-
-    ``explained`` is the class (or label) index explained per row; by default the most probable one. The
-    output explained is the one :func:`~deepmine.explain.outputs.explained_output` gives."""
+    """Per row of ``frame``, per text column: ``(token, attribution)`` in text order. The output explained is
+    the one :func:`~deepmine.explain.outputs.explained_output` gives, of the most probable class (or label)."""
     model = predictor.model
     model.eval()
     output = explained_output(predictor, model)
     pipeline = predictor.pipeline
     blocks = pipeline.transform(frame, where)
     classify = predictor.is_classifier or predictor.task == "multilabel"
-    if classify and explained is None:
+    if classify:
         with torch.no_grad():
             explained = output(*to_tensors(blocks)).argmax(dim=1).numpy()
 

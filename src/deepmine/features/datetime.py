@@ -131,11 +131,11 @@ class DatetimeEncoder:
 
     def transform(self, column: pd.Series, where: str = "the data") -> np.ndarray:
         """The standardized parts; values that are not dates are missing, with a warning naming ``where``."""
+        if not self.parts:  # the column adds nothing: nothing to parse or warn about
+            return np.zeros((len(column), 0), dtype="float32")
         dates = parse_dates(column)
         warn_unreadable(column, dates, where)
         frame = date_parts(dates)
-        if not self.parts:
-            return np.zeros((len(column), 0), dtype="float32")
         return np.concatenate([enc.transform(frame[name]) for name, enc in self.parts.items()], axis=1)
 
     def state(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ strings.
 
 from __future__ import annotations
 
+import codecs
 import sys
 import time
 import warnings
@@ -68,11 +69,9 @@ def _read_text_path(path: Path) -> list[str]:
     if not files:
         raise DataError(f"folder '{path}' holds no .txt files; expected text files with one document per line")
     docs: list[str] = []
-    legacy: dict[Path, str] = {}  # the files not in UTF-8, and the encoding each was read in
-    for file in files:
-        encoding = _encoding(file)
-        if not encoding.startswith("utf"):
-            legacy[file] = encoding
+    encodings = _encodings(files)
+    legacy = {file: encoding for file, encoding in encodings.items() if not encoding.startswith("utf")}
+    for file, encoding in encodings.items():
         docs.extend(line for line in _lines(file, encoding) if line.strip())
     if legacy:
         _warn_not_utf8(path, legacy, len(files))
@@ -81,15 +80,40 @@ def _read_text_path(path: Path) -> list[str]:
     return docs
 
 
-def _encoding(path: Path) -> str:
-    """The encoding of a corpus file, found as text folders' and CSV files' are, from its first bytes: the one its
-    byte-order mark names, else UTF-8, else charset-normalizer's guess (GBK text: gb18030, cp1252 ...)."""
+def _encodings(files: list[Path]) -> dict[Path, str]:
+    """The encoding of each corpus file, found from its first bytes as text folders' are: the one its byte-order
+    mark names, else UTF-8, else one guess for all the files that are not UTF-8 together (GBK text: gb18030),
+    else charset-normalizer's guess for the file alone (an error when there is none)."""
     from deepmine.data.csv_sniff import read_sample, sniff_encoding
+    from deepmine.text.folders import pooled_encoding
 
     try:
-        return sniff_encoding(read_sample(path), path, fix="re-save it as UTF-8")
+        samples = {file: read_sample(file) for file in files}
     except OSError as err:
-        raise DataError(f"'{path}' could not be read: {err}") from None
+        raise DataError(f"could not read the corpus: {err}") from None
+    found = {file: _utf_encoding(sample) for file, sample in samples.items()}
+    legacy = [file for file, encoding in found.items() if encoding is None]
+    pooled = pooled_encoding([samples[file] for file in legacy]) if legacy else None
+    for file in legacy:
+        fits = pooled is not None and _decodes(samples[file], pooled)
+        found[file] = pooled if fits else sniff_encoding(samples[file], file, fix="re-save it as UTF-8")
+    return found
+
+
+def _utf_encoding(sample: bytes) -> str | None:
+    """The UTF encoding of a file's first bytes (its byte-order mark's, else UTF-8 when they decode), else None."""
+    from deepmine.data.csv_sniff import bom_encoding
+
+    return bom_encoding(sample) or ("utf-8" if _decodes(sample, "utf-8") else None)
+
+
+def _decodes(sample: bytes, encoding: str) -> bool:
+    """Whether a file's first bytes are valid ``encoding`` (a character cut by the sample's end is fine)."""
+    try:
+        codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+        return True
+    except (UnicodeDecodeError, LookupError):
+        return False
 
 
 def _lines(path: Path, encoding: str) -> Iterator[str]:

@@ -111,7 +111,7 @@ def read_texts(files: list[Path], root: Path) -> list[str]:
     legacy = [i for i, text in enumerate(texts) if text is None]
     if not legacy:
         return [text or "" for text in texts]
-    pooled = legacy_encoding(_pool(raw[i] for i in legacy if b"\x00" not in raw[i]))  # NULs: binary, UTF-16
+    pooled = pooled_encoding([raw[i] for i in legacy])
     read = {i: _decode_legacy(raw[i], pooled) for i in legacy}
     used = Counter(encoding for _, encoding in read.values() if encoding)
     replaced = [files[i] for i, (_, encoding) in read.items() if encoding is None]
@@ -136,6 +136,13 @@ def _decode_legacy(data: bytes, pooled: str | None) -> tuple[str, str | None]:
     own = legacy_encoding(data)
     text = _decode(data, own) if own != pooled else None
     return (text, own) if text is not None else (data.decode("utf-8", errors="replace"), None)
+
+
+def pooled_encoding(samples: list[bytes]) -> str | None:
+    """One legacy encoding for the bytes of several files that are not UTF-8, guessed from them together: short
+    files alone tie between encodings (GBK text alone reads as big5 or cp949; together, as gb18030). Samples
+    holding NULs (binary, UTF-16 without a byte-order mark) are left out of the guess."""
+    return legacy_encoding(_pool(sample for sample in samples if b"\x00" not in sample))
 
 
 def _pool(chunks: Any) -> bytes:
