@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from test_text import QUICK, chinese_reviews, fitted, reviews  # noqa: F401  (fitted is a fixture)
 
 import deepmine
@@ -59,8 +60,13 @@ def test_empty_and_huge_texts(fitted):  # noqa: F811
     assert all(np.isfinite(s) for _, s in huge["review"])
 
 
-def test_a_chinese_word_goes_with_its_characters():
-    model = deepmine.fit(chinese_reviews(), target="y", columns={"roles": {"评论": "text"}}, **QUICK)
+@pytest.fixture(scope="module")
+def chinese():
+    return deepmine.fit(chinese_reviews(), target="y", columns={"roles": {"评论": "text"}}, **QUICK)
+
+
+def test_a_chinese_word_goes_with_its_characters(chinese):
+    model = chinese
     encoder = model.pipeline.text["评论"]
     assert encoder.tokenizer == "jieba" and encoder.chars
     frame = pd.DataFrame({"评论": ["房间干净满意，服务糟糕"]})
@@ -70,6 +76,25 @@ def test_a_chinese_word_goes_with_its_characters():
     explained = int(proba.argmax())
     variants = pd.DataFrame({"评论": [_without(units, i, "") for i in range(len(units))]})
     expected = proba[explained] - model.predict_proba(variants)[:, explained]
+    np.testing.assert_allclose([s for _, s in scores["评论"]], expected, atol=1e-5)
+
+
+def test_a_huge_text_s_variants_carry_only_what_the_model_reads(chinese, monkeypatch):
+    encoder = chinese.pipeline.text["评论"]
+    frame = pd.DataFrame({"评论": ["酒店干净满意，服务糟糕失望。" * 4000]})  # 56,000 characters, ~28,000 tokens
+    carried = []
+    transform_units = encoder.transform_units
+    monkeypatch.setattr(
+        encoder, "transform_units", lambda rows: carried.append(max(map(len, rows))) or transform_units(rows)
+    )
+    (scores,) = token_attributions(chinese, frame)
+    assert max(carried) <= 2 * encoder.length + 1  # not the whole text once per variant (minutes for 1 MB)
+    units = encoder.units(frame["评论"][0])
+    assert [t for t, _ in scores["评论"]] == units[: encoder.length]
+    proba = chinese.predict_proba(frame)[0]
+    explained = int(proba.argmax())
+    variants = pd.DataFrame({"评论": [_without(units, i, "") for i in range(encoder.length)]})
+    expected = proba[explained] - chinese.predict_proba(variants)[:, explained]
     np.testing.assert_allclose([s for _, s in scores["评论"]], expected, atol=1e-5)
 
 

@@ -65,10 +65,11 @@ def token_attributions(
 
 def _leave_one_out(tokens: list[str], encoder, score) -> list[tuple[str, float]]:
     """``(token, score(all) - score(without it))`` for each of the first ``encoder.length`` tokens; ``score``
-    maps id rows of text variants to one output per row."""
+    maps id rows of text variants to one output per row. Variants carry only the tokens after those that the
+    model can still read (:meth:`~deepmine.text.column.TextColumnEncoder.read_units`), however long the text."""
     from captum.attr import FeatureAblation  # heavy: imported only when explaining
 
-    shown, rest = tokens[: encoder.length], tokens[encoder.length :]
+    shown, rest = encoder.read_units(tokens)
     if not shown:
         return []
 

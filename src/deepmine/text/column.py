@@ -112,6 +112,21 @@ class TextColumnEncoder:
         word goes with the characters appended for it)."""
         return self._tok(text)
 
+    def read_units(self, tokens: list[str]) -> tuple[list[str], list[str]]:
+        """``tokens`` split into the first ``length`` (the ones an explanation leaves out one at a time) and the
+        fewest that follow them without changing what :meth:`encode_units` reads when one of the first is left
+        out: the next token, which moves up, and with ``chars`` enough of them for ``length`` appended
+        characters. The rest of a huge text is never read, so variants need not carry it."""
+        shown, rest = tokens[: self.length], tokens[self.length :]
+        if self.tokenizer != "jieba" or not self.chars:
+            return shown, rest[:1]
+        chars = 0
+        for i, tok in enumerate(rest):
+            if i >= 1 and chars >= self.length:
+                return shown, rest[:i]
+            chars += len(_cjk_chars([tok]))
+        return shown, rest
+
     def encode_units(self, tokens: list[str], length: int | None = None) -> list[str]:
         """What :meth:`encode_tokens` makes of a text whose tokenizer tokens are ``tokens``."""
         if self.tokenizer != "jieba":
