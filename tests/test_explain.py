@@ -54,6 +54,30 @@ def test_integrated_gradients_output_matches_the_predictor(binary):
         assert row["prediction"] == predictor.classes_[p.argmax()]
 
 
+def test_a_decision_threshold_is_explained_as_predict_applies_it(binary, monkeypatch):
+    from deepmine.explain import token_attributions
+
+    predictor, frame = binary
+    rows = frame.head(40)
+    proba = predictor.predict_proba(rows)
+    monkeypatch.setitem(predictor.model_spec, "decision_threshold", 0.25)  # as `trainer.threshold=f1` may choose
+    predicted = predictor.predict(rows)
+    flipped = [i for i, p in enumerate(proba) if 0.25 <= p[1] < 0.5]  # argmax says 'no', the threshold 'yes'
+    assert flipped and all(predicted[i] == "yes" for i in flipped)
+    result = integrated_gradients(predictor, rows)
+    tokens = token_attributions(predictor, rows)
+    for i in flipped:
+        row = result["rows"][i]
+        assert row["prediction"] == "yes" and row["explained"] == "probability of 'yes'"
+        assert row["output"] == pytest.approx(proba[i, 1], abs=1e-5)
+        note, scores = rows["note"].iloc[i], tokens[i]["note"]
+        words = [t for t, _ in scores]
+        without = [" ".join(words[:k] + words[k + 1 :]) for k in range(len(words))]
+        expected = proba[i, 1] - predictor.predict_proba(rows.iloc[[i] * len(words)].assign(note=without))[:, 1]
+        assert note.split() == words
+        np.testing.assert_allclose([s for _, s in scores], expected, atol=1e-5)
+
+
 def test_multilabel_rows_explain_their_most_probable_labels_probability():
     from test_multilabel import threshold_table
 

@@ -6,8 +6,9 @@ with :class:`captum.attr.LayerIntegratedGradients`. For a deep ensemble every me
 moves along the path at once, so the attributions of a row still add up to the ensemble's output minus
 the baseline output (completeness). Each column's attribution is the sum over its features.
 
-The explained output is the probability of the predicted class (classifiers), of the most probable label
-(multilabel) or the predicted value on the target's scale (regression). The baseline is ``columns.BASELINE_DOC``.
+The explained output is the probability of the predicted class (classifiers, a binary model's decision threshold
+applied), of the most probable label (multilabel) or the predicted value on the target's scale (regression). The
+baseline is ``columns.BASELINE_DOC``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import nn
 
 from deepmine.exceptions import DeepmineError
 from deepmine.explain.columns import BASELINE_DOC, Layout, baseline_blocks, baseline_values, layout
-from deepmine.explain.outputs import explained_output
+from deepmine.explain.outputs import explained_classes, explained_output
 from deepmine.nn.ensemble import Ensemble
 from deepmine.nn.trees import TreeBlend
 from deepmine.predictor import to_tensors
@@ -102,7 +103,7 @@ def integrated_gradients(
     forward = explained_output(predictor, model)
     with torch.no_grad():
         out_x, out_b = forward(*inputs), forward(*baselines)
-    target = out_x.argmax(dim=1) if classify else None
+    target = torch.as_tensor(explained_classes(predictor, blocks)) if classify else None
     pick = (lambda o: o.gather(1, target[:, None])[:, 0]) if classify else (lambda o: o)
     f_x, f_b = pick(out_x).double().numpy(), pick(out_b).double().numpy()
     with warnings.catch_warnings():  # captum warns that several layers must not feed each other: they do not

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -17,3 +18,13 @@ def explained_output(predictor, model: nn.Module) -> Callable[..., torch.Tensor]
         return lambda *xs: torch.softmax(model(*xs), dim=1)
     scale, shift = float(predictor.pipeline.target_std), float(predictor.pipeline.target_mean)
     return lambda *xs: model(*xs)[:, 0] * scale + shift
+
+
+def explained_classes(predictor, blocks) -> np.ndarray | None:
+    """Per row of ``blocks`` (model inputs), the class index an explanation is about: the predicted class (a
+    binary model's decision threshold applied, so it is the class `deepmine predict` gives), or the most
+    probable label of a multilabel model; None for regression."""
+    proba, _ = predictor.predict_blocks(blocks)
+    if proba is None:
+        return None
+    return proba.argmax(axis=1) if predictor.task == "multilabel" else predictor.decide(proba)

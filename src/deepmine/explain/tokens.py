@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deepmine.explain.outputs import explained_output
+from deepmine.explain.outputs import explained_classes, explained_output
 from deepmine.features.pipeline import Blocks
 from deepmine.predictor import to_tensors
 from deepmine.text.column import as_texts
@@ -41,16 +41,15 @@ def token_attributions(
     predictor, frame: pd.DataFrame, where: str = "the data"
 ) -> list[dict[str, list[tuple[str, float]]]]:
     """Per row of ``frame``, per text column: ``(token, attribution)`` in text order. The output explained is
-    the one :func:`~deepmine.explain.outputs.explained_output` gives, of the most probable class (or label)."""
+    the one :func:`~deepmine.explain.outputs.explained_output` gives, of the class (or label) Integrated
+    Gradients explain (:func:`~deepmine.explain.outputs.explained_classes`: the class predict gives)."""
     model = predictor.model
     model.eval()
     output = explained_output(predictor, model)
     pipeline = predictor.pipeline
     blocks = pipeline.transform(frame, where)
     classify = predictor.is_classifier or predictor.task == "multilabel"
-    if classify:
-        with torch.no_grad():
-            explained = output(*to_tensors(blocks)).argmax(dim=1).numpy()
+    explained = explained_classes(predictor, blocks) if classify else None
 
     def score(row: int, column: int, ids: np.ndarray) -> torch.Tensor:
         out = output(*to_tensors(_row_variants(blocks, row, column, ids)))
