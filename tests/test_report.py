@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pandas as pd
 import pytest
 from conftest import FAST, make_table
 
@@ -119,3 +120,22 @@ def test_profile_html(run_cli, table_csv, tmp_path):
     assert_sections(html, [SECTION_IDS["profile"], *PROFILE_IDS])
     assert_self_contained(html)
     assert 'alt="distribution of each column"' in html and 'alt="correlation matrix"' in html
+
+
+def test_multilabel_report_explains_its_example_rows():
+    from test_multilabel import keyword_texts
+
+    import deepmine
+    from deepmine.report.build import render_report
+
+    texts, labels = keyword_texts(200)
+    frame = pd.DataFrame({"text": texts, "topics": ["|".join(ls) for ls in labels]})
+    quick = {"trainer.epochs": 4, "trainer.threads": 1, "tracking.enabled": False}
+    model = deepmine.fit(frame, target="topics", task="multilabel", **quick)
+    html = render_report(model)
+    assert "No example rows recorded" not in html  # the artifact has them: they are explained, not denied
+    examples = model.insight["examples"]
+    assert html.count("<p><b>row ") == len(examples) > 0
+    assert html.count('<p class="tokens">text, strongest tokens') == len(examples)
+    first = "|".join(model.predict(pd.DataFrame.from_records(examples[:1]))[0]) or "(no label)"
+    assert f"<p><b>row 1</b>: predicted <b>{first}</b> (actual {examples[0]['topics']})" in html

@@ -57,13 +57,19 @@ def _number(value: Any) -> str:
 
 def _explain_examples(predictor, insight: dict[str, Any]) -> dict[str, Any] | None:
     examples = insight.get("examples") or []
-    if not examples or predictor.task == "multilabel":  # integrated gradients explain one class per row
+    if not examples:
         return None
     from deepmine.explain import add_token_attributions, integrated_gradients
 
     frame = pd.DataFrame.from_records(examples)
     explained = integrated_gradients(predictor, frame, modes=insight.get("baseline_modes"), where="the example rows")
     explained = add_token_attributions(predictor, frame, explained, "the example rows")
+    if predictor.task == "multilabel":  # a row explains its most probable label; its labels read as in the data
+        from deepmine.tasks.multilabel import join_lists
+
+        sep = predictor.schema.label_sep or "|"
+        for row in explained["rows"]:
+            row["prediction"] = join_lists([row["prediction"]], sep)[0] or "(no label)"
     return {
         "rows": sections.example_rows(examples, explained, predictor.schema.target),
         "baseline": explained["baseline"],
