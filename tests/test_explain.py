@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -153,6 +154,22 @@ def test_explain_text_and_json_number_the_same_rows_from_one(run_cli, binary, tm
     assert [row["row"] for row in json_rows] == [1, 2]  # --rows 2: data rows 1 and 2
     text_rows = [line.split(":")[0] for line in text.err.splitlines() if line.startswith("row ")]
     assert text_rows == [f"row {row['row']}" for row in json_rows]
+
+
+def test_a_predicted_value_is_shown_with_four_digits_in_explain_and_the_report(run_cli, regression, tmp_path):
+    from deepmine.report.build import render_report
+
+    predictor, frame = regression
+    predictor.save(tmp_path / "model")
+    frame.head(3).to_csv(tmp_path / "rows.csv", index=False)
+    args = ("explain", tmp_path / "model", tmp_path / "rows.csv", "--rows", 1)
+    text, as_json = run_cli(*args), run_cli(*args, "--json")
+    assert text.code == as_json.code == 0, text.err + as_json.err
+    value = json.loads(as_json.out)["attributions"]["rows"][0]["prediction"]  # JSON keeps every digit
+    assert f"row 1: {value:.4g} (predicted value {value:.4g}, baseline" in text.err
+    html = render_report(predictor)
+    shown = re.findall(r"<p><b>row \d+</b>: predicted <b>([^<]*)</b> \(actual ([^)]*)\)", html)
+    assert shown and all(len(re.sub(r"[-.]", "", p)) <= 4 and len(re.sub(r"[-.]", "", a)) <= 4 for p, a in shown)
 
 
 def test_explain_missing_artifact_is_a_clear_error(run_cli, tmp_path):

@@ -748,6 +748,7 @@ def explain(
     when DATA holds the target, else on the change of the predictions) and Integrated Gradients per row."""
     from deepmine.data.sources import check_sql_options, describe
     from deepmine.explain import add_token_attributions, integrated_gradients, permutation_importance
+    from deepmine.explain.outputs import shown_prediction
     from deepmine.explain.tokens import strongest
 
     check_sql_options(data, table, query)
@@ -789,7 +790,8 @@ def explain(
     for row in (explained or {}).get("rows", []):
         top = sorted(row["attributions"].items(), key=lambda kv: -abs(kv[1]))[:5]
         console.print(
-            f"row {row['row']}: {row['prediction']} ({row['explained']} {row['output']:.4g}, baseline "
+            f"row {row['row']}: {shown_prediction(predictor, row['prediction'])} ({row['explained']} "
+            f"{row['output']:.4g}, baseline "
             f"{row['baseline_output']:.4g}): " + ", ".join(f"{k} {v:+.3g}" for k, v in top),
             highlight=False,
             soft_wrap=True,

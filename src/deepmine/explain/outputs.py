@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,3 +29,15 @@ def explained_classes(predictor, blocks) -> np.ndarray | None:
     if proba is None:
         return None
     return proba.argmax(axis=1) if predictor.task == "multilabel" else predictor.decide(proba)
+
+
+def shown_prediction(predictor, value: Any) -> str:
+    """A row's prediction as people read it: a label list joined as the data writes it ('(no label)' when
+    empty), a predicted value with 4 significant digits (thousands grouped from 100,000), a label as it is."""
+    if isinstance(value, list | tuple):
+        from deepmine.tasks.multilabel import join_lists
+
+        return join_lists([value], predictor.schema.label_sep or "|")[0] or "(no label)"
+    if isinstance(value, float | np.floating):
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return str(value)

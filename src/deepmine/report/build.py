@@ -60,16 +60,13 @@ def _explain_examples(predictor, insight: dict[str, Any]) -> dict[str, Any] | No
     if not examples:
         return None
     from deepmine.explain import add_token_attributions, integrated_gradients
+    from deepmine.explain.outputs import shown_prediction
 
     frame = pd.DataFrame.from_records(examples)
     explained = integrated_gradients(predictor, frame, modes=insight.get("baseline_modes"), where="the example rows")
     explained = add_token_attributions(predictor, frame, explained, "the example rows")
-    if predictor.task == "multilabel":  # a row explains its most probable label; its labels read as in the data
-        from deepmine.tasks.multilabel import join_lists
-
-        sep = predictor.schema.label_sep or "|"
-        for row in explained["rows"]:
-            row["prediction"] = join_lists([row["prediction"]], sep)[0] or "(no label)"
+    for row in explained["rows"]:
+        row["prediction"] = shown_prediction(predictor, row["prediction"])
     return {
         "rows": sections.example_rows(examples, explained, predictor.schema.target),
         "baseline": explained["baseline"],
