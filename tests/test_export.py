@@ -188,6 +188,25 @@ def test_sidecar_usage_example_runs_as_written(ensemble_binary, tmp_path, monkey
     assert np.abs(scope["probabilities"] - expected).max() <= TOL
 
 
+def test_sidecar_says_how_predict_decides_a_binary_class(single_binary, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.chdir(tmp_path)
+    plain = json.loads(export_predictor(single_binary, tmp_path / "plain.onnx", "onnx", rows=50).sidecar.read_text())
+    assert plain["decision_threshold"] is None and "most probable" in plain["decision"]
+    scope: dict = {}
+    exec(compile(plain["usage"], "usage", "exec"), scope)
+    row = pd.DataFrame(scope["rows"])
+    assert scope["predicted"] == list(single_binary.predict(row))
+    p = float(single_binary.predict_proba(row)[0, 1])
+    threshold = p - 1e-3 if p < 0.5 else p + 1e-3  # the threshold flips this row away from its most probable class
+    monkeypatch.setitem(single_binary.model_spec, "decision_threshold", threshold)
+    result = export_predictor(single_binary, tmp_path / "tuned.onnx", "onnx", rows=50)
+    sidecar = json.loads(result.sidecar.read_text())
+    assert sidecar["decision_threshold"] == pytest.approx(threshold) and "decision_threshold" in sidecar["decision"]
+    exec(compile(sidecar["usage"], "usage", "exec"), scope)
+    assert scope["predicted"] == list(single_binary.predict(row)) != [single_binary.classes_[int(p >= 0.5)]]
+
+
 def test_text_and_datetime_columns_give_one_clear_error(tmp_path, run_cli):
     predictor = fit_small("binary", **{"model.ensemble": 1, "columns.drop": []})
     with pytest.raises(ExportError, match=r"'joined' \(datetime\), 'note' \(text\).*numeric, categorical and binary"):

@@ -130,6 +130,26 @@ def table_entries(pipeline: FeaturePipeline) -> dict[str, Any]:
     }
 
 
+# a classifier's usage ends with the class `deepmine predict` gives: the most probable, or a binary model's threshold
+DECIDE_ARGMAX = 'predicted = [meta["classes"][i] for i in probabilities.argmax(axis=1)]'
+DECIDE_THRESHOLD = 'predicted = [meta["classes"][int(p >= meta["decision_threshold"])] for p in probabilities[:, 1]]'
+
+
+def decision_entries(predictor: Predictor) -> tuple[dict[str, Any], str]:
+    """A classifier's sidecar fields saying how `deepmine predict` turns the probabilities into a class (the
+    graph stops at the probabilities), and the usage line doing it; nothing for a regression model."""
+    if not predictor.is_classifier:
+        return {}, ""
+    threshold = predictor.model_spec.get("decision_threshold")
+    if threshold is None:
+        return {"decision_threshold": None, "decision": "the predicted class is the most probable one"}, DECIDE_ARGMAX
+    rule = (
+        f"the predicted class is classes[1] when probabilities[:, 1] >= decision_threshold ({threshold:.4g}, "
+        "chosen on validation by trainer.threshold), else classes[0]; the most probable class may differ"
+    )
+    return {"decision_threshold": float(threshold), "decision": rule}, DECIDE_THRESHOLD
+
+
 def build_sidecar(
     predictor: Predictor, model_path: Path, fmt: str, exporter: str, check: dict[str, Any]
 ) -> dict[str, Any]:
@@ -140,6 +160,7 @@ def build_sidecar(
         outputs = [{"name": output, "dtype": "float32", "shape": ["rows", len(classes)], "columns": classes}]
     else:
         outputs = [{"name": output, "dtype": "float64", "shape": ["rows"], "target": predictor.schema.target}]
+    decision, decide = decision_entries(predictor)
     sidecar_name = f"{model_path.name}.json"
     runtime, load, run = RUNTIMES[fmt]
     usage = _USAGE.format(
@@ -148,7 +169,7 @@ def build_sidecar(
         load=load.format(model=model_path.name),
         example=example_row(predictor.pipeline),
         table=TABLE_INPUTS_USAGE.format(start="{}", rows="rows"),
-        run=run.format(output=output),
+        run=run.format(output=output) + (f"\n{decide}" if decide else ""),
     )
     return {
         **provenance(model_path, fmt, exporter),
@@ -158,6 +179,7 @@ def build_sidecar(
         "inputs": table["inputs"],
         "input_names": names,
         "outputs": outputs,
+        **decision,
         **{key: value for key, value in table.items() if key != "inputs"},
         "check": check,
         "usage": usage,
