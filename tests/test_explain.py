@@ -10,6 +10,7 @@ import pytest
 from conftest import make_table
 
 import deepmine
+from deepmine.artifact import write_checksums
 from deepmine.explain import integrated_gradients, permutation_importance
 
 SMALL = {"trainer": {"epochs": 15, "batch_size": 32}, "model": {"hidden": [32]}}
@@ -176,3 +177,19 @@ def test_explain_missing_artifact_is_a_clear_error(run_cli, tmp_path):
     result = run_cli("explain", tmp_path / "nope", tmp_path / "rows.csv", "--json")
     assert result.code == 1
     assert "does not exist" in result.err
+
+
+@pytest.mark.parametrize("kind", ["image", "tagger", "recommender", "forecaster", "sequence"])
+def test_explain_names_itself_and_the_kind_it_takes(kind, tmp_path, run_cli):
+    artifact = tmp_path / "model"
+    artifact.mkdir()
+    (artifact / "deepmine.json").write_text(json.dumps({"kind": kind, "format_version": 1}))
+    write_checksums(artifact, ["deepmine.json"])
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n")
+    article = "an" if kind[0] in "aeiou" else "a"
+    done = run_cli("explain", artifact, tmp_path / "rows.csv")
+    assert done.code == 1 and len(done.err.strip().splitlines()) == 1
+    assert done.err.startswith(
+        f"error: artifact '{artifact}' is {article} {kind} model; `deepmine explain` supports table models only "
+        "(`deepmine predict` and `deepmine evaluate` take every kind)"
+    ), done.err

@@ -606,17 +606,19 @@ def export(
     )
 
 
-def _require_table_or_image(artifact: Path, command: str) -> None:
+def _require_table_or_image(artifact: Path, command: str, image: bool = True) -> None:
     """A one-line error naming the artifact's kind when ``command`` (export, report, serve: table and image models
-    only) is given another kind; unreadable artifacts are left to the loader's own message."""
+    only; explain, ``image=False``: table models only) is given another kind; unreadable artifacts are left to the
+    loader's own message."""
     from deepmine.exceptions import ArtifactError
 
     kind = _kind(artifact)
-    if kind and kind not in ("tabular", "image"):
+    if kind and kind not in ("tabular", "image" if image else "tabular"):
         article = "an" if kind[:1] in "aeiou" else "a"
         raise ArtifactError(
-            f"artifact '{artifact}' is {article} {kind} model; `deepmine {command}` supports table and image models "
-            f"only (`deepmine predict` and `deepmine evaluate` take every kind)"
+            f"artifact '{artifact}' is {article} {kind} model; `deepmine {command}` supports table "
+            f"{'and image models' if image else 'models'} only (`deepmine predict` and `deepmine evaluate` take "
+            "every kind)"
         )
 
 
@@ -752,6 +754,7 @@ def explain(
     from deepmine.explain.tokens import strongest
 
     check_sql_options(data, table, query)
+    _require_table_or_image(artifact, "explain", image=False)
     predictor = _load_for_data(artifact, sep, encoding, no_header, table, query)
     frame = predictor.read(data)  # as predict reads it: a folder of .txt files feeds the model's text column
     where = describe(data)
