@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -481,6 +483,81 @@ def test_concurrent_clients_all_get_correct_answers(server, predictor, rows):
     assert [f for part in results for f in part] == []
 
 
+# ---- data-quality warnings: told to the client that sent the data, logged once per kind -----------------
+def _with_date(rows, value) -> dict:
+    return {"records": [_record(rows, joined=value)]}
+
+
+def test_a_bad_date_is_a_warning_in_its_own_answer(client, rows):
+    response = client.post("/predict", json=_with_date(rows, "soon"))
+    assert response.status_code == 200, response.text
+    (said,) = response.json()["warnings"]
+    assert said.startswith("the request: 1 value(s) of column 'joined' could not be read as dates")
+    assert "(for example 'soon')" in said and "\n" not in said
+    assert client.post("/predict", json=_with_date(rows, "2021-03-04")).json()["warnings"] == []
+    csv = pd.DataFrame([_record(rows, joined="later")]).to_csv(index=False)
+    answer = client.post("/predict", content=csv, headers={"Content-Type": "text/csv"}).json()
+    assert [w.split(" could not")[0] for w in answer["warnings"]] == ["the uploaded CSV: 1 value(s) of column 'joined'"]
+    spec = client.get("/openapi.json").json()["components"]["schemas"]["PredictResponse"]
+    assert spec["properties"]["warnings"]["items"] == {"type": "string"}
+
+
+def test_distinct_bad_values_leave_the_servers_memory_bounded(predictor, rows):
+    """Each answer names its own value; the server logs the kind once and keeps no text per value."""
+    import io
+
+    import deepmine.features.datetime as datetime_module
+    from deepmine.cli import SHOWN_WARNINGS
+
+    log = io.StringIO()
+    app = create_app(predictor, access_log=False)
+    app.state.inference.request_warnings.stream = log
+    shown = len(SHOWN_WARNINGS)
+    with LiveServer(app) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+        for i in range(40):
+            said = http.post("/predict", json=_with_date(rows, f"soon-{i}")).json()["warnings"]
+            assert len(said) == 1 and f"'soon-{i}'" in said[0]
+    assert len(app.state.inference.request_warnings.logged) == 1
+    (line,) = log.getvalue().splitlines()
+    assert json.loads(line)["event"] == "warning" and "'soon-0'" in json.loads(line)["message"]
+    registry = getattr(datetime_module, "__warningregistry__", {})
+    assert not [key for key in registry if "soon-" in str(key)]
+    assert len(SHOWN_WARNINGS) == shown
+
+
+def test_logged_kinds_are_an_lru_of_bounded_size():
+    import io
+
+    from deepmine.features.datetime import UnreadableDates
+    from deepmine.serve.request_warnings import RequestWarnings
+
+    log = io.StringIO()
+    catcher = RequestWarnings(stream=log, max_kinds=3)
+    for column in ["a", "b", "c", "d", "e", "e", "e"]:
+        with catcher.catching() as said:
+            warnings.warn(UnreadableDates("the request", column, 1, "x"), stacklevel=1)
+        assert said == [str(UnreadableDates("the request", column, 1, "x"))]
+    assert [kind[-1] for kind in catcher.logged] == ["c", "d", "e"]
+    assert len(log.getvalue().splitlines()) == 5  # e is logged once
+
+
+def test_concurrent_requests_hear_only_their_own_warnings(server, rows):
+    def worker(part: list[int]) -> list[str]:
+        failures = []
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for i in part:
+                value = f"bad-{i}" if i % 3 else "2020-05-06"  # every third request is clean
+                said = http.post("/predict", json=_with_date(rows, value)).json()["warnings"]
+                expected = [f"(for example '{value}')"] if i % 3 else []
+                if [re.search(r"\(for example '[^']*'\)", w).group() for w in said] != expected:
+                    failures.append(f"request {i}: {said}")
+        return failures
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(worker, [list(range(k, 120, 8)) for k in range(8)]))
+    assert [f for part in results for f in part] == []
+
+
 # ---- schemathesis: no server error anywhere in the spec -------------------------------------------------
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 def test_schemathesis_finds_no_server_error(server, mode):
@@ -542,6 +619,9 @@ def test_serve_command_logs_json_and_shuts_down_gracefully(artifact, rows, tmp_p
                 body = {"records": records(rows.head(2))}
                 assert http.post("/predict", json=body).status_code == 401
                 assert http.post("/predict", json=body, headers={"X-API-Key": KEY}).status_code == 200
+                for value in ("soon", "later"):  # two texts, one kind: one line in the server's log
+                    answer = http.post("/predict", json=_with_date(rows, value), headers={"X-API-Key": KEY}).json()
+                    assert f"'{value}'" in answer["warnings"][0]
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=20)
@@ -549,9 +629,13 @@ def test_serve_command_logs_json_and_shuts_down_gracefully(artifact, rows, tmp_p
     assert code in (0, -signal.SIGTERM), lines
     logged = [json.loads(line) for line in lines if line.startswith("{")]
     access = [e for e in logged if e.get("event") == "request"]
-    assert [(e["method"], e["path"], e["status"]) for e in access[-2:]] == [("POST", "/predict", 401)] + [
+    assert [(e["method"], e["path"], e["status"]) for e in access[-4:]] == [("POST", "/predict", 401)] + [
         ("POST", "/predict", 200)
+    ] * 3
+    assert [e["message"].split(" could not")[0] for e in logged if e.get("event") == "warning"] == [
+        "the request: 1 value(s) of column 'joined'"
     ]
+    assert not [line for line in lines if line.startswith("warning:")]
     assert all(isinstance(e["ms"], float) for e in access)
     assert any("shutdown complete" in e.get("message", "").lower() for e in logged)
     assert KEY not in log.read_text()

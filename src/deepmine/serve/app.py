@@ -178,13 +178,18 @@ def add_middleware(app: FastAPI, max_body_bytes: int, access_log: bool) -> None:
 
 def _predict_json(inference: Inference, body: bytes, id_field: str | None) -> bytes:
     match_torch_threads()
-    return inference.predict_records(inference.parse_json(body, id_field), id_field)
+    with inference.request_warnings.catching() as said:  # one request at a time: see request_warnings
+        records = inference.parse_json(body, id_field)
+        proba, values = inference.score_records(records)
+    return inference.answer(proba, values, inference.records_ids(records, id_field), id_field, said)
 
 
 def _predict_csv(inference: Inference, body: bytes, charset: str | None, id_field: str | None) -> bytes:
     match_torch_threads()
-    frame, ids = inference.parse_csv(body, charset, id_field)
-    return inference.predict(frame, CSV_WHERE, ids, id_field)
+    with inference.request_warnings.catching() as said:
+        frame, ids = inference.parse_csv(body, charset, id_field)
+        proba, values = inference.score(frame, CSV_WHERE)
+    return inference.answer(proba, values, ids, id_field, said)
 
 
 def content_type(header: str | None) -> tuple[str, str | None]:

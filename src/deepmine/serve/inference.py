@@ -29,6 +29,7 @@ from deepmine.predictor import Predictor
 from deepmine.serve.errors import ApiError, detail, from_data_error, from_validation
 from deepmine.serve.fast_path import JSON_WHERE, FastBlocks, same_blocks
 from deepmine.serve.request_model import InputField, Label, Models
+from deepmine.serve.request_warnings import SCORING, RequestWarnings
 
 DELIMITERS = (",", ";", "\t", "|")
 CSV_WHERE = "the uploaded CSV"
@@ -69,6 +70,7 @@ class Inference:
         self.class_keys = [str(c) for c in predictor.schema.classes] if scored else []
         self.na_values = list(predictor.config.data.na_values)
         self.fast: FastBlocks | None = None  # set by warm_up once checked against the pipeline
+        self.request_warnings = RequestWarnings()
 
     # ---- the id echoed with each answer ---------------------------------------------------------------
     def check_id_field(self, id_field: str | None) -> None:
@@ -145,14 +147,13 @@ class Inference:
             return self.fast.blocks(rows)
         return self.predictor.pipeline.transform(self.records_frame(rows), JSON_WHERE)
 
-    def predict_records(self, records: list[BaseModel], id_field: str | None = None) -> bytes:
-        rows = [r.__dict__ for r in records]
+    def score_records(self, records: list[BaseModel]) -> tuple[np.ndarray | None, np.ndarray]:
+        """``(probabilities or None, predictions)`` for validated records (422 for a bad value)."""
         try:
-            blocks = self.records_blocks(rows)
+            blocks = self.records_blocks([r.__dict__ for r in records])
         except DataError as err:
             raise from_data_error(err) from None
-        ids = self.records_ids(records, id_field)
-        return self.answer(*self.predictor.predict_blocks(blocks), ids, id_field)
+        return self.predictor.predict_blocks(blocks)
 
     # ---- CSV -----------------------------------------------------------------------------------------
     def parse_csv(
@@ -251,20 +252,23 @@ class Inference:
             raise ApiError.many(422, errors)
 
     # ---- prediction ----------------------------------------------------------------------------------
-    def predict(
-        self, frame: pd.DataFrame, where: str, ids: list[Any] | None = None, id_field: str | None = None
-    ) -> bytes:
-        """The JSON answer for ``frame`` through the pipeline: one prediction per row, in order."""
+    def score(self, frame: pd.DataFrame, where: str) -> tuple[np.ndarray | None, np.ndarray]:
+        """``(probabilities or None, predictions)`` for ``frame`` through the pipeline (422 for a bad value)."""
         try:
-            proba, values = self.predictor.predict_loaded(frame, where)
+            return self.predictor.predict_loaded(frame, where)
         except DataError as err:
             raise from_data_error(err) from None
-        return self.answer(proba, values, ids, id_field)
 
     def answer(
-        self, proba: np.ndarray | None, values: np.ndarray, ids: list[Any] | None, id_field: str | None = None
+        self,
+        proba: np.ndarray | None,
+        values: np.ndarray,
+        ids: list[Any] | None,
+        id_field: str | None = None,
+        said: list[str] | None = None,
     ) -> bytes:
-        """The JSON answer; each row's id (from ``id_field``, else the artifact's id column) first, when sent."""
+        """The JSON answer; each row's id (from ``id_field``, else the artifact's id column) first, when sent;
+        ``said``: the warnings scoring these rows raised, one line each."""
         scores = proba if proba is not None else values
         finite = np.isfinite(np.asarray(scores, dtype="float64"))
         if not finite.all():
@@ -288,7 +292,12 @@ class Inference:
         if ids is not None:
             key = id_field or self.id_column
             rows = [{key: _plain(i), **row} for i, row in zip(ids, rows, strict=True)]
-        payload = {"task": self.predictor.task, "classes": self.predictor.schema.classes, "predictions": rows}
+        payload = {
+            "task": self.predictor.task,
+            "classes": self.predictor.schema.classes,
+            "predictions": rows,
+            "warnings": said or [],
+        }
         return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
 
     # ---- start-up ------------------------------------------------------------------------------------
@@ -297,7 +306,7 @@ class Inference:
         real request pays no first-call costs."""
         rows = sample_rows(self.predictor, self.features)
         fast = FastBlocks(self.predictor.pipeline, {f.name: f.attr for f in self.features})
-        with warnings.catch_warnings():  # the sample's 'not a date' is there on purpose: no warning about it
+        with SCORING, warnings.catch_warnings():  # the sample's 'not a date' is there on purpose: no warning
             warnings.simplefilter("ignore", UnreadableDates)
             expected = self.predictor.pipeline.transform(self.records_frame(rows), "sample rows")
             try:

@@ -180,5 +180,14 @@ def build_models(predictor: Predictor) -> Models:
         task=(str, Field(..., description="binary, multiclass or regression")),
         classes=(list[Label], Field(..., description="The class labels (empty for regression).")),
         predictions=(list[prediction], ...),
+        warnings=(
+            list[str],
+            Field(
+                default_factory=list,
+                description="Problems found in this request's own rows, one line each, naming the column and a "
+                "value (for example values of a datetime column that are not dates, read as missing); the rows "
+                "are still predicted. Empty when there are none.",
+            ),
+        ),
     )
     return Models(fields, record, request, prediction, response)
