@@ -80,13 +80,17 @@ def test_a_decision_threshold_is_explained_as_predict_applies_it(binary, monkeyp
         np.testing.assert_allclose([s for _, s in scores], expected, atol=1e-5)
 
 
-def test_multilabel_rows_explain_their_most_probable_labels_probability():
+@pytest.fixture(scope="module")
+def multilabel():
     from test_multilabel import threshold_table
 
     frame = threshold_table(n=300)
-    predictor = deepmine.fit(
-        frame, target="tags", seed=0, **SMALL, **{"columns.label_sep": "|", "report.enabled": False}
-    )
+    options = {"columns.label_sep": "|", "report.enabled": False, "tracking.enabled": False}
+    return deepmine.fit(frame, target="tags", seed=0, **SMALL, **options), frame
+
+
+def test_multilabel_rows_explain_their_most_probable_labels_probability(multilabel):
+    predictor, frame = multilabel
     result = integrated_gradients(predictor, frame.head(5))
     proba = predictor.predict_proba(frame.head(5))
     predicted = predictor.predict(frame.head(5))
@@ -108,6 +112,14 @@ def test_permutation_ranks_informative_above_noise(request, which):
     assert result["metric"] == ("roc_auc" if which == "binary" else "rmse")
     assert scores["age"] > scores["noise"]
     assert result["columns"][0]["column"] == "age"
+
+
+def test_multilabel_permutation_scores_the_labels_predict_gives(multilabel, monkeypatch):
+    predictor, frame = multilabel
+    monkeypatch.setitem(predictor.model_spec, "label_thresholds", [0.9, 0.1])  # as `trainer.threshold=f1` may choose
+    result = permutation_importance(predictor, frame, repeats=1)
+    assert result["metric"] == "micro_f1"
+    assert result["baseline_score"] == pytest.approx(predictor.score_frame(frame, "rows")["micro_f1"], abs=1e-12)
 
 
 def test_permutation_without_target_measures_prediction_change(binary):

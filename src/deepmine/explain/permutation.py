@@ -21,16 +21,19 @@ def _outputs(predictor, blocks: Blocks) -> np.ndarray:
     return proba if proba is not None else np.asarray(values, dtype="float64")
 
 
-def _metric(task: str, y: np.ndarray) -> tuple[str, Any]:
-    """The task's metric as ``(name, score(outputs))``, oriented so that higher is better."""
+def _metric(predictor, y: np.ndarray) -> tuple[str, Any]:
+    """The task's metric as ``(name, score(outputs))``, oriented so that higher is better. Accuracy and micro F1
+    score the classes and labels as predict decides them (``Predictor.decide``: a binary decision threshold,
+    per-label thresholds of a multilabel model)."""
     from sklearn import metrics as skm
 
+    task, decide = predictor.task, predictor.decide
     if task == "binary" and len(np.unique(y)) == 2:
         return "roc_auc", lambda out: skm.roc_auc_score(y, out[:, 1])
     if task in ("binary", "multiclass"):
-        return "accuracy", lambda out: skm.accuracy_score(y, out.argmax(axis=1))
+        return "accuracy", lambda out: skm.accuracy_score(y, decide(out))
     if task == "multilabel":
-        return "micro_f1", lambda out: skm.f1_score(y, out >= 0.5, average="micro", zero_division=0)
+        return "micro_f1", lambda out: skm.f1_score(y, decide(out), average="micro", zero_division=0)
     return "rmse", lambda out: -float(np.sqrt(np.mean((out - y) ** 2)))
 
 
@@ -53,7 +56,8 @@ def permutation_importance(
     """Importance of each input column on up to ``max_rows`` rows of ``frame`` (a random sample beyond).
 
     With the target present (rows with a label), importance is the drop of the task's metric — ROC AUC
-    (binary), accuracy (multiclass), RMSE (regression, as its increase) — when the column is shuffled;
+    (binary), accuracy (multiclass), micro F1 (multilabel, at the model's label thresholds), RMSE (regression,
+    as its increase) — when the column is shuffled;
     otherwise it is the mean change of the model's predictions."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # many small forward passes: one thread is as fast and does not fight other work
@@ -79,7 +83,7 @@ def _permutation_importance(predictor, frame, repeats, max_rows, seed, where) ->
         y = pipeline.encode_target(frame, where)
         if predictor.task == "regression":
             y = pipeline.decode_target(y.astype("float64"))
-        name, score = _metric(predictor.task, y)
+        name, score = _metric(predictor, y)
     else:
         name, score = _change(predictor.task, reference)
     base = score(reference)
