@@ -51,6 +51,13 @@ def test_the_sentiment_words_are_the_strongest_tokens(fitted):  # noqa: F811
     assert checked >= 15
 
 
+def test_tokens_the_model_cannot_tell_apart_score_exactly_zero(fitted):  # noqa: F811
+    frame = pd.DataFrame({"review": ["zzqx blorf quuxx", "great zzqx wonderful"]})
+    unknown, mixed = token_attributions(fitted, frame)
+    assert unknown["review"] == [("zzqx", 0.0), ("blorf", 0.0), ("quuxx", 0.0)]  # not float32 noise like 5.96e-08
+    assert dict(mixed["review"])["great"] > 0.01  # real effects are kept
+
+
 def test_empty_and_huge_texts(fitted):  # noqa: F811
     frame = pd.DataFrame({"review": ["", "great wonderful " * 65_536]})  # the second is 1 MiB
     empty, huge = token_attributions(fitted, frame)

@@ -5,7 +5,9 @@ characters the encoder appends for it; a word the vocabulary lacks goes with the
 A token's attribution is the explained output of the row as it is minus the output with that one token
 removed from the text (Captum's ``FeatureAblation`` over a keep-mask of the tokens), so a positive value
 means the token pushed the output up. Only the first ``length`` tokens (what the model reads) are left out one
-at a time; the rest stay in every variant.
+at a time; the rest stay in every variant. An attribution within float32 round-off of the output
+(``|a| <= 4 * eps32 * max(1, |output|)``) is exactly 0.0: leaving out a token that changes nothing the model
+computes (an unknown word among unknown words) moves a float32 output by round-off only, not by a real effect.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from deepmine.predictor import to_tensors
 from deepmine.text.column import as_texts
 
 BATCH = 256  # variants scored per forward pass
+ROUND_OFF = 4 * float(np.finfo(np.float32).eps)  # relative size of float32 noise in an output difference
 
 
 def _row_variants(blocks: Blocks, row: int, column: int, ids: np.ndarray) -> Blocks:
@@ -77,10 +80,17 @@ def _leave_one_out(tokens: list[str], encoder, score) -> list[tuple[str, float]]
         return score(encoder.transform_units(kept))
 
     with torch.no_grad():
+        output = float(forward(torch.ones(1, len(shown)))[0])
         scores = FeatureAblation(forward).attribute(
             torch.ones(1, len(shown)), baselines=0.0, perturbations_per_eval=min(len(shown), BATCH)
         )
-    return list(zip(shown, scores[0].tolist(), strict=True))
+    return list(zip(shown, snap_round_off(scores[0].tolist(), output), strict=True))
+
+
+def snap_round_off(attributions: list[float], output: float) -> list[float]:
+    """``attributions`` of ``output`` with those within float32 round-off of it (see the module docstring) as 0.0."""
+    cut = ROUND_OFF * max(1.0, abs(output))
+    return [0.0 if abs(a) <= cut else a for a in attributions]
 
 
 def strongest(tokens: list[dict[str, Any]], count: int = 5) -> list[dict[str, Any]]:
