@@ -613,7 +613,7 @@ def _require_table_or_image(artifact: Path, command: str, image: bool = True) ->
     from deepmine.exceptions import ArtifactError
 
     kind = _kind(artifact)
-    if kind and kind not in ("tabular", "image" if image else "tabular"):
+    if kind and kind not in (("tabular", "image") if image else ("tabular",)):
         article = "an" if kind[:1] in "aeiou" else "a"
         raise ArtifactError(
             f"artifact '{artifact}' is {article} {kind} model; `deepmine {command}` supports table "

@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import sys
 import time
-import warnings
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepmine.exceptions import ColumnError, ConfigError, DataError, DeepmineWarning, SourceNotFoundError, did_you_mean
+from deepmine.exceptions import (
+    ColumnError,
+    ConfigError,
+    DataError,
+    SourceNotFoundError,
+    did_you_mean,
+    warn_user,
+)
 from deepmine.text.vectors import WordVectors
 
 METHODS = ("skipgram", "cbow")
@@ -142,11 +148,7 @@ def _warn_not_utf8(path: Path, legacy: dict[Path, str], total: int) -> None:
 
         warn_not_utf8(path, next(iter(legacy)), len(legacy), total, Counter(legacy.values()), [])
         return
-    warnings.warn(
-        f"'{path}' is not UTF-8; read it as {legacy[path]}; re-save it as UTF-8 if its text looks wrong",
-        DeepmineWarning,
-        stacklevel=4,
-    )
+    warn_user(f"'{path}' is not UTF-8; read it as {legacy[path]}; re-save it as UTF-8 if its text looks wrong")
 
 
 def _non_blank(values: Any) -> list[str]:

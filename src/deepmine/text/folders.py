@@ -3,7 +3,6 @@ a flat folder of ``.txt`` files (new texts to predict) as a (file, text) table."
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from deepmine.data.csv_sniff import SAMPLE_BYTES, bom_encoding, legacy_encoding
-from deepmine.exceptions import ColumnError, DataError, DeepmineWarning
+from deepmine.exceptions import ColumnError, DataError, warn_user
 
 TEXT_SUFFIX = ".txt"
 TEXT_COLUMN, LABEL_COLUMN, FILE_COLUMN = "text", "label", "file"
@@ -170,6 +169,4 @@ def warn_not_utf8(root: Path, example: Path, legacy: int, total: int, used: Coun
         )
     else:
         how = f"read them as {read}; re-save them as UTF-8 if their texts look wrong"
-    warnings.warn(
-        f"'{root}': {legacy} of {total} .txt files are not UTF-8 (e.g. '{name}'); {how}", DeepmineWarning, stacklevel=4
-    )
+    warn_user(f"'{root}': {legacy} of {total} .txt files are not UTF-8 (e.g. '{name}'); {how}")
